@@ -1,0 +1,1 @@
+//! mvdp's control plane.

@@ -1,0 +1,1 @@
+//! mvdp's XDP demux program and its loader.

@@ -1,0 +1,2 @@
+//! One module per top-level subcommand.
+pub mod lab;

@@ -1,0 +1,40 @@
+//! `mvdp`: the command-line front end (lab, and later daemon/network/port/bench).
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "mvdp", version, about = "Kernel-bypass macvlan: XDP demux + AF_XDP userspace switch")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build or remove the network-namespace lab (wire switch, external host, host, containers).
+    #[command(subcommand)]
+    Lab(cmd::lab::LabCmd),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MVDP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Lab(c) => cmd::lab::run(c),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mvdp: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
