@@ -1,0 +1,61 @@
+/* The contract between the XDP demux program and its Rust loader.
+ *
+ * Every struct here is mirrored in ebpf/src/abi.rs with compile-time size and
+ * offset checks: change both together. Fields are host byte order unless the
+ * name says otherwise; MAC addresses are kept in wire order.
+ */
+#ifndef MVDP_ABI_H
+#define MVDP_ABI_H
+
+#include <linux/types.h>
+
+/* XSKMAP index = slot * MVDP_MAX_QUEUES + rx queue. An XSKMAP redirect only
+ * reaches a socket bound to the frame's own device and queue, so a port needs
+ * one socket per parent rx queue; the map is laid out to give each its entry. */
+#define MVDP_MAX_QUEUES 64
+#define MVDP_MAX_SLOTS 1024
+#define MVDP_XSKS_ENTRIES (MVDP_MAX_QUEUES * MVDP_MAX_SLOTS)
+#define MVDP_MAX_PORTS 4096
+
+/* 802.1Q VLAN id 0 means "priority tag only": such frames are keyed as untagged. */
+#define MVDP_VLAN_UNTAGGED 0
+
+/* Key of the `ports` hash map: which (VLAN, destination MAC) belongs to a port. */
+struct mvdp_port_key {
+	__u8 mac[6];
+	__u16 vlan;
+};
+
+/* Value of the `ports` hash map. */
+struct mvdp_port_val {
+	__u32 slot; /* row of the XSKMAP, < MVDP_MAX_SLOTS */
+	__u32 flags; /* reserved, 0 */
+};
+
+/* config.flags */
+#define MVDP_CFG_PASSTHRU (1u << 0)
+
+/* The single entry of the `config` array map. */
+struct mvdp_config {
+	__u32 flags;
+	__u32 passthru_slot; /* with MVDP_CFG_PASSTHRU: the one port's slot */
+	__u16 passthru_vlan; /* with MVDP_CFG_PASSTHRU: the VLAN it owns (0 = untagged) */
+	__u16 pad0;
+	__u32 pad1;
+};
+
+/* Index of the per-CPU `counters` array map. Append only: the numbers are ABI. */
+enum mvdp_counter {
+	MVDP_CNT_RX = 0, /* every frame the program saw */
+	MVDP_CNT_REDIRECT = 1, /* handed to a port's AF_XDP socket */
+	MVDP_CNT_PASS_HOST = 2, /* unicast for no port: host stack */
+	MVDP_CNT_PASS_GROUP = 3, /* broadcast/multicast: host stack + flood tap */
+	MVDP_CNT_PASS_QINQ = 4, /* 802.1ad outer tag: not ours, host stack */
+	MVDP_CNT_DROP_RUNT = 5, /* shorter than an Ethernet header */
+	MVDP_CNT_DROP_TRUNC_VLAN = 6, /* 802.1Q ethertype but no room for the tag */
+	MVDP_CNT_DROP_NO_SOCKET = 7, /* port known, no socket on this rx queue */
+	MVDP_CNT_DROP_BAD_QUEUE = 8, /* rx queue >= MVDP_MAX_QUEUES */
+	MVDP_CNT__MAX = 9,
+};
+
+#endif

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what mvdp needs to build and run, and only what is missing.
+# Sourced or run by scripts/main.sh and scripts/test.sh; safe to run again.
+set -euo pipefail
+
+# Debian packages, and why each is here.
+PACKAGES=(
+  clang-19          # compiles ebpf/bpf/*.c to BPF; xsk-rs's libxdp build needs it too
+  llvm-19           # llvm-strip/llvm-objdump for the BPF objects
+  libbpf-dev        # bpf_helpers.h for the XDP program
+  libelf-dev        # libxdp (built by xsk-rs)
+  zlib1g-dev        # libxdp
+  m4                # libxdp's build
+  pkg-config        # libxdp's build
+  make              # libxdp's build
+  ethtool           # lab: offload switches (txvlan, tx checksum)
+  iproute2          # ip netns exec, used by tests to check what the library built
+  iputils-ping      # lab connectivity checks
+  containernetworking-plugins  # the reference CNI macvlan plugin (conformance cross-check)
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "mvdp: setup needs root (it installs packages, and mvdp itself needs root for XDP and network namespaces)." >&2
+  echo "      run: sudo $0" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "mvdp: installing missing packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "mvdp: cargo not found: install Rust stable (https://rustup.rs) first." >&2
+  exit 1
+fi
+grep -q ' /sys/fs/bpf bpf' /proc/mounts || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
