@@ -78,13 +78,15 @@ impl Prog {
     /// at least 14 bytes, and puts the rest beyond `linear` in a fragment the program does not
     /// see: how a runt reaches it).
     fn run_linear(&self, data: &[u8], linear: u32) -> u32 {
-        let mut prog = self.obj.progs_mut().find(|p| p.name() == "demux").unwrap();
+        let prog = self.obj.progs_mut().find(|p| p.name() == "demux").unwrap();
         // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
         let mut ctx = [0u8; 24];
         ctx[4..8].copy_from_slice(&linear.to_ne_bytes());
-        let mut input = libbpf_rs::ProgramInput::default();
-        input.data_in = Some(data);
-        input.context_in = Some(&mut ctx);
+        let input = libbpf_rs::ProgramInput {
+            data_in: Some(data),
+            context_in: Some(&mut ctx),
+            ..Default::default()
+        };
         prog.test_run(input).expect("test run").return_value
     }
 
