@@ -1,0 +1,51 @@
+//! Shared helpers for the end-to-end tests.
+#![allow(dead_code)]
+
+pub mod raw;
+pub mod xsk;
+
+use std::fs::File;
+use std::process::Command;
+
+/// Root-only tests say why they skip instead of failing on an unprivileged machine.
+pub fn is_root(test: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        eprintln!("{test}: skipped: needs root (network namespaces, XDP, AF_XDP)");
+    }
+    root
+}
+
+/// Runs `f` on a fresh thread that has entered netns `name`; sockets and BPF objects it
+/// creates stay bound to that namespace.
+pub fn in_netns<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let ns = File::open(format!("/run/netns/{name}")).expect("netns exists");
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            f()
+        })
+        .join()
+        .expect("netns thread panicked")
+    })
+}
+
+/// `ip netns exec NS ARGS…`, returning success.
+pub fn ns_ok(ns: &str, args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// `ip -n NS ARGS…` stdout.
+pub fn ip_n(ns: &str, args: &[&str]) -> String {
+    let o = Command::new("ip")
+        .args(["-n", ns])
+        .args(args)
+        .output()
+        .expect("ip");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
