@@ -5,7 +5,11 @@ mod cmd;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "mvdp", version, about = "Kernel-bypass macvlan: XDP demux + AF_XDP userspace switch")]
+#[command(
+    name = "mvdp",
+    version,
+    about = "Kernel-bypass macvlan: XDP demux + AF_XDP userspace switch"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
