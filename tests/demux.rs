@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::raw::{self, frame, marker};
 use common::xsk::XskSet;
-use common::{in_netns, ip_n, is_root, ns_ok};
+use common::{eventually, in_netns, is_root, ns_ok, xdp_attached};
 use mvdp_ebpf::abi::Counter;
 use mvdp_ebpf::{Demux, DemuxError, FloodTap, ModePolicy};
 
@@ -185,10 +185,10 @@ fn bad_parents_are_refused_and_change_nothing() {
             &["ping", "-c", "1", "-W", "1", &lab.host_ip]
         ));
         assert!(first.counters().unwrap().get(Counter::Rx) > before);
-        assert!(ip_n(&lab.host, &["link", "show", &lab.parent]).contains("xdp"));
+        assert!(xdp_attached(&lab.host, &lab.parent));
         drop(first);
         assert!(
-            !ip_n(&lab.host, &["link", "show", &lab.parent]).contains("xdp"),
+            eventually(2, || !xdp_attached(&lab.host, &lab.parent)),
             "dropping detaches"
         );
     });
@@ -234,23 +234,15 @@ fn a_killed_loader_leaves_no_program_behind() {
         .map_while(Result::ok)
         .any(|l| l.contains("ATTACHED"));
     assert!(attached, "the child attached demux");
-    assert!(ip_n(&lab.host, &["link", "show", &lab.parent]).contains("xdp"));
+    assert!(xdp_attached(&lab.host, &lab.parent));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
     child.wait().unwrap();
-    let mut gone = false;
-    for _ in 0..50 {
-        if !ip_n(&lab.host, &["link", "show", &lab.parent]).contains("xdp") {
-            gone = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
     assert!(
-        gone,
+        eventually(3, || !xdp_attached(&lab.host, &lab.parent)),
         "the kernel detached the program when its BPF link's owner died"
     );
     assert!(

@@ -49,3 +49,23 @@ pub fn ip_n(ns: &str, args: &[&str]) -> String {
         .expect("ip");
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// Whether `ifname` in netns `ns` has an XDP program attached.
+pub fn xdp_attached(ns: &str, ifname: &str) -> bool {
+    ip_n(ns, &["link", "show", "dev", ifname]).contains("prog/xdp")
+}
+
+/// Polls `cond` for up to `secs` seconds: kernel teardown (link release, netns exit) is
+/// asynchronous.
+pub fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
