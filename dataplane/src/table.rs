@@ -276,7 +276,7 @@ pub(crate) struct TapEntry {
 }
 
 /// An immutable, validated forwarding table.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Tables {
     networks: Vec<Network>,
     ports: Vec<Port>,
@@ -291,6 +291,20 @@ pub struct Tables {
     tap_ports: Vec<PortId>,
     /// (port, its mode bit), grouped by segment.
     flood: Vec<(PortId, u8)>,
+}
+
+impl std::fmt::Debug for Tables {
+    // The lookup structures are derived data (and one is 4096 entries per
+    // parent); the configuration is what a reader wants to see.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tables")
+            .field("networks", &self.networks)
+            .field("ports", &self.ports)
+            .field("segments", &self.segments)
+            .field("taps", &self.taps)
+            .field("tap_ports", &self.tap_ports)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Tables {
