@@ -7,15 +7,19 @@ mod common;
 
 use std::time::Duration;
 
-use common::raw::{self, frame, marker};
-use common::xsk::XskSet;
 use common::{eventually, in_netns, is_root, ns_ok, xdp_attached};
+use mvdp::probe::raw::{frame, marker};
+use mvdp::probe::xsk::XskProbe;
 use mvdp_ebpf::abi::Counter;
 use mvdp_ebpf::{Demux, DemuxError, FloodTap, ModePolicy};
 
 const MAC_A: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 0x0a];
 const MAC_B: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 0x0b];
 const SRC: [u8; 6] = [0x02, 0xee, 0, 0, 0, 0x01];
+
+fn send(ifname: &str, frames: &[Vec<u8>]) {
+    mvdp::probe::raw::send(ifname, frames).expect("sending probe frames");
+}
 
 /// A lab for one test; see mini_lab.
 use mini_lab::MiniLab;
@@ -28,7 +32,7 @@ fn frames_land_in_exactly_the_right_socket() {
     let lab = MiniLab::new("dmx1");
     let (got, counters) = in_netns(&lab.host, || {
         let mut demux = Demux::attach(&lab.parent, ModePolicy::Native).expect("attach");
-        let mut xsks = XskSet::new(&lab.parent, 3);
+        let mut xsks = XskProbe::new(&lab.parent, 0, 3).expect("probe sockets");
         for (slot, fd) in xsks.fds().into_iter().enumerate() {
             demux.set_socket(slot as u32, 0, fd).unwrap();
         }
@@ -40,7 +44,7 @@ fn frames_land_in_exactly_the_right_socket() {
         std::thread::scope(|s| {
             s.spawn(|| {
                 in_netns(&lab.ext, || {
-                    raw::send(
+                    send(
                         "eth0",
                         &[
                             frame(MAC_A, SRC, None, "A-untagged"),
@@ -129,7 +133,7 @@ fn the_flood_tap_restores_vlan_tags() {
         let _demux = Demux::attach(&lab.parent, ModePolicy::Native).expect("attach");
         let mut tap = FloodTap::open(&lab.parent).unwrap();
         in_netns(&lab.ext, || {
-            raw::send(
+            send(
                 "eth0",
                 &[
                     frame([0xff; 6], SRC, Some(0x2064), "bcast-vlan100"),

@@ -1,9 +1,6 @@
 //! Shared helpers for the end-to-end tests.
 #![allow(dead_code)]
 
-pub mod raw;
-pub mod xsk;
-
 use std::fs::File;
 use std::process::Command;
 

@@ -1,0 +1,3 @@
+//! The `mvdp` package: the CLI binary (src/main.rs) plus what it shares with the tests.
+
+pub mod probe;
