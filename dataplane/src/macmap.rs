@@ -1,4 +1,4 @@
-//! Open-addressed hash table from a packed (segment, MAC) key to a u32 value.
+//! Open-addressed hash table from a packed (segment, MAC) key to a small value.
 //!
 //! Built once per table snapshot and then only read, so it needs no deletion
 //! and no resizing. Linear probing over a power-of-two array kept at most half
@@ -11,8 +11,8 @@
 const EMPTY: u64 = u64::MAX;
 
 #[derive(Debug, Clone)]
-pub struct MacMap {
-    slots: Box<[(u64, u32)]>,
+pub struct MacMap<V = u32> {
+    slots: Box<[(u64, V)]>,
     shift: u32,
 }
 
@@ -22,12 +22,12 @@ pub const fn key(segment: u16, mac48: u64) -> u64 {
     ((segment as u64) << 48) | (mac48 & 0xffff_ffff_ffff)
 }
 
-impl MacMap {
+impl<V: Copy + Default> MacMap<V> {
     /// Builds from unique keys; a repeated key keeps its first value (the
     /// builder rejects duplicates before getting here).
-    pub fn build(entries: &[(u64, u32)]) -> MacMap {
+    pub fn build(entries: &[(u64, V)]) -> MacMap<V> {
         let cap = (entries.len() * 2).next_power_of_two().max(16);
-        let mut slots = vec![(EMPTY, 0u32); cap].into_boxed_slice();
+        let mut slots = vec![(EMPTY, V::default()); cap].into_boxed_slice();
         let shift = 64 - cap.trailing_zeros();
         let mask = cap - 1;
         for &(k, v) in entries {
@@ -56,7 +56,7 @@ impl MacMap {
     }
 
     #[inline]
-    pub fn get(&self, k: u64) -> Option<u32> {
+    pub fn get(&self, k: u64) -> Option<V> {
         let mask = self.slots.len() - 1;
         let mut i = Self::slot(k, self.shift);
         // Bounded so that even a (impossible) full table cannot spin.
@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn empty_map_misses() {
-        let m = MacMap::build(&[]);
+        let m = MacMap::<u32>::build(&[]);
         assert_eq!(m.get(key(0, 1)), None);
     }
 }

@@ -266,6 +266,22 @@ impl Segment {
     }
 }
 
+/// What a (segment, MAC) lookup yields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Hit {
+    pub(crate) port: PortId,
+    pub(crate) mode: Mode,
+}
+
+impl Default for Hit {
+    fn default() -> Hit {
+        Hit {
+            port: PortId(u32::MAX),
+            mode: Mode::Private,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TapEntry {
     start: u32,
@@ -283,8 +299,9 @@ pub struct Tables {
     segments: Vec<Segment>,
     /// Per parent id: VID -> segment number (NO_SEGMENT if none).
     parents: Vec<Option<Box<[u16]>>>,
-    /// (segment, MAC) -> port, for ports that are up.
-    by_mac: MacMap,
+    /// (segment, MAC) -> port and its mode, for ports that are up. The mode
+    /// rides along so the decision needs no second load.
+    by_mac: MacMap<Hit>,
     /// (segment, source MAC) -> index into `taps`.
     sources: MacMap,
     taps: Vec<TapEntry>,
@@ -365,12 +382,18 @@ impl Tables {
     /// The up port with `mac` in `segment` (the kernel's `macvlan_hash_lookup`).
     #[inline]
     pub fn lookup(&self, segment: SegmentId, mac: Mac) -> Option<PortId> {
-        self.by_mac.get(key(segment.0, mac.to_u64())).map(PortId)
+        self.hit(segment, mac.to_u64()).map(|h| h.port)
+    }
+
+    /// `lookup` by a packed MAC, with the port's mode.
+    #[inline]
+    pub(crate) fn hit(&self, segment: SegmentId, mac48: u64) -> Option<Hit> {
+        self.by_mac.get(key(segment.0, mac48))
     }
 
     #[inline]
-    pub(crate) fn lookup_taps(&self, segment: SegmentId, src: Mac) -> Option<(TapSet, TapEntry)> {
-        let i = self.sources.get(key(segment.0, src.to_u64()))?;
+    pub(crate) fn lookup_taps(&self, segment: SegmentId, src48: u64) -> Option<(TapSet, TapEntry)> {
+        let i = self.sources.get(key(segment.0, src48))?;
         let e = *self.taps.get(i as usize)?;
         Some((TapSet(i), e))
     }
@@ -556,10 +579,14 @@ fn build(b: &TablesBuilder) -> Result<Tables, BuildError> {
             });
         }
     }
-    let up_macs: Vec<(u64, u32)> = all_macs
+    let up_macs: Vec<(u64, Hit)> = all_macs
         .iter()
-        .copied()
-        .filter(|&(_, p)| ports[p as usize].up)
+        .filter(|&&(_, p)| ports[p as usize].up)
+        .map(|&(k, p)| {
+            let port = PortId(p);
+            let mode = ports[p as usize].mode;
+            (k, Hit { port, mode })
+        })
         .collect();
     let by_mac = MacMap::build(&up_macs);
 

@@ -137,10 +137,15 @@ impl VlanTag {
 }
 
 /// Everything the forwarding decision reads from a frame, parsed in one go.
+///
+/// MACs are kept packed (`Mac::to_u64`): the table is keyed by the packed
+/// form, and two 8-byte loads are much cheaper than twelve byte loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct L2Header {
-    pub dst: Mac,
-    pub src: Mac,
+    /// Destination MAC, packed big-endian into the low 48 bits.
+    pub dst: u64,
+    /// Source MAC, packed the same way.
+    pub src: u64,
     /// TCI of an outer 802.1Q tag. `Some` also for priority-tagged frames (VID 0).
     pub tci: Option<u16>,
     /// The EtherType after the tag, or the outer one when untagged.
@@ -155,9 +160,11 @@ impl L2Header {
         let Some(h) = frame.first_chunk::<ETH_HEADER_LEN>() else {
             return Err(WireError::Runt);
         };
-        let dst = Mac([h[0], h[1], h[2], h[3], h[4], h[5]]);
-        let src = Mac([h[6], h[7], h[8], h[9], h[10], h[11]]);
-        let outer = u16::from_be_bytes([h[12], h[13]]);
+        let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5, t0, t1] = *h;
+        let dst = u64::from_be_bytes([d0, d1, d2, d3, d4, d5, s0, s1]) >> 16;
+        let tail = u64::from_be_bytes([s0, s1, s2, s3, s4, s5, t0, t1]);
+        let src = tail >> 16;
+        let outer = tail as u16;
         if outer != ethertype::VLAN {
             return Ok(L2Header {
                 dst,
@@ -180,6 +187,22 @@ impl L2Header {
     #[inline]
     pub fn vid(&self) -> u16 {
         self.tci.map_or(0, |t| t & 0x0fff)
+    }
+
+    #[inline]
+    pub fn dst_mac(&self) -> Mac {
+        Mac::from_u64(self.dst)
+    }
+
+    #[inline]
+    pub fn src_mac(&self) -> Mac {
+        Mac::from_u64(self.src)
+    }
+
+    /// The group bit of the destination: broadcast or multicast.
+    #[inline]
+    pub fn dst_is_multicast(&self) -> bool {
+        self.dst & (1 << 40) != 0
     }
 }
 
@@ -252,7 +275,14 @@ mod tests {
             (h.tci, h.ethertype, h.vid()),
             (Some(0x6000 | 42), 0x0800, 42)
         );
-        assert_eq!(h.src, Mac([2, 0, 0, 0, 0, 1]));
+        assert_eq!(h.src_mac(), Mac([2, 0, 0, 0, 0, 1]));
+        assert_eq!(h.dst_mac(), Mac([2, 0, 0, 0, 0, 2]));
+        assert!(!h.dst_is_multicast());
+        let mut b = frame(None);
+        b[..6].copy_from_slice(&[0xff; 6]);
+        assert!(L2Header::parse(&b).unwrap().dst_is_multicast());
+        b[..6].copy_from_slice(&[0x01, 0, 0x5e, 0, 0, 1]);
+        assert!(L2Header::parse(&b).unwrap().dst_is_multicast());
     }
 
     #[test]

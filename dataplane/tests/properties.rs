@@ -200,8 +200,8 @@ fn check_invariants(
             // the modes where macvlan_handle_frame forwards to the original port.
             // (Unless a nodst source-mode port consumed the frame first.)
             let consumed = d.ports == Ports::None && d.taps.is_some() && !d.host;
-            if h.dst.is_multicast() && !consumed {
-                if let Some(owner) = t.lookup(d.segment, h.src) {
+            if h.dst_is_multicast() && !consumed {
+                if let Some(owner) = t.lookup(d.segment, h.src_mac()) {
                     let mode = t.port(owner).unwrap().mode;
                     // Copies through the port set only: a source-mode port may
                     // also tap its own MAC, which is a different rule.
@@ -224,12 +224,12 @@ fn check_invariants(
             prop_assert!(!d.tagged);
             prop_assert!(h.tci.is_none());
             if port.mode != Mode::Passthru {
-                prop_assert_eq!(h.src, port.mac);
+                prop_assert_eq!(h.src_mac(), port.mac);
             }
             if dests.contains(&Dest::Port(pid.0)) {
                 // Only a bridge port's unicast to its own MAC (dev_forward_skb).
                 prop_assert_eq!(port.mode, Mode::Bridge);
-                prop_assert_eq!(h.dst, port.mac);
+                prop_assert_eq!(h.dst_mac(), port.mac);
             }
         }
     }
