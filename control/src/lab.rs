@@ -1,0 +1,982 @@
+//! The netns test lab: an external switch, an external host, one or two hosts with a parent NIC, and N
+//! container namespaces, all under a unique name prefix, removed on drop, on panic and on Ctrl-C.
+//!
+//! ```text
+//!  {prefix}-ext            {prefix}-wire                          {prefix}-host (or host1, host2)
+//!  eth0 198.18.0.254 ──── wext ─ br0 ─ whost1 ─────────────────── eth1 198.18.0.1 (the parent NIC)
+//!                                     (hairpin on whostN if asked)  vc1..vcN ── eth0 in {prefix}-c1..cN
+//!                                                                   (only with container veths)
+//! ```
+//!
+//! Addresses come only from the RFC 2544 benchmarking range 198.18.0.0/24: hosts' parents 198.18.0.1..,
+//! containers from 198.18.0.10, the external host 198.18.0.254. MACs are locally administered
+//! 02:6d:76:xx:xx:xx. Offloads: the wire bridge's veth ends and the external host's end have `txvlan` (and
+//! the 802.1ad twin) off so tags stay in frame data, each parent has `rxvlan` (and twin) off, container
+//! ends have TX checksum offload off. IPv6 is disabled in every lab namespace unless asked for.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, Once};
+
+use crate::error::{Error, Result};
+use crate::names::{parse_lab_netns, validate_ifname, validate_prefix, MacAddr, Role};
+use crate::netlink::{Netlink, VethEnd};
+use crate::netns::{is_root, NetNs};
+use crate::offload::{set_offloads, Offload};
+
+/// The lab's subnet, 198.18.0.0/24 (RFC 2544 benchmarking range).
+pub const LAB_NET: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 0);
+pub const LAB_PREFIX_LEN: u8 = 24;
+/// The external host's address.
+pub const EXT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
+/// The wire switch's bridge name.
+pub const BRIDGE: &str = "br0";
+/// The external host's interface (in `{prefix}-ext`).
+pub const EXT_IFNAME: &str = "eth0";
+/// The wire bridge's port towards the external host.
+pub const EXT_WIRE_PORT: &str = "wext";
+/// The parent NIC's name in every host namespace.
+pub const PARENT_IFNAME: &str = "eth1";
+/// The interface name on the container side of container veths.
+pub const CONTAINER_IFNAME: &str = "eth0";
+/// Most containers a lab builds (keeps container IPs inside 198.18.0.10..=198.18.0.209).
+pub const MAX_CONTAINERS: u32 = 200;
+/// Most hosts a lab builds.
+pub const MAX_HOSTS: u32 = 8;
+
+/// IP of host `n` (1-based): 198.18.0.n.
+pub fn host_ip(n: u32) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 0, n as u8)
+}
+/// MAC of host `n`'s parent NIC.
+pub fn host_mac(n: u32) -> MacAddr {
+    MacAddr::lab(0, 0, n as u8)
+}
+/// Default IP of container `n` (1-based): 198.18.0.(9+n).
+pub fn container_ip(n: u32) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 0, (9 + n) as u8)
+}
+/// Default MAC of container `n`.
+pub fn container_mac(n: u32) -> MacAddr {
+    MacAddr::lab(0, 1, n as u8)
+}
+/// The external host's MAC.
+pub const EXT_MAC: MacAddr = MacAddr::lab(0, 0, 0xfe);
+
+/// Transmit 802.1Q/802.1ad tags in frame data, not as offload metadata (wire ports, external host).
+const TAGS_IN_DATA_TX: &[(Offload, bool)] =
+    &[(Offload::TxVlan, false), (Offload::TxVlanStag, false)];
+/// Keep received tags in frame data (parents).
+const TAGS_IN_DATA_RX: &[(Offload, bool)] =
+    &[(Offload::RxVlan, false), (Offload::RxVlanStag, false)];
+
+/// True for addresses a lab may use: inside 198.18.0.0/24, not the network or broadcast address.
+pub fn is_lab_ip(ip: Ipv4Addr) -> bool {
+    let o = ip.octets();
+    o[0] == 198 && o[1] == 18 && o[2] == 0 && o[3] != 0 && o[3] != 255
+}
+
+// ---- process-global registry of live labs, for the signal handler ------------------------------------
+
+static LIVE: Mutex<BTreeMap<u64, Vec<String>>> = Mutex::new(BTreeMap::new());
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+static HANDLER: Once = Once::new();
+
+fn live() -> std::sync::MutexGuard<'static, BTreeMap<u64, Vec<String>>> {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Removes the namespaces of every lab still alive in this process. Returns the names removed. Called by
+/// the signal handler; safe to call from anywhere (labs dropped later find their namespaces gone).
+pub fn destroy_all_live() -> Vec<String> {
+    let labs = std::mem::take(&mut *live());
+    let mut removed = Vec::new();
+    for name in labs.into_values().flatten() {
+        if NetNs::delete_by_name(&name).is_ok() {
+            removed.push(name);
+        }
+    }
+    removed
+}
+
+/// Installs a SIGINT/SIGTERM/SIGHUP handler (once per process; later calls are no-ops) that removes every
+/// live lab's namespaces and exits with status 130. Fails if another `ctrlc` handler is already installed.
+pub fn install_signal_handler() -> Result<()> {
+    let mut res = Ok(());
+    HANDLER.call_once(|| {
+        res = ctrlc::set_handler(|| {
+            let removed = destroy_all_live();
+            if !removed.is_empty() {
+                eprintln!(
+                    "mvdp: interrupted; removed lab namespaces: {}",
+                    removed.join(", ")
+                );
+            }
+            std::process::exit(130);
+        })
+        .map_err(|e| {
+            Error::io(
+                "installing the SIGINT/SIGTERM handler",
+                std::io::Error::other(e.to_string()),
+            )
+        });
+    });
+    res
+}
+
+/// Owns the namespaces created so far; removes them on drop unless kept. Registered in [`LIVE`].
+#[derive(Debug)]
+struct Created {
+    id: u64,
+    namespaces: Vec<NetNs>,
+    keep: bool,
+}
+
+impl Created {
+    fn new() -> Self {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        live().insert(id, Vec::new());
+        Created {
+            id,
+            namespaces: Vec::new(),
+            keep: false,
+        }
+    }
+
+    fn create(&mut self, name: &str) -> Result<NetNs> {
+        // Register the name before creating it, so a signal arriving in between still removes it.
+        live().entry(self.id).or_default().push(name.to_string());
+        match NetNs::create(name) {
+            Ok(ns) => {
+                self.namespaces.push(ns.clone());
+                Ok(ns)
+            }
+            Err(e) => {
+                if let Some(v) = live().get_mut(&self.id) {
+                    v.retain(|n| n != name);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn destroy(&mut self) -> Result<()> {
+        let mut first_err = None;
+        // Containers first, the wire last: reverse creation order.
+        for ns in self.namespaces.drain(..).rev() {
+            match ns.delete() {
+                Ok(()) | Err(Error::NetnsNotFound(_)) => {}
+                Err(e) => {
+                    tracing::warn!("lab cleanup: {e}");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        live().remove(&self.id);
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        if self.keep {
+            live().remove(&self.id);
+        } else {
+            let _ = self.destroy();
+        }
+    }
+}
+
+// ---- the builder ----------------------------------------------------------------------------------------
+
+/// Per-container addressing (defaults: [`container_mac`], [`container_ip`], MTU 1500).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContainerAddr {
+    pub mac: MacAddr,
+    pub ip: Ipv4Addr,
+    pub mtu: Option<u32>,
+}
+
+/// Builds a [`Lab`]; see the module docs for the shape.
+#[derive(Debug, Clone)]
+pub struct LabBuilder {
+    prefix: String,
+    containers: u32,
+    hosts: u32,
+    hairpin: bool,
+    container_veths: bool,
+    container_addrs: BTreeMap<u32, ContainerAddr>,
+    ipv6: bool,
+}
+
+impl LabBuilder {
+    /// Number of container namespaces `{prefix}-c1..cN` (default 2; at most [`MAX_CONTAINERS`]).
+    pub fn containers(mut self, n: u32) -> Self {
+        self.containers = n;
+        self
+    }
+    /// Number of hosts (default 1 → `{prefix}-host`; 2 or more → `{prefix}-host1..hostN`).
+    pub fn hosts(mut self, n: u32) -> Self {
+        self.hosts = n;
+        self
+    }
+    /// Hairpin (reflective relay) on the wire bridge's ports towards the parents: what VEPA needs.
+    pub fn hairpin(mut self, on: bool) -> Self {
+        self.hairpin = on;
+        self
+    }
+    /// Also create a veth per container between the (first) host and the container, see
+    /// [`Lab::add_container_veth`] (default off: containers are empty except `lo`).
+    pub fn container_veths(mut self, on: bool) -> Self {
+        self.container_veths = on;
+        self
+    }
+    /// Overrides container `n`'s (1-based) MAC, IP and MTU for its veth.
+    pub fn container_addr(mut self, n: u32, addr: ContainerAddr) -> Self {
+        self.container_addrs.insert(n, addr);
+        self
+    }
+    /// Keep IPv6 enabled in the lab's namespaces (default off: no router solicitations, MLD reports or
+    /// DAD frames showing up in captures).
+    pub fn ipv6(mut self, on: bool) -> Self {
+        self.ipv6 = on;
+        self
+    }
+
+    /// The addressing container `n` (1-based) will get.
+    pub fn container_addr_of(&self, n: u32) -> ContainerAddr {
+        self.container_addrs
+            .get(&n)
+            .copied()
+            .unwrap_or(ContainerAddr {
+                mac: container_mac(n),
+                ip: container_ip(n),
+                mtu: None,
+            })
+    }
+
+    fn host_roles(&self) -> Vec<Role> {
+        if self.hosts == 1 {
+            vec![Role::Host(None)]
+        } else {
+            (1..=self.hosts).map(|n| Role::Host(Some(n))).collect()
+        }
+    }
+
+    /// Checks everything that can be checked without touching the system.
+    pub fn validate(&self) -> Result<()> {
+        validate_prefix(&self.prefix)?;
+        if self.hosts == 0 || self.hosts > MAX_HOSTS {
+            return Err(Error::invalid(
+                "host count",
+                self.hosts.to_string(),
+                format!("must be 1..={MAX_HOSTS}"),
+            ));
+        }
+        if self.containers > MAX_CONTAINERS {
+            return Err(Error::invalid(
+                "container count",
+                self.containers.to_string(),
+                format!("at most {MAX_CONTAINERS}"),
+            ));
+        }
+        if let Some(n) = self
+            .container_addrs
+            .keys()
+            .find(|n| **n == 0 || **n > self.containers)
+        {
+            return Err(Error::invalid(
+                "container number",
+                n.to_string(),
+                format!("must be 1..={}", self.containers),
+            ));
+        }
+        let mut used: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+        used.insert(EXT_IP, "the external host".into());
+        for h in 1..=self.hosts {
+            used.insert(host_ip(h), format!("host {h}"));
+        }
+        let mut macs: BTreeMap<MacAddr, String> = BTreeMap::new();
+        macs.insert(EXT_MAC, "the external host".into());
+        for h in 1..=self.hosts {
+            macs.insert(host_mac(h), format!("host {h}"));
+        }
+        for n in 1..=self.containers {
+            let a = self.container_addr_of(n);
+            if !is_lab_ip(a.ip) {
+                return Err(Error::invalid(
+                    "container IP",
+                    a.ip.to_string(),
+                    "lab addresses must be host addresses in 198.18.0.0/24 (RFC 2544)",
+                ));
+            }
+            if let Some(other) = used.insert(a.ip, format!("container {n}")) {
+                return Err(Error::invalid(
+                    "container IP",
+                    a.ip.to_string(),
+                    format!("already used by {other}"),
+                ));
+            }
+            if !a.mac.is_valid_unicast() {
+                return Err(Error::invalid(
+                    "container MAC",
+                    a.mac.to_string(),
+                    "must be a non-zero unicast address",
+                ));
+            }
+            if let Some(other) = macs.insert(a.mac, format!("container {n}")) {
+                return Err(Error::invalid(
+                    "container MAC",
+                    a.mac.to_string(),
+                    format!("already used by {other}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the lab. All or nothing: on any error every namespace created so far is removed first.
+    /// Refuses when any `{prefix}-<role>` namespace already exists.
+    pub fn build(self) -> Result<Lab> {
+        if !is_root() {
+            return Err(Error::NotRoot(format!("building lab {}", self.prefix)));
+        }
+        self.validate()?;
+        let existing = Lab::namespaces_of(&self.prefix)?;
+        if !existing.is_empty() {
+            return Err(Error::LabExists {
+                prefix: self.prefix.clone(),
+                namespaces: existing,
+            });
+        }
+        let mut created = Created::new();
+        // On error `created` drops here and removes what was made.
+        let parts = self.build_parts(&mut created)?;
+        Ok(Lab { created, ..parts })
+    }
+
+    fn new_ns(&self, created: &mut Created, role: Role) -> Result<(NetNs, Netlink)> {
+        let ns = created.create(&role.netns_name(&self.prefix))?;
+        if !self.ipv6 {
+            ns.run(disable_ipv6)??;
+        }
+        let nl = Netlink::in_netns(&ns)?;
+        nl.set_up("lo")?;
+        Ok((ns, nl))
+    }
+
+    fn build_parts(&self, created: &mut Created) -> Result<Lab> {
+        let prefix = &self.prefix;
+        tracing::debug!(lab = %prefix, "building lab");
+        // Wire switch.
+        let (wire, wire_nl) = self.new_ns(created, Role::Wire)?;
+        wire_nl.add_bridge(BRIDGE)?;
+        wire_nl.set_up(BRIDGE)?;
+
+        // External host.
+        let (ext, ext_nl) = self.new_ns(created, Role::Ext)?;
+        wire_nl.add_veth(
+            VethEnd::new(EXT_WIRE_PORT),
+            VethEnd::new(EXT_IFNAME).netns(&ext).mac(EXT_MAC),
+        )?;
+        wire_nl.set_master(EXT_WIRE_PORT, BRIDGE)?;
+        set_offloads(&wire, EXT_WIRE_PORT, TAGS_IN_DATA_TX)?;
+        wire_nl.set_up(EXT_WIRE_PORT)?;
+        set_offloads(&ext, EXT_IFNAME, TAGS_IN_DATA_TX)?;
+        ext_nl.add_address(EXT_IFNAME, IpAddr::V4(EXT_IP), LAB_PREFIX_LEN)?;
+        ext_nl.set_up(EXT_IFNAME)?;
+
+        // Hosts, each with a parent NIC whose peer is a port of the wire bridge.
+        let mut hosts = Vec::new();
+        for (i, role) in self.host_roles().into_iter().enumerate() {
+            let n = i as u32 + 1;
+            let (ns, nl) = self.new_ns(created, role)?;
+            let port = format!("whost{n}");
+            wire_nl.add_veth(
+                VethEnd::new(&port),
+                VethEnd::new(PARENT_IFNAME).netns(&ns).mac(host_mac(n)),
+            )?;
+            wire_nl.set_master(&port, BRIDGE)?;
+            if self.hairpin {
+                wire_nl.set_hairpin(&port, true)?;
+            }
+            set_offloads(&wire, &port, TAGS_IN_DATA_TX)?;
+            wire_nl.set_up(&port)?;
+            set_offloads(&ns, PARENT_IFNAME, TAGS_IN_DATA_RX)?;
+            nl.add_address(PARENT_IFNAME, IpAddr::V4(host_ip(n)), LAB_PREFIX_LEN)?;
+            nl.set_up(PARENT_IFNAME)?;
+            hosts.push(LabHost {
+                n,
+                ns,
+                parent_ifname: PARENT_IFNAME.to_string(),
+                parent_mac: host_mac(n),
+                ip: host_ip(n),
+                wire_port: port,
+            });
+        }
+
+        // Containers: empty namespaces (lo up), plus a veth to the first host if asked.
+        let mut containers = Vec::new();
+        for n in 1..=self.containers {
+            let (ns, _nl) = self.new_ns(created, Role::Container(n))?;
+            let addr = self.container_addr_of(n);
+            containers.push(LabContainer {
+                n,
+                ns,
+                ifname: CONTAINER_IFNAME.to_string(),
+                host_ifname: format!("vc{n}"),
+                mac: addr.mac,
+                ip: addr.ip,
+                mtu: addr.mtu,
+                veth: false,
+            });
+        }
+        let mut lab = Lab {
+            prefix: prefix.clone(),
+            hairpin: self.hairpin,
+            wire,
+            ext,
+            hosts,
+            containers,
+            created: Created {
+                id: 0,
+                namespaces: Vec::new(),
+                keep: true,
+            },
+        };
+        if self.container_veths {
+            for i in 0..lab.containers.len() {
+                let c = &lab.containers[i];
+                let spec = ContainerVeth {
+                    host_ifname: c.host_ifname.clone(),
+                    container_ifname: c.ifname.clone(),
+                    mac: Some(c.mac),
+                    ip: Some((c.ip, LAB_PREFIX_LEN)),
+                    mtu: c.mtu,
+                };
+                lab.add_container_veth(0, c.n, &spec)?;
+                lab.containers[i].veth = true;
+            }
+        }
+        Ok(lab)
+    }
+}
+
+fn disable_ipv6() -> Result<()> {
+    for knob in ["all", "default"] {
+        let path = format!("/proc/sys/net/ipv6/conf/{knob}/disable_ipv6");
+        match std::fs::write(&path, "1") {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()), // no IPv6 in this kernel
+            Err(e) => return Err(Error::io(format!("writing {path}"), e)),
+        }
+    }
+    Ok(())
+}
+
+// ---- the lab ---------------------------------------------------------------------------------------------
+
+/// A host namespace holding a parent NIC.
+#[derive(Debug, Clone)]
+pub struct LabHost {
+    /// 1-based host number.
+    pub n: u32,
+    pub ns: NetNs,
+    pub parent_ifname: String,
+    pub parent_mac: MacAddr,
+    pub ip: Ipv4Addr,
+    /// The wire bridge's port (in the wire namespace) that is the parent's veth peer.
+    pub wire_port: String,
+}
+
+/// A container namespace. `mac`/`ip` are its planned addressing; `veth` says whether the lab created its
+/// veth (`host_ifname` in the host namespace ↔ `ifname` here).
+#[derive(Debug, Clone)]
+pub struct LabContainer {
+    /// 1-based container number.
+    pub n: u32,
+    pub ns: NetNs,
+    pub ifname: String,
+    pub host_ifname: String,
+    pub mac: MacAddr,
+    pub ip: Ipv4Addr,
+    pub mtu: Option<u32>,
+    pub veth: bool,
+}
+
+/// A veth between a host namespace and a container namespace (see [`Lab::add_container_veth`]).
+#[derive(Debug, Clone)]
+pub struct ContainerVeth {
+    pub host_ifname: String,
+    pub container_ifname: String,
+    pub mac: Option<MacAddr>,
+    pub ip: Option<(Ipv4Addr, u8)>,
+    pub mtu: Option<u32>,
+}
+
+/// A built lab. Dropping it removes every namespace it created (their interfaces die with them).
+#[derive(Debug)]
+pub struct Lab {
+    prefix: String,
+    hairpin: bool,
+    wire: NetNs,
+    ext: NetNs,
+    hosts: Vec<LabHost>,
+    containers: Vec<LabContainer>,
+    created: Created,
+}
+
+/// What `mvdp lab up --json` prints; also `Lab::description`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LabDescription {
+    pub name: String,
+    pub subnet: String,
+    pub namespaces: Vec<String>,
+    pub wire: WireDescription,
+    pub ext: EndpointDescription,
+    pub hosts: Vec<HostDescription>,
+    pub containers: Vec<ContainerDescription>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WireDescription {
+    pub netns: String,
+    pub bridge: String,
+    pub ports: Vec<String>,
+    pub hairpin: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EndpointDescription {
+    pub netns: String,
+    pub ifname: String,
+    pub mac: MacAddr,
+    pub ip: Ipv4Addr,
+    pub wire_port: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HostDescription {
+    pub netns: String,
+    pub parent: String,
+    pub mac: MacAddr,
+    pub ip: Ipv4Addr,
+    pub wire_port: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ContainerDescription {
+    pub netns: String,
+    /// Interface in the container (only when `veth`).
+    pub ifname: String,
+    /// The host-side veth end (only when `veth`).
+    pub host_ifname: String,
+    pub mac: MacAddr,
+    pub ip: Ipv4Addr,
+    pub veth: bool,
+}
+
+/// A lab found on the system by its namespace names (`mvdp lab ls`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LabSummary {
+    pub name: String,
+    pub namespaces: Vec<String>,
+}
+
+impl Lab {
+    /// Starts building lab `prefix` (namespaces `{prefix}-wire`, `{prefix}-ext`, `{prefix}-host`, ...).
+    pub fn builder(prefix: &str) -> LabBuilder {
+        LabBuilder {
+            prefix: prefix.to_string(),
+            containers: 2,
+            hosts: 1,
+            hairpin: false,
+            container_veths: false,
+            container_addrs: BTreeMap::new(),
+            ipv6: false,
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+    pub fn hairpin(&self) -> bool {
+        self.hairpin
+    }
+    /// Every namespace name of this lab, in creation order.
+    pub fn namespaces(&self) -> Vec<String> {
+        self.created
+            .namespaces
+            .iter()
+            .map(|n| n.name().to_string())
+            .collect()
+    }
+
+    /// The wire switch's namespace (bridge [`BRIDGE`]).
+    pub fn wire(&self) -> &NetNs {
+        &self.wire
+    }
+    pub fn bridge_name(&self) -> &str {
+        BRIDGE
+    }
+    /// The external host's namespace.
+    pub fn ext(&self) -> &NetNs {
+        &self.ext
+    }
+    pub fn ext_ifname(&self) -> &str {
+        EXT_IFNAME
+    }
+    pub fn ext_ip(&self) -> Ipv4Addr {
+        EXT_IP
+    }
+    pub fn ext_mac(&self) -> MacAddr {
+        EXT_MAC
+    }
+    /// The wire bridge's port towards the external host.
+    pub fn ext_wire_port(&self) -> &str {
+        EXT_WIRE_PORT
+    }
+
+    /// All hosts.
+    pub fn hosts(&self) -> &[LabHost] {
+        &self.hosts
+    }
+    /// Host `n` (1-based). Panics when out of range.
+    pub fn host_n(&self, n: u32) -> &LabHost {
+        &self.hosts[(n - 1) as usize]
+    }
+    /// The first host's namespace.
+    pub fn host(&self) -> &NetNs {
+        &self.hosts[0].ns
+    }
+    /// The first host's parent NIC name ("eth1").
+    pub fn parent_ifname(&self) -> &str {
+        &self.hosts[0].parent_ifname
+    }
+    /// The first host's parent IP (198.18.0.1).
+    pub fn host_ip(&self) -> Ipv4Addr {
+        self.hosts[0].ip
+    }
+    /// The first host's parent MAC.
+    pub fn parent_mac(&self) -> MacAddr {
+        self.hosts[0].parent_mac
+    }
+    /// The wire bridge port of host `n`'s (1-based) parent.
+    pub fn wire_port(&self, n: u32) -> &str {
+        &self.host_n(n).wire_port
+    }
+
+    /// All containers.
+    pub fn containers(&self) -> &[LabContainer] {
+        &self.containers
+    }
+    /// Container `n` (1-based). Panics when out of range.
+    pub fn container(&self, n: u32) -> &LabContainer {
+        &self.containers[(n - 1) as usize]
+    }
+
+    /// Creates a veth between host `host` (1-based; 0 means the first) and container `container`
+    /// (1-based): `spec.host_ifname` in the host namespace, `spec.container_ifname` directly in the
+    /// container's namespace (never anywhere else) with the given MAC, MTU (both ends) and IP. Both ends
+    /// are set up, `lo` too; the container end gets TX checksum offload off. On error the pair is removed.
+    pub fn add_container_veth(
+        &self,
+        host: u32,
+        container: u32,
+        spec: &ContainerVeth,
+    ) -> Result<()> {
+        validate_ifname(&spec.host_ifname)?;
+        validate_ifname(&spec.container_ifname)?;
+        if let Some((ip, _)) = spec.ip {
+            if !is_lab_ip(ip) {
+                return Err(Error::invalid(
+                    "container IP",
+                    ip.to_string(),
+                    "lab addresses must be in 198.18.0.0/24",
+                ));
+            }
+        }
+        let h = &self.hosts[host.saturating_sub(1) as usize];
+        let c = self
+            .containers
+            .get((container as usize).wrapping_sub(1))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "container number",
+                    container.to_string(),
+                    "no such container",
+                )
+            })?;
+        let host_nl = Netlink::in_netns(&h.ns)?;
+        let mut peer = VethEnd::new(&spec.container_ifname).netns(&c.ns);
+        let mut local = VethEnd::new(&spec.host_ifname);
+        if let Some(mac) = spec.mac {
+            peer = peer.mac(mac);
+        }
+        if let Some(mtu) = spec.mtu {
+            peer = peer.mtu(mtu);
+            local = local.mtu(mtu);
+        }
+        host_nl.add_veth(local, peer)?;
+        let rest = || -> Result<()> {
+            let c_nl = Netlink::in_netns(&c.ns)?;
+            set_offloads(
+                &c.ns,
+                &spec.container_ifname,
+                &[(Offload::TxChecksum, false)],
+            )?;
+            if let Some((ip, len)) = spec.ip {
+                c_nl.add_address(&spec.container_ifname, IpAddr::V4(ip), len)?;
+            }
+            c_nl.set_up("lo")?;
+            c_nl.set_up(&spec.container_ifname)?;
+            host_nl.set_up(&spec.host_ifname)?;
+            Ok(())
+        };
+        rest().inspect_err(|_| {
+            let _ = host_nl.del_link(&spec.host_ifname);
+        })
+    }
+
+    /// A serialisable description of the lab (what `mvdp lab up` prints).
+    pub fn description(&self) -> LabDescription {
+        let mut ports = vec![EXT_WIRE_PORT.to_string()];
+        ports.extend(self.hosts.iter().map(|h| h.wire_port.clone()));
+        LabDescription {
+            name: self.prefix.clone(),
+            subnet: format!("{LAB_NET}/{LAB_PREFIX_LEN}"),
+            namespaces: self.namespaces(),
+            wire: WireDescription {
+                netns: self.wire.name().to_string(),
+                bridge: BRIDGE.to_string(),
+                ports,
+                hairpin: self.hairpin,
+            },
+            ext: EndpointDescription {
+                netns: self.ext.name().to_string(),
+                ifname: EXT_IFNAME.to_string(),
+                mac: EXT_MAC,
+                ip: EXT_IP,
+                wire_port: EXT_WIRE_PORT.to_string(),
+            },
+            hosts: self
+                .hosts
+                .iter()
+                .map(|h| HostDescription {
+                    netns: h.ns.name().to_string(),
+                    parent: h.parent_ifname.clone(),
+                    mac: h.parent_mac,
+                    ip: h.ip,
+                    wire_port: h.wire_port.clone(),
+                })
+                .collect(),
+            containers: self
+                .containers
+                .iter()
+                .map(|c| ContainerDescription {
+                    netns: c.ns.name().to_string(),
+                    ifname: c.ifname.clone(),
+                    host_ifname: c.host_ifname.clone(),
+                    mac: c.mac,
+                    ip: c.ip,
+                    veth: c.veth,
+                })
+                .collect(),
+        }
+    }
+
+    /// Leaves the lab up (for `mvdp lab up`): its namespaces are no longer removed on drop or Ctrl-C.
+    /// Returns its description. Remove it later with [`Lab::destroy_by_name`].
+    pub fn keep(mut self) -> LabDescription {
+        let d = self.description();
+        self.created.keep = true;
+        d
+    }
+
+    /// Removes the lab now, reporting cleanup errors (dropping does the same silently).
+    pub fn destroy(mut self) -> Result<()> {
+        self.created.destroy()
+    }
+
+    /// The existing namespaces of lab `prefix` (`{prefix}-<known role>`), sorted.
+    pub fn namespaces_of(prefix: &str) -> Result<Vec<String>> {
+        validate_prefix(prefix)?;
+        Ok(NetNs::list()?
+            .into_iter()
+            .filter(|n| parse_lab_netns(n).is_some_and(|(p, _)| p == prefix))
+            .collect())
+    }
+
+    /// Removes lab `prefix` found on the system by name (`mvdp lab down`): only namespaces named
+    /// `{prefix}-<wire|ext|host|hostN|cN>`. [`Error::NoSuchLab`] when there is none; nothing else touched.
+    /// Returns the names removed.
+    pub fn destroy_by_name(prefix: &str) -> Result<Vec<String>> {
+        if !is_root() {
+            return Err(Error::NotRoot(format!("removing lab {prefix}")));
+        }
+        let names = Self::namespaces_of(prefix)?;
+        if names.is_empty() {
+            return Err(Error::NoSuchLab(prefix.to_string()));
+        }
+        let mut removed = Vec::new();
+        let mut first_err = None;
+        // Containers and hosts before the wire, like Drop.
+        let mut ordered = names;
+        ordered.sort_by_key(|n| match parse_lab_netns(n).map(|(_, r)| r) {
+            Some(Role::Container(_)) => 0,
+            Some(Role::Host(_)) => 1,
+            Some(Role::Ext) => 2,
+            _ => 3,
+        });
+        for name in ordered {
+            match NetNs::delete_by_name(&name) {
+                Ok(()) => removed.push(name),
+                Err(Error::NetnsNotFound(_)) => {}
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(removed), Err)
+    }
+
+    /// Labs found on the system, grouped by prefix from their namespace names.
+    pub fn list() -> Result<Vec<LabSummary>> {
+        Ok(group_labs(&NetNs::list()?))
+    }
+}
+
+/// Groups namespace names into labs by prefix (names that are not `{prefix}-<role>` are ignored).
+pub fn group_labs(names: &[String]) -> Vec<LabSummary> {
+    let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for n in names {
+        if let Some((p, _)) = parse_lab_netns(n) {
+            by.entry(p.to_string()).or_default().push(n.clone());
+        }
+    }
+    by.into_iter()
+        .map(|(name, namespaces)| LabSummary { name, namespaces })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_addressing_stays_in_the_benchmark_range() {
+        for n in 1..=MAX_CONTAINERS {
+            assert!(is_lab_ip(container_ip(n)));
+            assert!(container_mac(n).is_valid_unicast());
+        }
+        for n in 1..=MAX_HOSTS {
+            assert!(is_lab_ip(host_ip(n)));
+        }
+        assert!(is_lab_ip(EXT_IP));
+        assert!(!is_lab_ip(Ipv4Addr::new(10, 0, 0, 1)));
+        assert!(!is_lab_ip(Ipv4Addr::new(198, 18, 1, 1)));
+        assert!(!is_lab_ip(Ipv4Addr::new(198, 18, 0, 255)));
+    }
+
+    #[test]
+    fn builder_validation() {
+        assert!(Lab::builder("ok").validate().is_ok());
+        assert!(Lab::builder("ok")
+            .hosts(2)
+            .containers(MAX_CONTAINERS)
+            .validate()
+            .is_ok());
+        assert!(Lab::builder("Bad").validate().is_err());
+        assert!(Lab::builder("ok").hosts(0).validate().is_err());
+        assert!(Lab::builder("ok")
+            .containers(MAX_CONTAINERS + 1)
+            .validate()
+            .is_err());
+        let addr = |mac: MacAddr, ip: [u8; 4]| ContainerAddr {
+            mac,
+            ip: Ipv4Addr::from(ip),
+            mtu: None,
+        };
+        let b = Lab::builder("ok").containers(2);
+        let e = b
+            .clone()
+            .container_addr(1, addr(container_mac(1), [10, 0, 0, 1]))
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("198.18.0.0/24"), "{e}");
+        assert!(b
+            .clone()
+            .container_addr(1, addr(container_mac(1), [198, 18, 0, 254]))
+            .validate()
+            .is_err());
+        assert!(b
+            .clone()
+            .container_addr(1, addr(container_mac(1), [198, 18, 0, 11]))
+            .validate()
+            .is_err());
+        let e = b
+            .clone()
+            .container_addr(2, addr(MacAddr([1, 0, 0x5e, 0, 0, 1]), [198, 18, 0, 50]))
+            .validate();
+        assert!(e.unwrap_err().to_string().contains("container MAC"));
+        assert!(b
+            .clone()
+            .container_addr(2, addr(container_mac(1), [198, 18, 0, 50]))
+            .validate()
+            .is_err());
+        assert!(b
+            .clone()
+            .container_addr(3, addr(container_mac(3), [198, 18, 0, 50]))
+            .validate()
+            .is_err());
+        assert!(b
+            .container_addr(2, addr(MacAddr::lab(9, 9, 9), [198, 18, 0, 50]))
+            .validate()
+            .is_ok());
+    }
+
+    #[test]
+    fn host_roles() {
+        assert_eq!(Lab::builder("x").host_roles(), vec![Role::Host(None)]);
+        assert_eq!(
+            Lab::builder("x").hosts(2).host_roles(),
+            vec![Role::Host(Some(1)), Role::Host(Some(2))]
+        );
+    }
+
+    #[test]
+    fn grouping() {
+        let names: Vec<String> = [
+            "a-wire",
+            "a-ext",
+            "a-c1",
+            "b-x-host1",
+            "b-x-wire",
+            "unrelated",
+            "c-other",
+        ]
+        .map(String::from)
+        .to_vec();
+        let labs = group_labs(&names);
+        assert_eq!(labs.len(), 2);
+        assert_eq!(labs[0].name, "a");
+        assert_eq!(labs[0].namespaces, vec!["a-wire", "a-ext", "a-c1"]);
+        assert_eq!(labs[1].name, "b-x");
+    }
+
+    #[test]
+    fn error_messages_name_the_lab() {
+        let e = Error::LabExists {
+            prefix: "lab".into(),
+            namespaces: vec!["lab-wire".into(), "lab-ext".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "lab lab already exists (namespaces: lab-wire, lab-ext); run `mvdp lab down --name lab`"
+        );
+        assert!(Error::NoSuchLab("zz".into())
+            .to_string()
+            .contains("no lab named zz"));
+    }
+}
