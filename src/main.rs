@@ -20,6 +20,8 @@ enum Command {
     /// Build or remove the network-namespace lab (wire switch, external host, host, containers).
     #[command(subcommand)]
     Lab(cmd::lab::LabCmd),
+    /// Attach the XDP demux to a throwaway lab's parent NIC, send traffic, show where it went.
+    Demo(cmd::demo::DemoArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,6 +35,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Lab(c) => cmd::lab::run(c),
+        Command::Demo(a) => cmd::demo::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

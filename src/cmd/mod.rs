@@ -1,2 +1,3 @@
 //! One module per top-level subcommand.
+pub mod demo;
 pub mod lab;
