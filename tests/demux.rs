@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::{eventually, in_netns, is_root, ns_ok, xdp_attached};
 use mvdp::probe::raw::{frame, marker};
 use mvdp::probe::xsk::XskProbe;
+use mvdp_control::Lab;
 use mvdp_ebpf::abi::Counter;
 use mvdp_ebpf::{Demux, DemuxError, FloodTap, ModePolicy};
 
@@ -21,15 +22,12 @@ fn send(ifname: &str, frames: &[Vec<u8>]) {
     mvdp::probe::raw::send(ifname, frames).expect("sending probe frames");
 }
 
-/// A lab for one test; see mini_lab.
-use mini_lab::MiniLab;
-
 #[test]
 fn frames_land_in_exactly_the_right_socket() {
     if !is_root("frames_land_in_exactly_the_right_socket") {
         return;
     }
-    let lab = MiniLab::new("dmx1");
+    let lab = TestLab::new("dmx1");
     let (got, counters) = in_netns(&lab.host, || {
         let mut demux = Demux::attach(&lab.parent, ModePolicy::Native).expect("attach");
         let mut xsks = XskProbe::new(&lab.parent, 0, 3).expect("probe sockets");
@@ -86,7 +84,7 @@ fn unknown_unicast_and_broadcast_reach_the_host_stack_and_the_flood_tap() {
     if !is_root("unknown_unicast_and_broadcast_reach_the_host_stack_and_the_flood_tap") {
         return;
     }
-    let lab = MiniLab::new("dmx2");
+    let lab = TestLab::new("dmx2");
     let (pinged, tapped, counters) = in_netns(&lab.host, || {
         let demux = Demux::attach(&lab.parent, ModePolicy::Native).expect("attach");
         let mut tap = FloodTap::open(&lab.parent).unwrap();
@@ -128,7 +126,7 @@ fn the_flood_tap_restores_vlan_tags() {
     if !is_root("the_flood_tap_restores_vlan_tags") {
         return;
     }
-    let lab = MiniLab::new("dmx3");
+    let lab = TestLab::new("dmx3");
     let tapped = in_netns(&lab.host, || {
         let _demux = Demux::attach(&lab.parent, ModePolicy::Native).expect("attach");
         let mut tap = FloodTap::open(&lab.parent).unwrap();
@@ -165,7 +163,7 @@ fn bad_parents_are_refused_and_change_nothing() {
     if !is_root("bad_parents_are_refused_and_change_nothing") {
         return;
     }
-    let lab = MiniLab::new("dmx4");
+    let lab = TestLab::new("dmx4");
     in_netns(&lab.host, || {
         let missing = Demux::attach("nosuch0", ModePolicy::NativeOrGeneric).unwrap_err();
         assert!(
@@ -220,7 +218,7 @@ fn a_killed_loader_leaves_no_program_behind() {
         return;
     }
     use std::io::{BufRead, BufReader};
-    let lab = MiniLab::new("dmx5");
+    let lab = TestLab::new("dmx5");
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -255,74 +253,28 @@ fn a_killed_loader_leaves_no_program_behind() {
     );
 }
 
-mod mini_lab {
-    //! Temporary stand-in for control::lab until it lands.
-    use std::process::Command;
+/// The standard lab (no containers) under a prefix unique to this process and test, with
+/// the names the tests use. Dropping it removes every namespace it made.
+struct TestLab {
+    _lab: Lab,
+    host: String,
+    ext: String,
+    parent: String,
+    host_ip: String,
+}
 
-    pub struct MiniLab {
-        pub wire: String,
-        pub ext: String,
-        pub host: String,
-        pub parent: String,
-        pub host_ip: String,
-    }
-
-    fn run(args: &[&str]) {
-        let o = Command::new(args[0]).args(&args[1..]).output().unwrap();
-        assert!(
-            o.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
-
-    impl MiniLab {
-        pub fn new(tag: &str) -> MiniLab {
-            let p = format!("mvt{}{tag}", std::process::id());
-            let lab = MiniLab {
-                wire: format!("{p}-wire"),
-                ext: format!("{p}-ext"),
-                host: format!("{p}-host"),
-                parent: "eth1".into(),
-                host_ip: "198.18.0.1".into(),
-            };
-            for ns in [&lab.wire, &lab.ext, &lab.host] {
-                run(&["ip", "netns", "add", ns]);
-                run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-            }
-            run(&[
-                "ip", "-n", &lab.wire, "link", "add", "br0", "type", "bridge",
-            ]);
-            run(&["ip", "-n", &lab.wire, "link", "set", "br0", "up"]);
-            for (ns, ifname, peer, ip) in [
-                (&lab.ext, "eth0", "ext", "198.18.0.254/24"),
-                (&lab.host, "eth1", "host", "198.18.0.1/24"),
-            ] {
-                run(&[
-                    "ip", "-n", ns, "link", "add", ifname, "type", "veth", "peer", "name", peer,
-                    "netns", &lab.wire,
-                ]);
-                run(&["ip", "-n", ns, "addr", "add", ip, "dev", ifname]);
-                run(&["ip", "-n", ns, "link", "set", ifname, "up"]);
-                run(&[
-                    "ip", "-n", &lab.wire, "link", "set", peer, "master", "br0", "up",
-                ]);
-                run(&[
-                    "ip", "netns", "exec", &lab.wire, "ethtool", "-K", peer, "txvlan", "off",
-                ]);
-            }
-            run(&[
-                "ip", "netns", "exec", &lab.host, "ethtool", "-K", "eth1", "rxvlan", "off",
-            ]);
-            lab
-        }
-    }
-
-    impl Drop for MiniLab {
-        fn drop(&mut self) {
-            for ns in [&self.wire, &self.ext, &self.host] {
-                let _ = Command::new("ip").args(["netns", "del", ns]).output();
-            }
+impl TestLab {
+    fn new(tag: &str) -> TestLab {
+        let lab = Lab::builder(&format!("mvt{}{tag}", std::process::id()))
+            .containers(0)
+            .build()
+            .expect("building the lab");
+        TestLab {
+            host: lab.host().name().to_string(),
+            ext: lab.ext().name().to_string(),
+            parent: lab.parent_ifname().to_string(),
+            host_ip: lab.host_ip().to_string(),
+            _lab: lab,
         }
     }
 }

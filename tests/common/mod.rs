@@ -1,7 +1,6 @@
 //! Shared helpers for the end-to-end tests.
 #![allow(dead_code)]
 
-use std::fs::File;
 use std::process::Command;
 
 /// Root-only tests say why they skip instead of failing on an unprivileged machine.
@@ -16,15 +15,9 @@ pub fn is_root(test: &str) -> bool {
 /// Runs `f` on a fresh thread that has entered netns `name`; sockets and BPF objects it
 /// creates stay bound to that namespace.
 pub fn in_netns<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let ns = File::open(format!("/run/netns/{name}")).expect("netns exists");
-            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            f()
-        })
-        .join()
-        .expect("netns thread panicked")
-    })
+    mvdp_control::NetNs::open(name)
+        .and_then(|ns| ns.run(f))
+        .unwrap_or_else(|e| panic!("entering netns {name}: {e}"))
 }
 
 /// `ip netns exec NS ARGS…`, returning success.
