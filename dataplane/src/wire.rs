@@ -160,9 +160,15 @@ impl L2Header {
         let Some(h) = frame.first_chunk::<ETH_HEADER_LEN>() else {
             return Err(WireError::Runt);
         };
-        let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5, t0, t1] = *h;
-        let dst = u64::from_be_bytes([d0, d1, d2, d3, d4, d5, s0, s1]) >> 16;
-        let tail = u64::from_be_bytes([s0, s1, s2, s3, s4, s5, t0, t1]);
+        // Two overlapping 8-byte loads: bytes 0..8 (dst + 2 bytes of src) and
+        // 6..14 (src + EtherType). Whole-array conversions compile to a load
+        // and a bswap; rebuilding from single bytes did not.
+        let (head, tail) = (h.first_chunk::<8>(), h.last_chunk::<8>());
+        let (Some(head), Some(tail)) = (head, tail) else {
+            return Err(WireError::Runt);
+        };
+        let dst = u64::from_be_bytes(*head) >> 16;
+        let tail = u64::from_be_bytes(*tail);
         let src = tail >> 16;
         let outer = tail as u16;
         if outer != ethertype::VLAN {
