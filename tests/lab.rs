@@ -80,6 +80,8 @@ fn lab_has_the_expected_shape_answers_ping_and_vanishes_on_drop() {
     );
     assert!(ip_n(&host, &["link", "show", "eth1"]).contains(&lab.parent_mac().to_string()));
     assert_eq!(ethtool_feature(&host, "eth1", "rx-vlan-offload"), "off");
+    // IPv6 off in the lab (no RS/MLD/DAD noise in captures), untouched in the root namespace.
+    assert!(!ip_n(&host, &["addr", "show", "eth1"]).contains("inet6"));
 
     // External host.
     let ext = format!("{p}-ext");
