@@ -19,6 +19,9 @@ pub struct DemoArgs {
     /// XDP attach mode on the lab's parent NIC.
     #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
     xdp_mode: XdpMode,
+    /// Name of the throwaway lab (prefix of its namespaces) [default: mvdp-demo<pid>].
+    #[arg(long)]
+    lab_name: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -69,7 +72,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
         "mvdp demo needs root (network namespaces, XDP, AF_XDP); run it with sudo"
     );
     let started = Instant::now();
-    let prefix = format!("mvdp-demo{}", std::process::id());
+    let prefix = args
+        .lab_name
+        .clone()
+        .unwrap_or_else(|| format!("mvdp-demo{}", std::process::id()));
     progress(
         &args,
         &format!("building lab {prefix}: wire switch, external host, host with parent NIC"),
