@@ -265,7 +265,7 @@ struct TestLab {
 
 impl TestLab {
     fn new(tag: &str) -> TestLab {
-        let lab = Lab::builder(&format!("mvt{}{tag}", std::process::id()))
+        let lab = Lab::builder(&common::unique_prefix(tag))
             .containers(0)
             .build()
             .expect("building the lab");

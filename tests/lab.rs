@@ -1,13 +1,12 @@
 //! The netns lab (mvdp_control::lab) and `mvdp lab up|down|ls`, judged from outside with ip/ping/ethtool.
 //! Needs root; without it each test says why and returns. Every test uses its own prefix.
 
-#[path = "common/lab_util.rs"]
-mod lab_util;
+mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use lab_util::*;
+use common::*;
 use mvdp_control::lab::{ContainerAddr, ContainerVeth, Lab};
 use mvdp_control::{Error, MacAddr, NetNs, Netlink};
 
