@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 
+root_links_before=$(ip -o link show | awk -F': ' '{print $2}' | sort)
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace --no-fail-fast -- --test-threads="${MVDP_TEST_THREADS:-2}"
@@ -15,4 +17,10 @@ if [ -n "$left" ]; then
   echo "test suite left network namespaces behind:" $left >&2
   exit 1
 fi
-echo "lab cleanup: no test namespace left behind"
+root_links_after=$(ip -o link show | awk -F': ' '{print $2}' | sort)
+if [ "$root_links_before" != "$root_links_after" ]; then
+  echo "test suite changed the root namespace's links:" >&2
+  diff <(echo "$root_links_before") <(echo "$root_links_after") >&2 || true
+  exit 1
+fi
+echo "lab cleanup: no test namespace left behind, root namespace links unchanged"
