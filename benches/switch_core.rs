@@ -20,7 +20,14 @@ const BATCH: usize = 64;
 const EXT: Mac = Mac([0x02, 0, 0, 0xee, 0, 1]);
 
 fn mac(vlan_idx: usize, port: usize) -> Mac {
-    Mac([0x02, 0x10, vlan_idx as u8, (port >> 8) as u8, port as u8, 0x01])
+    Mac([
+        0x02,
+        0x10,
+        vlan_idx as u8,
+        (port >> 8) as u8,
+        port as u8,
+        0x01,
+    ])
 }
 
 fn eth(dst: Mac, src: Mac, tci: Option<u16>) -> Vec<u8> {
@@ -41,7 +48,11 @@ fn eth(dst: Mac, src: Mac, tci: Option<u16>) -> Vec<u8> {
 /// `v * ports .. (v + 1) * ports`.
 fn topology(mode: Mode, ports: usize, vlans: usize) -> (Tables, Vec<u16>) {
     let mut b = TablesBuilder::new();
-    let ids: Vec<u16> = if vlans == 1 { vec![0] } else { (100..100 + vlans as u16).collect() };
+    let ids: Vec<u16> = if vlans == 1 {
+        vec![0]
+    } else {
+        (100..100 + vlans as u16).collect()
+    };
     for (v, &vid) in ids.iter().enumerate() {
         let net = b.add_network(NetworkSpec::new(ParentId(0), vid, mode));
         for p in 0..ports {
@@ -56,7 +67,9 @@ fn topology(mode: Mode, ports: usize, vlans: usize) -> (Tables, Vec<u16>) {
 fn spread(n: usize) -> impl Iterator<Item = usize> {
     let mut x: u64 = 12345;
     std::iter::repeat_with(move || {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((x >> 33) as usize) % n
     })
 }
@@ -113,7 +126,14 @@ fn decisions(c: &mut Criterion) {
             .take(BATCH)
             .map(|i| eth(mac(0, i + 1), mac(0, 0), None))
             .collect();
-        run_batches(&mut g, BenchmarkId::new("bridge_unicast", &label), &t, Ingress::Port(PortId(0)), &frames, false);
+        run_batches(
+            &mut g,
+            BenchmarkId::new("bridge_unicast", &label),
+            &t,
+            Ingress::Port(PortId(0)),
+            &frames,
+            false,
+        );
 
         // Wire -> port: tagged frames to ports spread over every VLAN.
         let (t, ids) = topology(Mode::Bridge, ports, vlans);
@@ -122,7 +142,14 @@ fn decisions(c: &mut Criterion) {
             .take(BATCH)
             .map(|i| eth(mac(i / ports, i % ports), EXT, tci(i / ports)))
             .collect();
-        run_batches(&mut g, BenchmarkId::new("wire_unicast", &label), &t, Ingress::Wire(ParentId(0)), &frames, false);
+        run_batches(
+            &mut g,
+            BenchmarkId::new("wire_unicast", &label),
+            &t,
+            Ingress::Wire(ParentId(0)),
+            &frames,
+            false,
+        );
 
         // VEPA: port -> sibling MAC, which goes to the wire.
         let (t, _) = topology(Mode::Vepa, ports, vlans);
@@ -130,11 +157,25 @@ fn decisions(c: &mut Criterion) {
             .take(BATCH)
             .map(|i| eth(mac(0, i + 1), mac(0, 0), None))
             .collect();
-        run_batches(&mut g, BenchmarkId::new("vepa_unicast", &label), &t, Ingress::Port(PortId(0)), &frames, false);
+        run_batches(
+            &mut g,
+            BenchmarkId::new("vepa_unicast", &label),
+            &t,
+            Ingress::Port(PortId(0)),
+            &frames,
+            false,
+        );
 
         // Private: same frames, to the wire as well (no local lookup).
         let (t, _) = topology(Mode::Private, ports, vlans);
-        run_batches(&mut g, BenchmarkId::new("private_unicast", &label), &t, Ingress::Port(PortId(0)), &frames, false);
+        run_batches(
+            &mut g,
+            BenchmarkId::new("private_unicast", &label),
+            &t,
+            Ingress::Port(PortId(0)),
+            &frames,
+            false,
+        );
     }
 
     // Passthru: one port per VLAN takes every wire unicast.
@@ -145,17 +186,47 @@ fn decisions(c: &mut Criterion) {
             .take(BATCH)
             .map(|(v, x)| eth(mac(99, x), EXT, (ids[v] != 0).then_some(ids[v])))
             .collect();
-        run_batches(&mut g, BenchmarkId::new("passthru_wire", format!("1p_{vlans}v")), &t, Ingress::Wire(ParentId(0)), &frames, false);
+        run_batches(
+            &mut g,
+            BenchmarkId::new("passthru_wire", format!("1p_{vlans}v")),
+            &t,
+            Ingress::Wire(ParentId(0)),
+            &frames,
+            false,
+        );
     }
 
     // Broadcast into a bridge network of 8 ports: from the wire and from a
     // port; the decision alone and with the caller's walk of the flood set.
     let (t, _) = topology(Mode::Bridge, 8, 1);
     let wire_bc: Vec<_> = (0..BATCH).map(|_| eth(Mac::BROADCAST, EXT, None)).collect();
-    let port_bc: Vec<_> = (0..BATCH).map(|_| eth(Mac::BROADCAST, mac(0, 0), None)).collect();
-    run_batches(&mut g, BenchmarkId::new("broadcast_8p", "wire"), &t, Ingress::Wire(ParentId(0)), &wire_bc, false);
-    run_batches(&mut g, BenchmarkId::new("broadcast_8p", "wire+walk"), &t, Ingress::Wire(ParentId(0)), &wire_bc, true);
-    run_batches(&mut g, BenchmarkId::new("broadcast_8p", "port+walk"), &t, Ingress::Port(PortId(0)), &port_bc, true);
+    let port_bc: Vec<_> = (0..BATCH)
+        .map(|_| eth(Mac::BROADCAST, mac(0, 0), None))
+        .collect();
+    run_batches(
+        &mut g,
+        BenchmarkId::new("broadcast_8p", "wire"),
+        &t,
+        Ingress::Wire(ParentId(0)),
+        &wire_bc,
+        false,
+    );
+    run_batches(
+        &mut g,
+        BenchmarkId::new("broadcast_8p", "wire+walk"),
+        &t,
+        Ingress::Wire(ParentId(0)),
+        &wire_bc,
+        true,
+    );
+    run_batches(
+        &mut g,
+        BenchmarkId::new("broadcast_8p", "port+walk"),
+        &t,
+        Ingress::Port(PortId(0)),
+        &port_bc,
+        true,
+    );
     g.finish();
 }
 
@@ -190,7 +261,9 @@ fn parsing(c: &mut Criterion) {
         b.iter(|| {
             let mut acc = 0u64;
             for f in black_box(&frames) {
-                let Some(e) = EthernetPacket::new(f) else { continue };
+                let Some(e) = EthernetPacket::new(f) else {
+                    continue;
+                };
                 let d = Mac(e.get_destination().octets()).to_u64();
                 let s = Mac(e.get_source().octets()).to_u64();
                 let (vid, et) = if e.get_ethertype() == EtherTypes::Vlan {
@@ -231,19 +304,36 @@ impl Hasher for MulHasher {
 fn lookups(c: &mut Criterion) {
     let mut g = c.benchmark_group("lookup_256");
     g.throughput(Throughput::Elements(BATCH as u64));
-    let entries: Vec<(u64, u32)> = (0..256).map(|i| (key(0, mac(0, i).to_u64()), i as u32)).collect();
+    let entries: Vec<(u64, u32)> = (0..256)
+        .map(|i| (key(0, mac(0, i).to_u64()), i as u32))
+        .collect();
     let probes: Vec<u64> = spread(256).take(BATCH).map(|i| entries[i].0).collect();
     let open = MacMap::build(&entries);
     let sip: HashMap<u64, u32> = entries.iter().copied().collect();
     let mul: HashMap<u64, u32, BuildHasherDefault<MulHasher>> = entries.iter().copied().collect();
     g.bench_function("open_addressed", |b| {
-        b.iter(|| black_box(&probes).iter().map(|&k| open.get(k).unwrap_or(0)).sum::<u32>())
+        b.iter(|| {
+            black_box(&probes)
+                .iter()
+                .map(|&k| open.get(k).unwrap_or(0))
+                .sum::<u32>()
+        })
     });
     g.bench_function("std_hashmap_sip", |b| {
-        b.iter(|| black_box(&probes).iter().map(|k| sip.get(k).copied().unwrap_or(0)).sum::<u32>())
+        b.iter(|| {
+            black_box(&probes)
+                .iter()
+                .map(|k| sip.get(k).copied().unwrap_or(0))
+                .sum::<u32>()
+        })
     });
     g.bench_function("std_hashmap_mul", |b| {
-        b.iter(|| black_box(&probes).iter().map(|k| mul.get(k).copied().unwrap_or(0)).sum::<u32>())
+        b.iter(|| {
+            black_box(&probes)
+                .iter()
+                .map(|k| mul.get(k).copied().unwrap_or(0))
+                .sum::<u32>()
+        })
     });
     g.finish();
 }
