@@ -34,10 +34,11 @@ fn frames_land_in_exactly_the_right_socket() {
         for (slot, fd) in xsks.fds().into_iter().enumerate() {
             demux.set_socket(slot as u32, 0, fd).unwrap();
         }
-        // Slot 0: A untagged. Slot 1: the same MAC on VLAN 100. Slot 2: B on VLAN 200 only.
-        demux.insert_port(0, MAC_A, 0).unwrap();
-        demux.insert_port(100, MAC_A, 1).unwrap();
-        demux.insert_port(200, MAC_B, 2).unwrap();
+        // Slot 0: A untagged. Slot 1: the same MAC on VLAN 100. Slot 2: B on VLAN 200 only,
+        // as a private port (reflected group frames come back to it alone).
+        demux.insert_port(0, MAC_A, 0, false).unwrap();
+        demux.insert_port(100, MAC_A, 1, false).unwrap();
+        demux.insert_port(200, MAC_B, 2, true).unwrap();
 
         std::thread::scope(|s| {
             s.spawn(|| {
@@ -51,6 +52,10 @@ fn frames_land_in_exactly_the_right_socket() {
                             frame(MAC_A, SRC, Some(300), "A-vlan300"),
                             frame(MAC_B, SRC, None, "B-untagged"),
                             frame(MAC_B, SRC, Some(200), "B-vlan200"),
+                            // The wire reflecting B's and A's own broadcasts (last: the wire
+                            // bridge learns the source MACs from them).
+                            frame([0xff; 6], MAC_B, Some(200), "B-reflected"),
+                            frame([0xff; 6], MAC_A, Some(100), "A-reflected"),
                         ],
                     )
                 })
@@ -69,10 +74,19 @@ fn frames_land_in_exactly_the_right_socket() {
         ["A-vlan100", "A-vlan100-prio7"],
         "slot 1 (A, VLAN 100)"
     );
-    assert_eq!(names[2], ["B-vlan200"], "slot 2 (B, VLAN 200)");
+    assert_eq!(
+        names[2],
+        ["B-vlan200", "B-reflected"],
+        "slot 2 (B, VLAN 200, private)"
+    );
     // Frames arrive as they were on the wire, tag included.
     assert_eq!(&got[1][0][12..16], &[0x81, 0x00, 0x00, 100]);
-    assert_eq!(counters.get(Counter::Redirect), 4);
+    assert_eq!(counters.get(Counter::Redirect), 5);
+    assert_eq!(
+        counters.get(Counter::PassGroup),
+        1,
+        "A's reflection is an ordinary broadcast"
+    );
     assert!(
         counters.get(Counter::PassHost) >= 2,
         "A on VLAN 300 and untagged B went to the host: {counters:?}"

@@ -5,6 +5,7 @@
  *   unicast for a port              -> XSKMAP redirect to that port's socket on this rx queue
  *   broadcast / multicast           -> XDP_PASS; the host stack gets it and mvdp's flood tap
  *                                      (an AF_PACKET socket on the parent) copies it to userspace
+ *   ... reflected, from a port flagged REFLECT_TO_SELF -> that port's socket only (no host copy)
  *   anything else                   -> XDP_PASS, the host keeps using the NIC
  *   passthru (config flag)          -> every unicast frame of the passthru VLAN to the one port
  *   runt / truncated 802.1Q header  -> XDP_DROP, counted
@@ -122,6 +123,12 @@ int demux(struct xdp_md *ctx)
 	}
 
 	if (eth->h_dest[0] & 1) {
+		struct mvdp_port_key src = { .vlan = key.vlan };
+
+		__builtin_memcpy(src.mac, eth->h_source, ETH_ALEN);
+		port = bpf_map_lookup_elem(&ports, &src);
+		if (port && (port->flags & MVDP_PORT_F_REFLECT_TO_SELF))
+			return to_slot(ctx, port->slot);
 		count(MVDP_CNT_PASS_GROUP);
 		return XDP_PASS;
 	}

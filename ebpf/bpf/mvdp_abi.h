@@ -26,10 +26,15 @@ struct mvdp_port_key {
 	__u16 vlan;
 };
 
+/* mvdp_port_val.flags: a broadcast/multicast frame arriving from the wire with this port's
+ * MAC as its source is the wire reflecting the port's own flood. Kernel macvlan hands such a
+ * frame back to the sender only, with no host copy, for private, passthru and source ports. */
+#define MVDP_PORT_F_REFLECT_TO_SELF (1u << 0)
+
 /* Value of the `ports` hash map. */
 struct mvdp_port_val {
 	__u32 slot; /* row of the XSKMAP, < MVDP_MAX_SLOTS */
-	__u32 flags; /* reserved, 0 */
+	__u32 flags; /* MVDP_PORT_F_* */
 };
 
 /* config.flags */

@@ -15,6 +15,10 @@ pub const XSKS_ENTRIES: u32 = MAX_QUEUES * MAX_SLOTS;
 pub const MAX_PORTS: u32 = 4096;
 /// `Config::flags`: deliver every unicast frame of `passthru_vlan` to `passthru_slot`.
 pub const CFG_PASSTHRU: u32 = 1;
+/// `PortVal::flags`: a group frame from the wire whose source is this port (the wire reflecting
+/// the port's own flood) goes back to this port only, with no host copy — kernel macvlan's rule
+/// for private, passthru and source ports.
+pub const PORT_F_REFLECT_TO_SELF: u32 = 1;
 
 /// Key of the `ports` map.
 #[repr(C)]
@@ -148,6 +152,8 @@ mod tests {
         assert_eq!(define("MVDP_MAX_PORTS"), MAX_PORTS.to_string());
         assert_eq!(define("MVDP_CFG_PASSTHRU"), "(1u << 0)");
         assert_eq!(CFG_PASSTHRU, 1 << 0);
+        assert_eq!(define("MVDP_PORT_F_REFLECT_TO_SELF"), "(1u << 0)");
+        assert_eq!(PORT_F_REFLECT_TO_SELF, 1 << 0);
     }
 
     #[test]

@@ -178,12 +178,25 @@ impl Demux {
         self.mode
     }
 
-    /// Frames for (`vlan`, `mac`) go to the sockets registered for `slot`.
-    pub fn insert_port(&mut self, vlan: u16, mac: [u8; 6], slot: u32) -> Result<(), DemuxError> {
+    /// Frames for (`vlan`, `mac`) go to the sockets registered for `slot`. With
+    /// `reflect_to_self` (private, passthru and source ports), a broadcast or multicast frame
+    /// the wire reflects back with this port's MAC as source returns to this port alone.
+    pub fn insert_port(
+        &mut self,
+        vlan: u16,
+        mac: [u8; 6],
+        slot: u32,
+        reflect_to_self: bool,
+    ) -> Result<(), DemuxError> {
         check_vlan(vlan)?;
         check_slot(slot)?;
+        let flags = if reflect_to_self {
+            abi::PORT_F_REFLECT_TO_SELF
+        } else {
+            0
+        };
         self.ports
-            .insert(PortKey { mac, vlan }, PortVal { slot, flags: 0 }, 0)
+            .insert(PortKey { mac, vlan }, PortVal { slot, flags }, 0)
             .map_err(|e| DemuxError::Map {
                 map: "ports",
                 detail: e.to_string(),

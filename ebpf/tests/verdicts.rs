@@ -57,10 +57,14 @@ impl Prog {
     }
 
     fn add_port(&self, vlan: u16, mac: [u8; 6], slot: u32) {
+        self.add_port_flags(vlan, mac, slot, 0)
+    }
+
+    fn add_port_flags(&self, vlan: u16, mac: [u8; 6], slot: u32, flags: u32) {
         let mut key = mac.to_vec();
         key.extend_from_slice(&vlan.to_ne_bytes());
         let mut val = slot.to_ne_bytes().to_vec();
-        val.extend_from_slice(&0u32.to_ne_bytes());
+        val.extend_from_slice(&flags.to_ne_bytes());
         self.map("ports").update(&key, &val, MapFlags::ANY).unwrap();
     }
 
@@ -240,4 +244,35 @@ fn passthru_takes_every_unicast_frame_of_its_vlan_but_not_group_frames() {
     );
     // Plain run without the helper, to keep run() exercised for callers.
     assert_eq!(p.run(&frame(any_mac, Some(200), 64)), XDP_PASS);
+}
+
+#[test]
+fn a_reflected_group_frame_returns_to_a_reflect_to_self_port_only() {
+    if !is_root() {
+        return;
+    }
+    let p = Prog::load();
+    let private_port = [0x02, 0, 0, 0, 0, 0x0c];
+    p.add_port_flags(100, private_port, 5, mvdp_ebpf::abi::PORT_F_REFLECT_TO_SELF);
+    p.add_port(100, PORT_MAC, 6);
+    let bcast_from = |src: [u8; 6], vlan: u16| {
+        let mut f = frame([0xff; 6], Some(vlan), 64);
+        f[6..12].copy_from_slice(&src);
+        f
+    };
+    // From the flagged port on its VLAN: redirected (to a socket that a test run lacks),
+    // never passed to the host.
+    assert_eq!(
+        p.verdict(&bcast_from(private_port, 100)),
+        (XDP_DROP, Counter::DropNoSocket)
+    );
+    // The same source on another VLAN, or an unflagged port: host + flood tap as usual.
+    assert_eq!(
+        p.verdict(&bcast_from(private_port, 200)),
+        (XDP_PASS, Counter::PassGroup)
+    );
+    assert_eq!(
+        p.verdict(&bcast_from(PORT_MAC, 100)),
+        (XDP_PASS, Counter::PassGroup)
+    );
 }

@@ -97,7 +97,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         let mut probe = XskProbe::new(&parent, 0, PORTS.len())?;
         for (slot, (fd, (mac, vlan))) in probe.fds().into_iter().zip(PORTS).enumerate() {
             demux.set_socket(slot as u32, 0, fd)?;
-            demux.insert_port(vlan, mac, slot as u32)?;
+            demux.insert_port(vlan, mac, slot as u32, false)?;
         }
         let mut tap = FloodTap::open(&parent)?;
         progress(&args, &format!("demux attached to {parent} ({} XDP, BPF link); sending traffic from the external host", demux.mode().as_str()));
