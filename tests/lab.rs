@@ -291,9 +291,16 @@ fn destroy_by_name_only_removes_the_labs_own_namespaces() {
     assert_eq!(netns_with_prefix(&p), before);
     assert_eq!(before.len(), 2);
 
+    // Namespaces named exactly like a lab's, that mvdp did not record: refused, untouched.
+    let lookalike = NetNs::create(&format!("{p}-host")).expect("look-alike");
+    let err = Lab::destroy_by_name(&p).unwrap_err();
+    assert!(matches!(err, Error::NotOurLab { .. }), "{err}");
+    assert!(netns_with_prefix(&p).contains(&format!("{p}-host")));
+    lookalike.delete().unwrap();
+
     // Existing lab: its namespaces go, the decoys stay.
     let lab = Lab::builder(&p).containers(1).build().expect("build");
-    let names = lab.keep();
+    let names = lab.keep().expect("keep");
     let removed = Lab::destroy_by_name(&p).expect("down");
     let mut expect = names.namespaces.clone();
     expect.sort();

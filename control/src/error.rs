@@ -50,6 +50,12 @@ pub enum Error {
     /// `lab down` of a lab that does not exist.
     #[error("no lab named {0}: no network namespace {0}-<wire|ext|host|hostN|cN> exists; nothing removed")]
     NoSuchLab(String),
+    /// `lab down` of namespaces that look like a lab's but that `mvdp lab up` did not record.
+    #[error("namespaces {} look like lab {prefix}, but mvdp did not create them (no record in /run/mvdp/labs); nothing removed. If they are leftovers, remove them with `ip netns del NAME`", namespaces.join(", "))]
+    NotOurLab {
+        prefix: String,
+        namespaces: Vec<String>,
+    },
     /// The operation needs root (CAP_SYS_ADMIN + CAP_NET_ADMIN).
     #[error("{0} needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN); run it with sudo")]
     NotRoot(String),

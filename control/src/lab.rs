@@ -90,9 +90,12 @@ fn live() -> std::sync::MutexGuard<'static, BTreeMap<u64, Vec<String>>> {
 /// Removes the namespaces of every lab still alive in this process. Returns the names removed. Called by
 /// the signal handler; safe to call from anywhere (labs dropped later find their namespaces gone).
 pub fn destroy_all_live() -> Vec<String> {
-    let labs = std::mem::take(&mut *live());
+    delete_registered(&mut live())
+}
+
+fn delete_registered(labs: &mut BTreeMap<u64, Vec<String>>) -> Vec<String> {
     let mut removed = Vec::new();
-    for name in labs.into_values().flatten() {
+    for name in std::mem::take(labs).into_values().flatten() {
         if NetNs::delete_by_name(&name).is_ok() {
             removed.push(name);
         }
@@ -106,7 +109,10 @@ pub fn install_signal_handler() -> Result<()> {
     let mut res = Ok(());
     HANDLER.call_once(|| {
         res = ctrlc::set_handler(|| {
-            let removed = destroy_all_live();
+            // The registry stays locked until exit: a lab still being built blocks before it
+            // registers (and so before it creates) another namespace, which would otherwise leak.
+            let mut labs = live();
+            let removed = delete_registered(&mut labs);
             if !removed.is_empty() {
                 eprintln!(
                     "mvdp: interrupted; removed lab namespaces: {}",
@@ -788,10 +794,13 @@ impl Lab {
 
     /// Leaves the lab up (for `mvdp lab up`): its namespaces are no longer removed on drop or Ctrl-C.
     /// Returns its description. Remove it later with [`Lab::destroy_by_name`].
-    pub fn keep(mut self) -> LabDescription {
+    pub fn keep(mut self) -> Result<LabDescription> {
         let d = self.description();
+        // `lab down` removes only what such a record names: namespaces that merely look like a
+        // lab's (someone's own `docker-host`) are never touched. On failure the lab is dropped.
+        write_record(&self.prefix, &d.namespaces)?;
         self.created.keep = true;
-        d
+        Ok(d)
     }
 
     /// Removes the lab now, reporting cleanup errors (dropping does the same silently).
@@ -815,8 +824,24 @@ impl Lab {
         if !is_root() {
             return Err(Error::NotRoot(format!("removing lab {prefix}")));
         }
-        let names = Self::namespaces_of(prefix)?;
+        let existing = Self::namespaces_of(prefix)?;
+        let Some(recorded) = read_record(prefix)? else {
+            return Err(if existing.is_empty() {
+                Error::NoSuchLab(prefix.to_string())
+            } else {
+                Error::NotOurLab {
+                    prefix: prefix.to_string(),
+                    namespaces: existing,
+                }
+            });
+        };
+        let names: Vec<String> = existing
+            .into_iter()
+            .filter(|n| recorded.contains(n))
+            .collect();
         if names.is_empty() {
+            // Removed by hand since: forget the stale record.
+            remove_record(prefix)?;
             return Err(Error::NoSuchLab(prefix.to_string()));
         }
         let mut removed = Vec::new();
@@ -838,12 +863,49 @@ impl Lab {
                 }
             }
         }
+        if first_err.is_none() {
+            remove_record(prefix)?;
+        }
         first_err.map_or(Ok(removed), Err)
     }
 
     /// Labs found on the system, grouped by prefix from their namespace names.
     pub fn list() -> Result<Vec<LabSummary>> {
         Ok(group_labs(&NetNs::list()?))
+    }
+}
+
+/// Where `Lab::keep` records the namespaces of labs left up (tmpfs, like /run/netns: both are
+/// gone after a reboot).
+const RECORD_DIR: &str = "/run/mvdp/labs";
+
+fn record_path(prefix: &str) -> std::path::PathBuf {
+    std::path::Path::new(RECORD_DIR).join(prefix)
+}
+
+fn write_record(prefix: &str, namespaces: &[String]) -> Result<()> {
+    let path = record_path(prefix);
+    std::fs::create_dir_all(RECORD_DIR)
+        .and_then(|()| std::fs::write(&path, namespaces.join("\n") + "\n"))
+        .map_err(|e| Error::io(format!("recording lab {prefix} in {}", path.display()), e))
+}
+
+fn read_record(prefix: &str) -> Result<Option<Vec<String>>> {
+    let path = record_path(prefix);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text.lines().map(str::to_string).collect())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+fn remove_record(prefix: &str) -> Result<()> {
+    let path = record_path(prefix);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io(format!("removing {}", path.display()), e))
+        }
+        _ => Ok(()),
     }
 }
 

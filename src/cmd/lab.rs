@@ -72,7 +72,7 @@ fn up(a: UpArgs) -> Result<()> {
         .hairpin(a.hairpin)
         .build()
         .with_context(|| format!("building lab {}", a.name))?;
-    let d = lab.keep();
+    let d = lab.keep()?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&d)?);
     } else {
