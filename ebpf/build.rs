@@ -15,7 +15,7 @@ fn main() {
         panic!(
             "\n\nmvdp-ebpf needs clang to compile its XDP program (ebpf/bpf/*.c) to BPF, and found none.\n\
              Install it with:  apt-get install clang-19 libbpf-dev\n\
-             (or run ./scripts/setup.sh, which installs everything mvdp needs), or set CLANG=/path/to/clang.\n"
+             (or run ./scripts/deps.sh, which installs everything mvdp needs), or set CLANG=/path/to/clang.\n"
         )
     });
     // The BPF target has no multiarch include dir of its own; asm/types.h lives in the host's.

@@ -145,9 +145,12 @@ fn the_flood_tap_restores_vlan_tags() {
         let _demux = Demux::attach(&lab.parent, ModePolicy::Native).expect("attach");
         let mut tap = FloodTap::open(&lab.parent).unwrap();
         in_netns(&lab.ext, || {
+            let mut qinq = frame([0xff; 6], SRC, Some(0x2064), "bcast-qinq100");
+            qinq[12..14].copy_from_slice(&0x88a8u16.to_be_bytes());
             send(
                 "eth0",
                 &[
+                    qinq,
                     frame([0xff; 6], SRC, Some(0x2064), "bcast-vlan100"),
                     frame(MAC_A, SRC, None, "unicast"),
                 ],
@@ -157,19 +160,34 @@ fn the_flood_tap_restores_vlan_tags() {
         let mut buf = vec![0u8; 2048];
         let mut tapped = Vec::new();
         while let Some(f) = tap.recv(&mut buf).unwrap() {
-            tapped.push((buf[f.offset..f.offset + f.len].to_vec(), f.vlan_tci));
+            tapped.push((buf[f.offset..f.offset + f.len].to_vec(), f.vlan));
         }
         tapped
     });
-    let ours: Vec<_> = tapped.iter().filter(|(f, _)| marker(f).is_some()).collect();
-    assert_eq!(
-        ours.len(),
-        1,
-        "only the broadcast is tapped, never unicast: {ours:?}"
+    // Ours: a probe ethertype behind one tag. Each comes back with its own TPID and TCI.
+    let ours: Vec<_> = tapped
+        .iter()
+        .filter(|(f, _)| f.len() >= 18 && f[16..18] == [0x88, 0xb5])
+        .collect();
+    assert!(
+        tapped
+            .iter()
+            .all(|(f, _)| marker(f).as_deref() != Some("unicast")),
+        "unicast is never tapped"
     );
-    assert_eq!(ours[0].1, Some(0x2064));
-    assert_eq!(&ours[0].0[12..16], &[0x81, 0x00, 0x20, 0x64]);
-    assert_eq!(marker(&ours[0].0).as_deref(), Some("bcast-vlan100"));
+    assert_eq!(ours.len(), 2, "both broadcasts are tapped: {ours:?}");
+    let dot1q = ours
+        .iter()
+        .find(|(f, _)| f[12..14] == [0x81, 0x00])
+        .expect("802.1Q");
+    assert_eq!(dot1q.1, Some((0x8100, 0x2064)));
+    assert_eq!(&dot1q.0[14..16], &[0x20, 0x64]);
+    assert_eq!(marker(&dot1q.0).as_deref(), Some("bcast-vlan100"));
+    let qinq = ours
+        .iter()
+        .find(|(f, _)| f[12..14] == [0x88, 0xa8])
+        .expect("802.1ad kept as 802.1ad");
+    assert_eq!(qinq.1, Some((0x88a8, 0x2064)));
 }
 
 #[test]
@@ -233,30 +251,36 @@ fn a_killed_loader_leaves_no_program_behind() {
     }
     use std::io::{BufRead, BufReader};
     let lab = TestLab::new("dmx5");
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_attach_and_wait",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("MVDP_TEST_CHILD", format!("{}:{}", lab.host, lab.parent))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = BufReader::new(child.stdout.take().unwrap());
+    /// Kills the helper process however this test ends, so it never holds the program on.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = KillOnDrop(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_attach_and_wait",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("MVDP_TEST_CHILD", format!("{}:{}", lab.host, lab.parent))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let out = BufReader::new(child.0.stdout.take().unwrap());
     let attached = out
         .lines()
         .map_while(Result::ok)
         .any(|l| l.contains("ATTACHED"));
     assert!(attached, "the child attached demux");
     assert!(xdp_attached(&lab.host, &lab.parent));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap(); // SIGKILL: no destructor, no cleanup of its own
+    child.0.wait().unwrap();
     assert!(
         eventually(3, || !xdp_attached(&lab.host, &lab.parent)),
         "the kernel detached the program when its BPF link's owner died"

@@ -23,8 +23,10 @@ pub struct TappedFrame {
     pub offset: usize,
     /// Length of the frame, tag included.
     pub len: usize,
-    /// The 802.1Q tag control information the frame carried, if any.
-    pub vlan_tci: Option<u16>,
+    /// The outer tag the frame carried, if any, as (TPID, TCI): 0x8100 for 802.1Q, 0x88a8 for
+    /// 802.1ad. The tag is back in the frame bytes with its own TPID, so an 802.1ad frame
+    /// never passes for an 802.1Q one.
+    pub vlan: Option<(u16, u16)>,
 }
 
 /// A non-blocking AF_PACKET socket receiving the broadcast/multicast frames that arrive on
@@ -160,22 +162,21 @@ impl FloodTap {
                 self.truncated += 1;
                 continue;
             }
-            let tci = vlan_from_cmsgs(&msg);
-            return Ok(Some(match tci {
-                Some(tci) if len >= 12 => {
+            return Ok(Some(match vlan_from_cmsgs(&msg) {
+                Some((tpid, tci)) if len >= 12 => {
                     buf.copy_within(VLAN_HLEN..VLAN_HLEN + 12, 0);
-                    buf[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
+                    buf[12..14].copy_from_slice(&tpid.to_be_bytes());
                     buf[14..16].copy_from_slice(&tci.to_be_bytes());
                     TappedFrame {
                         offset: 0,
                         len: len + VLAN_HLEN,
-                        vlan_tci: Some(tci),
+                        vlan: Some((tpid, tci)),
                     }
                 }
                 _ => TappedFrame {
                     offset: VLAN_HLEN,
                     len,
-                    vlan_tci: None,
+                    vlan: None,
                 },
             }));
         }
@@ -211,7 +212,9 @@ fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T)
     Ok(())
 }
 
-fn vlan_from_cmsgs(msg: &libc::msghdr) -> Option<u16> {
+/// (TPID, TCI) of the tag the stack took out of the frame; kernels that predate
+/// TP_STATUS_VLAN_TPID_VALID only ever strip 802.1Q tags.
+fn vlan_from_cmsgs(msg: &libc::msghdr) -> Option<(u16, u16)> {
     // SAFETY: `msg` was filled in by a successful recvmsg, so its control buffer holds
     // well-formed cmsgs within msg_controllen; CMSG_* only walk inside it.
     unsafe {
@@ -221,7 +224,12 @@ fn vlan_from_cmsgs(msg: &libc::msghdr) -> Option<u16> {
                 let aux =
                     std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::tpacket_auxdata);
                 if aux.tp_status & libc::TP_STATUS_VLAN_VALID != 0 {
-                    return Some(aux.tp_vlan_tci);
+                    let tpid = if aux.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                        aux.tp_vlan_tpid
+                    } else {
+                        0x8100
+                    };
+                    return Some((tpid, aux.tp_vlan_tci));
                 }
                 return None;
             }

@@ -80,6 +80,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         &args,
         &format!("building lab {prefix}: wire switch, external host, host with parent NIC"),
     );
+    mvdp_control::install_signal_handler()?;
     let lab = Lab::builder(&prefix)
         .containers(0)
         .build()
