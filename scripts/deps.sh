@@ -6,7 +6,8 @@ set -euo pipefail
 # Debian packages, and why each is here.
 PACKAGES=(
   clang-19          # compiles ebpf/bpf/*.c to BPF; xsk-rs's libxdp build needs it too
-  llvm-19           # llvm-strip/llvm-objdump for the BPF objects
+  llvm-19           # llc-19, which libxdp's build needs
+  gcc               # libxdp's configure (CC=gcc) and the -sys crates
   libbpf-dev        # bpf_helpers.h for the XDP program
   libelf-dev        # libxdp (built by xsk-rs)
   zlib1g-dev        # libxdp
@@ -16,7 +17,6 @@ PACKAGES=(
   ethtool           # lab: offload switches (txvlan, tx checksum)
   iproute2          # ip netns exec, used by tests to check what the library built
   iputils-ping      # lab connectivity checks
-  containernetworking-plugins  # the reference CNI macvlan plugin (conformance cross-check)
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -41,4 +41,14 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "mvdp: cargo not found: install Rust stable (https://rustup.rs) first." >&2
   exit 1
 fi
-grep -q ' /sys/fs/bpf bpf' /proc/mounts || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    if command -v rustup >/dev/null 2>&1; then
+      echo "mvdp: installing the Rust $component component"
+      rustup component add "$component"
+    else
+      echo "mvdp: cargo $component is missing and there is no rustup to add it." >&2
+      exit 1
+    fi
+  fi
+done
