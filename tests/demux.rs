@@ -18,6 +18,19 @@ const MAC_A: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 0x0a];
 const MAC_B: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 0x0b];
 const SRC: [u8; 6] = [0x02, 0xee, 0, 0, 0, 0x01];
 
+/// Promiscuity held by anyone (a packet-socket membership does not show as the PROMISC flag).
+fn promisc(ns: &str, ifname: &str) -> bool {
+    let detail = common::ip_n(ns, &["-d", "link", "show", "dev", ifname]);
+    let count = detail
+        .split_whitespace()
+        .skip_while(|w| *w != "promiscuity")
+        .nth(1);
+    count
+        .and_then(|c| c.parse::<u32>().ok())
+        .expect("ip -d link shows promiscuity")
+        > 0
+}
+
 fn send(ifname: &str, frames: &[Vec<u8>]) {
     mvdp::probe::raw::send(ifname, frames).expect("sending probe frames");
 }
@@ -136,14 +149,20 @@ fn unknown_unicast_and_broadcast_reach_the_host_stack_and_the_flood_tap() {
 }
 
 #[test]
-fn the_flood_tap_restores_vlan_tags() {
-    if !is_root("the_flood_tap_restores_vlan_tags") {
+fn the_flood_tap_restores_vlan_tags_and_holds_promisc_while_open() {
+    if !is_root("the_flood_tap_restores_vlan_tags_and_holds_promisc_while_open") {
         return;
     }
     let lab = TestLab::new("dmx3");
     let tapped = in_netns(&lab.host, || {
         let _demux = Demux::attach(&lab.parent, ModePolicy::Native).expect("attach");
         let mut tap = FloodTap::open(&lab.parent).unwrap();
+        assert!(!promisc(&lab.host, &lab.parent));
+        tap.hold_promisc().unwrap();
+        assert!(
+            promisc(&lab.host, &lab.parent),
+            "the tap holds the parent promiscuous"
+        );
         in_netns(&lab.ext, || {
             let mut qinq = frame([0xff; 6], SRC, Some(0x2064), "bcast-qinq100");
             qinq[12..14].copy_from_slice(&0x88a8u16.to_be_bytes());
@@ -162,6 +181,11 @@ fn the_flood_tap_restores_vlan_tags() {
         while let Some(f) = tap.recv(&mut buf).unwrap() {
             tapped.push((buf[f.offset..f.offset + f.len].to_vec(), f.vlan));
         }
+        drop(tap);
+        assert!(
+            !promisc(&lab.host, &lab.parent),
+            "closing the tap ends promiscuous mode"
+        );
         tapped
     });
     // Ours: a probe ethertype behind one tag. Each comes back with its own TPID and TCI.

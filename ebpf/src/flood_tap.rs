@@ -34,6 +34,7 @@ pub struct TappedFrame {
 #[derive(Debug)]
 pub struct FloodTap {
     fd: OwnedFd,
+    ifindex: u32,
     /// Frames longer than the caller's buffer, dropped.
     pub truncated: u64,
 }
@@ -120,7 +121,30 @@ impl FloodTap {
         if rc < 0 {
             return Err(err("bind"));
         }
-        Ok(FloodTap { fd, truncated: 0 })
+        Ok(FloodTap {
+            fd,
+            ifindex,
+            truncated: 0,
+        })
+    }
+
+    /// Puts the interface in promiscuous mode for as long as this socket lives. A real NIC
+    /// drops frames for MACs it does not own, and mvdp's ports have their own MACs. Held as a
+    /// packet-socket membership, the kernel undoes it when the socket closes, also when the
+    /// process is killed, so a crash never leaves the parent promiscuous.
+    pub fn hold_promisc(&self) -> io::Result<()> {
+        let mreq = libc::packet_mreq {
+            mr_ifindex: self.ifindex as libc::c_int,
+            mr_type: libc::PACKET_MR_PROMISC as libc::c_ushort,
+            mr_alen: 0,
+            mr_address: [0; 8],
+        };
+        setsockopt(
+            &self.fd,
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            &mreq,
+        )
     }
 
     /// Receives one frame into `buf` as it was on the wire (802.1Q tag restored).

@@ -101,6 +101,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             demux.insert_port(vlan, mac, slot as u32, false)?;
         }
         let mut tap = FloodTap::open(&parent)?;
+        tap.hold_promisc()?;
         progress(&args, &format!("demux attached to {parent} ({} XDP, BPF link); sending traffic from the external host", demux.mode().as_str()));
 
         let mut frames = Vec::new();
