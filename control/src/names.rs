@@ -178,27 +178,15 @@ impl fmt::Display for MacAddr {
 
 impl FromStr for MacAddr {
     type Err = Error;
+    /// Parsed by the dataplane's `Mac`, so both halves accept exactly the same spellings.
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || {
+        s.parse::<mvdp_dataplane::Mac>().map(|m| MacAddr(m.0)).map_err(|_| {
             Error::invalid(
                 "MAC address",
                 s,
                 "expected six hex octets like 02:00:00:00:00:01",
             )
-        };
-        let mut out = [0u8; 6];
-        let mut parts = s.split(':');
-        for byte in out.iter_mut() {
-            let p = parts.next().ok_or_else(bad)?;
-            if p.is_empty() || p.len() > 2 {
-                return Err(bad());
-            }
-            *byte = u8::from_str_radix(p, 16).map_err(|_| bad())?;
-        }
-        if parts.next().is_some() {
-            return Err(bad());
-        }
-        Ok(MacAddr(out))
+        })
     }
 }
 
