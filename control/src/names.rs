@@ -180,13 +180,15 @@ impl FromStr for MacAddr {
     type Err = Error;
     /// Parsed by the dataplane's `Mac`, so both halves accept exactly the same spellings.
     fn from_str(s: &str) -> Result<Self> {
-        s.parse::<mvdp_dataplane::Mac>().map(|m| MacAddr(m.0)).map_err(|_| {
-            Error::invalid(
-                "MAC address",
-                s,
-                "expected six hex octets like 02:00:00:00:00:01",
-            )
-        })
+        s.parse::<mvdp_dataplane::Mac>()
+            .map(|m| MacAddr(m.0))
+            .map_err(|_| {
+                Error::invalid(
+                    "MAC address",
+                    s,
+                    "expected six hex octets like 02:00:00:00:00:01",
+                )
+            })
     }
 }
 
