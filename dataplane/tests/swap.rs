@@ -20,11 +20,27 @@ fn bridge(ports: &[(u8, bool)]) -> Tables {
     b.build().unwrap()
 }
 
-fn one_port(v: &Verdict) -> Option<PortId> {
-    match v {
+/// Decides `batch` as sent by port 0 and returns, per frame, the one port it goes to (if any).
+fn from_port0(
+    t: &Tables,
+    batch: &[Vec<u8>; 2],
+    budget: &mut FloodBudget,
+    counters: &mut Counters,
+) -> [Option<PortId>; 2] {
+    let mut verdicts = [Verdict::default(); 2];
+    let n = decide_batch(
+        t,
+        Ingress::Port(PortId(0)),
+        batch,
+        &mut verdicts,
+        budget,
+        counters,
+    );
+    assert_eq!(n, 2);
+    verdicts.map(|v| match v {
         Verdict::Deliver(d) => d.single_port(),
         Verdict::Drop(_) => None,
-    }
+    })
 }
 
 #[test]
@@ -33,24 +49,15 @@ fn a_swapped_in_table_takes_effect_at_the_next_batch_and_counters_carry_over() {
     let mut tables = Arc::clone(&old);
     let mut budget = FloodBudget::new(&tables);
     let mut counters = Counters::new(&tables);
-    let mut verdicts = [Verdict::default(); 2];
 
-    let to_p2 = eth(port_mac(2), port_mac(1), None, 0x0800);
-    let to_p3 = eth(port_mac(3), port_mac(1), None, 0x0800);
-    let batch = [to_p2.clone(), to_p3.clone()];
-    let n = decide_batch(
-        &tables,
-        Ingress::Port(PortId(0)),
-        &batch,
-        &mut verdicts,
-        &mut budget,
-        &mut counters,
-    );
-    assert_eq!(n, 2);
-    assert_eq!(one_port(&verdicts[0]), Some(PortId(1)));
+    let batch = [
+        eth(port_mac(2), port_mac(1), None, 0x0800),
+        eth(port_mac(3), port_mac(1), None, 0x0800),
+    ];
+    let got = from_port0(&tables, &batch, &mut budget, &mut counters);
+    assert_eq!(got[0], Some(PortId(1)));
     assert_eq!(
-        one_port(&verdicts[1]),
-        None,
+        got[1], None,
         "port 3 does not exist yet: its MAC is the wire's"
     );
     // Per-port counters count what each port sent in.
@@ -60,20 +67,9 @@ fn a_swapped_in_table_takes_effect_at_the_next_batch_and_counters_carry_over() {
     tables = Arc::new(bridge(&[(1, true), (2, false), (3, true)]));
     counters.fit(&tables);
     budget.refill(&tables);
-    decide_batch(
-        &tables,
-        Ingress::Port(PortId(0)),
-        &batch,
-        &mut verdicts,
-        &mut budget,
-        &mut counters,
-    );
-    assert_eq!(
-        one_port(&verdicts[0]),
-        None,
-        "a down port's MAC is unknown: to the wire"
-    );
-    assert_eq!(one_port(&verdicts[1]), Some(PortId(2)));
+    let got = from_port0(&tables, &batch, &mut budget, &mut counters);
+    assert_eq!(got[0], None, "a down port's MAC is unknown: to the wire");
+    assert_eq!(got[1], Some(PortId(2)));
     assert_eq!(
         counters.port(PortId(0)).rx_frames,
         4,
@@ -88,13 +84,6 @@ fn a_swapped_in_table_takes_effect_at_the_next_batch_and_counters_carry_over() {
     // A worker still holding the old snapshot decides as before: nothing was mutated in place.
     let mut old_counters = Counters::new(&old);
     let mut old_budget = FloodBudget::new(&old);
-    decide_batch(
-        &old,
-        Ingress::Port(PortId(0)),
-        &batch,
-        &mut verdicts,
-        &mut old_budget,
-        &mut old_counters,
-    );
-    assert_eq!(one_port(&verdicts[0]), Some(PortId(1)));
+    let got = from_port0(&old, &batch, &mut old_budget, &mut old_counters);
+    assert_eq!(got[0], Some(PortId(1)));
 }
