@@ -1,3 +1,4 @@
 //! The `mvdp` package: the CLI binary (src/main.rs) plus what it shares with the tests.
 
 pub mod probe;
+pub mod runtime;
