@@ -49,6 +49,8 @@ pub const MODES: [MacvlanMode; 4] = [
 pub struct Row {
     pub id: String,
     pub title: String,
+    /// A deliberate difference of mvdp's: why (a mismatch here is expected).
+    pub deliberate: Option<String>,
     pub modes: Vec<ModeCells>,
 }
 
@@ -100,6 +102,7 @@ impl Table {
                     .collect(),
                 id: s.id,
                 title: s.title,
+                deliberate: s.deliberate.map(str::to_string),
             })
             .collect();
         Table { rows }
@@ -115,10 +118,16 @@ impl Table {
         out.push_str(&"---|---|".repeat(MODES.len()));
         out.push('\n');
         for r in &self.rows {
-            out.push_str(&format!("| {} |", r.title));
+            match r.deliberate {
+                Some(_) => out.push_str(&format!("| {} (deliberate difference) |", r.title)),
+                None => out.push_str(&format!("| {} |", r.title)),
+            }
             for c in &r.modes {
                 let mvdp = match c.matches {
                     Some(true) => "same".to_string(),
+                    Some(false) if r.deliberate.is_some() => {
+                        format!("differs by design: {}", c.mvdp.short())
+                    }
                     Some(false) => format!("**differs: {}**", c.mvdp.short()),
                     None => c.mvdp.short(),
                 };
@@ -141,7 +150,8 @@ impl Table {
              `wire` = it left the parent towards the wire switch. The wire switch has learned every \
              MAC; \"wire reflects\" = hairpin on its port to the parent (802.1Qbg). The mvdp column \
              is pending until the mvdp backend is wired into the suite. VLAN rows: this kernel has no \
-             8021Q module, so kernel VLAN networks cannot be built.",
+             8021Q module, so kernel VLAN networks cannot be built. Rows marked \"deliberate \
+             difference\" show what the kernel does where mvdp differs on purpose (see below).",
             self.markdown()
         )
     }

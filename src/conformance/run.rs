@@ -11,7 +11,8 @@ use pnet_datalink::{Channel, Config, DataLinkSender};
 use super::record::{StackRecorder, WireRecorder};
 use super::report::Cell;
 use super::scenario::{
-    down_port, scenarios, Dst, Endpoint, Phase, Sender, GROUP_MAC, NEW_MAC, UNKNOWN_MAC,
+    down_port, scenarios, Dst, Endpoint, Phase, Sender, GROUP_MAC, NEW_MAC, SPOOFED_MAC,
+    UNKNOWN_MAC,
 };
 use super::subject::{Network, Subject};
 use crate::probe::raw::frame;
@@ -176,7 +177,8 @@ pub fn run_mode(subject: &dyn Subject, prefix: &str, mode: MacvlanMode) -> Resul
                 Sender::Port(n) => (ep.port_tx[n as usize - 1].as_mut(), macs[n as usize]),
                 Sender::Ext => (ep.ext_tx.as_mut(), EXT_MAC),
             };
-            send(tx, &frame(dst, src.0, None, &marker))
+            let src = if s.spoofed { SPOOFED_MAC } else { src.0 };
+            send(tx, &frame(dst, src, s.vlan, &marker))
                 .with_context(|| format!("scenario {}", s.id))?;
             sent.push((marker, s.id.clone()));
             std::thread::sleep(Duration::from_millis(2));

@@ -75,6 +75,10 @@ pub enum Phase {
 pub const NEW_MAC: [u8; 6] = [0x02, 0x6d, 0x76, 0x00, 0x02, 0x01];
 /// The unknown unicast destination.
 pub const UNKNOWN_MAC: [u8; 6] = [0x02, 0x6d, 0x76, 0x00, 0x0e, 0xee];
+/// The source MAC of the spoofing scenario: nobody's.
+pub const SPOOFED_MAC: [u8; 6] = [0x02, 0x6d, 0x76, 0x00, 0x0d, 0x01];
+/// The VLAN id a port tries to inject.
+pub const INJECTED_VLAN: u16 = 100;
 /// The multicast group used.
 pub const GROUP_MAC: [u8; 6] = [0x01, 0x00, 0x5e, 0x42, 0x00, 0x01];
 
@@ -88,6 +92,12 @@ pub struct Scenario {
     pub phase: Phase,
     pub from: Sender,
     pub dst: Dst,
+    /// Sent with [`SPOOFED_MAC`] as source instead of the sender's own.
+    pub spoofed: bool,
+    /// Sent with an 802.1Q tag carrying this VLAN id.
+    pub vlan: Option<u16>,
+    /// Where mvdp differs from the kernel on purpose (README "Deliberate differences"): why.
+    pub deliberate: Option<&'static str>,
 }
 
 impl Scenario {
@@ -126,6 +136,9 @@ fn s(id: &str, title: &str, phase: Phase, from: Sender, dst: Dst) -> Scenario {
         phase,
         from,
         dst,
+        spoofed: false,
+        vlan: None,
+        deliberate: None,
     }
 }
 
@@ -157,6 +170,28 @@ pub fn scenarios() -> Vec<Scenario> {
             ));
         }
         if phase == HairpinOff {
+            v.push(Scenario {
+                spoofed: true,
+                deliberate: Some("anti-spoofing: mvdp drops a port's frame whose source MAC is not the port's own (passthru exempt)"),
+                ..s(
+                    "hairpin-off/p1-spoofed",
+                    "P1 → external host from a foreign source MAC",
+                    phase,
+                    From(1),
+                    D::Ext,
+                )
+            });
+            v.push(Scenario {
+                vlan: Some(INJECTED_VLAN),
+                deliberate: Some("no VLAN hopping: mvdp drops a port's 802.1Q-tagged frame"),
+                ..s(
+                    "hairpin-off/p1-tagged",
+                    "P1 → external host, 802.1Q-tagged (VLAN 100)",
+                    phase,
+                    From(1),
+                    D::Ext,
+                )
+            });
             for (id, title, dst) in [
                 ("ext-p1", "wire → P1's MAC", D::Port(1)),
                 ("ext-unknown", "wire → unknown MAC", D::Unknown),
