@@ -108,6 +108,26 @@ impl Table {
         Table { rows }
     }
 
+    /// Cells where both subjects ran and disagree outside the deliberate differences, as
+    /// "mode scenario: kernel X, mvdp Y". What the mvdp conformance test asserts is empty.
+    pub fn mismatches(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in self.rows.iter().filter(|r| r.deliberate.is_none()) {
+            for c in &r.modes {
+                if c.matches == Some(false) {
+                    out.push(format!(
+                        "{} {}: kernel {}, mvdp {}",
+                        c.mode,
+                        r.id,
+                        c.kernel.short(),
+                        c.mvdp.short()
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// The table in markdown: per mode a kernel column and an mvdp column ("same" when it matches).
     pub fn markdown(&self) -> String {
         let mut out = String::from("| scenario |");
@@ -190,6 +210,37 @@ mod tests {
         assert_eq!(new, format!("a\n{README_BEGIN}\nnew\n{README_END}\nb\n"));
         assert_eq!(readme_section(&new), Some("\nnew\n"));
         assert!(replace_readme_section("no markers", "x").is_err());
+    }
+
+    #[test]
+    fn mismatches_skip_pending_and_deliberate_rows() {
+        use super::super::run::ModeResult;
+        let all = scenarios();
+        let result = |subject: &str, f: &dyn Fn(&str) -> Cell| ModeResult {
+            subject: subject.into(),
+            mode: MacvlanMode::Bridge,
+            ports: 2,
+            cells: all.iter().map(|s| (s.id.clone(), f(&s.id))).collect(),
+        };
+        let nobody = |_: &str| Cell::Received(BTreeSet::new());
+        let kernel = result("kernel", &nobody);
+        assert!(Table::new(std::slice::from_ref(&kernel), &[])
+            .mismatches()
+            .is_empty());
+        let mvdp = result("mvdp", &|id: &str| {
+            if id == "hairpin-off/p1-p2" || id == "hairpin-off/p1-spoofed" {
+                Cell::Received([Endpoint::Host].into())
+            } else {
+                Cell::Received(BTreeSet::new())
+            }
+        });
+        let t = Table::new(&[kernel], &[mvdp]);
+        assert_eq!(
+            t.mismatches(),
+            ["bridge hairpin-off/p1-p2: kernel nobody, mvdp host"]
+        );
+        assert!(t.markdown().contains("differs by design: host"));
+        assert!(t.markdown().contains("**differs: host**"));
     }
 
     #[test]
