@@ -8,20 +8,27 @@ use std::time::Duration;
 
 use common::{eventually, in_netns, is_root, pings};
 use mvdp::runtime::{Runtime, RuntimeOptions};
-use mvdp_control::dataplane::{Dataplane, PortConfig};
+use mvdp_control::dataplane::{Dataplane, ParentHandle, PortConfig};
 use mvdp_control::lab::{container_ip, container_mac, ContainerVeth};
 use mvdp_control::Lab;
 use mvdp_dataplane::{Mac, Mode};
 
 fn lab(tag: &str, containers: u32, hairpin: bool) -> Lab {
+    lab_on_hosts(tag, &vec![1; containers as usize], hairpin)
+}
+
+/// A lab whose container `n` (1-based) hangs off host `hosts[n - 1]`.
+fn lab_on_hosts(tag: &str, hosts: &[u32], hairpin: bool) -> Lab {
+    let containers = hosts.len() as u32;
     let lab = Lab::builder(&common::unique_prefix(tag))
         .containers(containers)
+        .hosts(hosts.iter().copied().max().unwrap_or(1))
         .hairpin(hairpin)
         .build()
         .expect("building the lab");
     for n in 1..=containers {
         lab.add_container_veth(
-            1,
+            hosts[n as usize - 1],
             n,
             &ContainerVeth {
                 host_ifname: format!("mvp{n}"),
@@ -43,30 +50,32 @@ fn mac(n: u32) -> Mac {
         .expect("lab MACs parse")
 }
 
-/// Runs `f` with a runtime whose containers 1..=n are ports of one network in `mode`.
-fn with_ports<T: Send>(
-    lab: &Lab,
+/// Runs `f` in netns `host` with a runtime on its parent whose ports are (container, VLAN).
+fn with_runtime<T: Send>(
+    host: &str,
+    opts: RuntimeOptions,
     mode: Mode,
-    n: u32,
+    ports: &[(u32, u16)],
     f: impl FnOnce(&mut Runtime) -> T + Send,
 ) -> T {
-    in_netns(lab.host().name(), || {
-        let mut rt = Runtime::new(RuntimeOptions::default()).expect("runtime");
-        let parent = rt
-            .attach_parent(lab.parent_ifname())
-            .expect("attach parent");
-        for i in 1..=n {
-            rt.add_port(&PortConfig {
-                parent,
-                vlan: 0,
-                mode,
-                mac: mac(i),
-                veth_ifname: format!("mvp{i}"),
-            })
-            .expect("add port");
+    in_netns(host, || {
+        let mut rt = Runtime::new(opts).expect("runtime");
+        let parent = rt.attach_parent("eth1").expect("attach parent");
+        for &(i, vlan) in ports {
+            rt.add_port(&port(parent, i, vlan, mode)).expect("add port");
         }
         f(&mut rt)
     })
+}
+
+fn port(parent: ParentHandle, i: u32, vlan: u16, mode: Mode) -> PortConfig {
+    PortConfig {
+        parent,
+        vlan,
+        mode,
+        mac: mac(i),
+        veth_ifname: format!("mvp{i}"),
+    }
 }
 
 fn c(lab: &Lab, n: u32) -> String {
@@ -88,45 +97,167 @@ fn bridge_containers_reach_each_other_the_ext_host_and_frames_balance() {
     let lab = lab("rtb", 2, false);
     let ext = lab.ext_ip().to_string();
     let c2 = container_ip(2).to_string();
-    with_ports(&lab, Mode::Bridge, 2, |rt| {
-        assert!(pings(&c(&lab, 1), &c2, 3), "c1 -> c2 (bridge, local)");
-        assert!(pings(&c(&lab, 1), &ext, 3), "c1 -> external host");
-        assert!(pings(&c(&lab, 2), &ext, 3), "c2 -> external host");
-        assert!(
-            pings(lab.host().name(), &ext, 3),
-            "the host keeps its own connectivity over the parent"
-        );
-        let s = rt.stats();
-        assert!(
-            s.ports.values().all(|p| p.rx_frames > 0 && p.tx_frames > 0),
-            "{s:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-        assert!(
-            idle_balanced(rt),
-            "UMEM frames unaccounted for: {:?}",
-            rt.stats().umem
+    // Two workers: the ports land on different threads, so c1 <-> c2 is handed between them.
+    let opts = RuntimeOptions {
+        workers: 2,
+        ..RuntimeOptions::default()
+    };
+    with_runtime(
+        lab.host().name(),
+        opts,
+        Mode::Bridge,
+        &[(1, 0), (2, 0)],
+        |rt| {
+            assert!(pings(&c(&lab, 1), &c2, 3), "c1 -> c2 (bridge, local)");
+            assert!(pings(&c(&lab, 1), &ext, 3), "c1 -> external host");
+            assert!(pings(&c(&lab, 2), &ext, 3), "c2 -> external host");
+            assert!(
+                pings(lab.host().name(), &ext, 3),
+                "the host keeps its own connectivity over the parent"
+            );
+            let s = rt.stats();
+            assert!(
+                s.ports.values().all(|p| p.rx_frames > 0 && p.tx_frames > 0),
+                "{s:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(
+                idle_balanced(rt),
+                "UMEM frames unaccounted for: {:?}",
+                rt.stats().umem
+            );
+        },
+    );
+}
+
+/// VLAN 100 on two hosts talks across the wire; VLAN 200 on the same parents never hears it;
+/// the wire sees VLAN 100's frames tagged 100.
+#[test]
+fn vlans_span_two_hosts_and_stay_apart() {
+    if !is_root("vlans_span_two_hosts_and_stay_apart") {
+        return;
+    }
+    // c1 on host 1 (VLAN 100), c2 on host 2 (VLAN 100), c3 on host 2 (VLAN 200).
+    let lab = lab_on_hosts("rtv", &[1, 2, 2], false);
+    let (h1, h2) = (
+        lab.host_n(1).ns.name().to_string(),
+        lab.host_n(2).ns.name().to_string(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (up_tx, up_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let h2 = &h2;
+        s.spawn(move || {
+            with_runtime(
+                h2,
+                RuntimeOptions::default(),
+                Mode::Bridge,
+                &[(2, 100), (3, 200)],
+                move |_| {
+                    up_tx.send(()).unwrap();
+                    let _ = rx.recv_timeout(Duration::from_secs(60));
+                },
+            )
+        });
+        up_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("host 2 runtime up");
+        with_runtime(
+            &h1,
+            RuntimeOptions::default(),
+            Mode::Bridge,
+            &[(1, 100)],
+            move |_| {
+                // Dropped on the way out, panic or not: host 2's runtime stops waiting.
+                let _release = tx;
+                // Tags stay in the frame data the capture sees.
+                assert!(common::ns_ok(
+                    lab.ext().name(),
+                    &["ethtool", "-K", "eth0", "rxvlan", "off"]
+                ));
+                // The flood tap reads broadcasts with the tag the stack moved to metadata put back.
+                let mut cap = in_netns(lab.ext().name(), || {
+                    mvdp_ebpf::FloodTap::open("eth0").expect("tap on the external host")
+                });
+                assert!(
+                    pings(&c(&lab, 1), &container_ip(2).to_string(), 3),
+                    "VLAN 100 across hosts"
+                );
+                assert!(
+                    !pings(&c(&lab, 1), &container_ip(3).to_string(), 2),
+                    "VLAN 100 -> 200"
+                );
+                assert!(
+                    !pings(&c(&lab, 3), &container_ip(2).to_string(), 2),
+                    "VLAN 200 -> 100"
+                );
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 2048];
+                while let Ok(Some(f)) = cap.recv(&mut buf) {
+                    seen.push(buf[f.offset..f.offset + f.len].to_vec());
+                }
+                let tagged_from = |m: Mac, vid: u16| {
+                    seen.iter().any(|f| {
+                        f.len() > 16
+                            && f[6..12] == m.0
+                            && f[12..14] == [0x81, 0x00]
+                            && u16::from_be_bytes([f[14], f[15]]) & 0xfff == vid
+                    })
+                };
+                assert!(
+                    tagged_from(mac(1), 100),
+                    "c1's frames carry tag 100 on the wire"
+                );
+                assert!(
+                    tagged_from(mac(3), 200),
+                    "c3's frames carry tag 200 on the wire"
+                );
+                assert!(
+                    !seen.iter().any(|f| f.len() > 12
+                        && (f[6..12] == mac(1).0 || f[6..12] == mac(3).0)
+                        && f[12..14] != [0x81, 0x00]),
+                    "no untagged frame from a VLAN port"
+                );
+            },
         );
     });
 }
 
 #[test]
-fn private_containers_reach_each_other_only_through_a_hairpin() {
-    if !is_root("private_containers_reach_each_other_only_through_a_hairpin") {
+fn passthru_port_takes_all_wire_unicast_and_a_second_port_is_refused() {
+    if !is_root("passthru_port_takes_all_wire_unicast_and_a_second_port_is_refused") {
         return;
     }
-    let c2 = container_ip(2).to_string();
-    let flat = lab("rtp", 2, false);
-    with_ports(&flat, Mode::Private, 2, |_| {
-        assert!(!pings(&c(&flat, 1), &c2, 2), "private: no local delivery");
-        assert!(pings(&c(&flat, 1), &flat.ext_ip().to_string(), 3));
-    });
-    drop(flat);
-    let hp = lab("rth", 2, true);
-    with_ports(&hp, Mode::Vepa, 2, |_| {
+    let lab = lab("rtx", 2, false);
+    in_netns(lab.host().name(), || {
+        let mut rt = Runtime::new(RuntimeOptions::default()).expect("runtime");
+        let parent = rt.attach_parent("eth1").expect("attach");
+        rt.add_port(&port(parent, 1, 0, Mode::Passthru))
+            .expect("passthru port");
+        let second = rt.add_port(&port(parent, 2, 0, Mode::Passthru));
+        assert!(second.is_err(), "a second passthru port must be refused");
+        let bridge = rt.add_port(&port(parent, 2, 0, Mode::Bridge));
         assert!(
-            pings(&c(&hp, 1), &c2, 3),
-            "vepa through the hairpinned wire"
+            bridge.is_err(),
+            "no other network beside passthru on its parent"
         );
+        assert!(pings(&c(&lab, 1), &lab.ext_ip().to_string(), 3));
+        // Unicast to a MAC nobody owns reaches the passthru port.
+        let mut cap = in_netns(&c(&lab, 1), || {
+            mvdp::probe::raw::Capture::open("eth0").unwrap()
+        });
+        let f = mvdp::probe::raw::frame(
+            [0x02, 0x99, 0, 0, 0, 1],
+            [0x02, 0xee, 0, 0, 0, 1],
+            None,
+            "ptu",
+        );
+        in_netns(lab.ext().name(), || {
+            mvdp::probe::raw::send("eth0", &[f]).unwrap()
+        });
+        let got = cap.collect(Duration::from_millis(300));
+        assert!(got
+            .iter()
+            .any(|g| mvdp::probe::raw::marker(g).as_deref() == Some("ptu")));
     });
 }

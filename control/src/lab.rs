@@ -70,6 +70,14 @@ pub const EXT_MAC: MacAddr = MacAddr::lab(0, 0, 0xfe);
 /// Transmit 802.1Q/802.1ad tags in frame data, not as offload metadata (wire ports, external host).
 const TAGS_IN_DATA_TX: &[(Offload, bool)] =
     &[(Offload::TxVlan, false), (Offload::TxVlanStag, false)];
+/// What a real wire carries: complete frames. Stacks that transmit onto the lab's wire (the external
+/// host, each host's parent) finish checksums themselves, as a NIC would before the wire; a veth would
+/// otherwise hand CHECKSUM_PARTIAL frames across, which XDP (and so AF_XDP) sees unfinished.
+const WIRE_TX: &[(Offload, bool)] = &[
+    (Offload::TxVlan, false),
+    (Offload::TxVlanStag, false),
+    (Offload::TxChecksum, false),
+];
 /// Keep received tags in frame data (parents).
 const TAGS_IN_DATA_RX: &[(Offload, bool)] =
     &[(Offload::RxVlan, false), (Offload::RxVlanStag, false)];
@@ -416,7 +424,7 @@ impl LabBuilder {
         wire_nl.set_master(EXT_WIRE_PORT, BRIDGE)?;
         set_offloads(&wire, EXT_WIRE_PORT, TAGS_IN_DATA_TX)?;
         wire_nl.set_up(EXT_WIRE_PORT)?;
-        set_offloads(&ext, EXT_IFNAME, TAGS_IN_DATA_TX)?;
+        set_offloads(&ext, EXT_IFNAME, WIRE_TX)?;
         ext_nl.add_address(EXT_IFNAME, IpAddr::V4(EXT_IP), LAB_PREFIX_LEN)?;
         ext_nl.set_up(EXT_IFNAME)?;
 
@@ -437,6 +445,7 @@ impl LabBuilder {
             set_offloads(&wire, &port, TAGS_IN_DATA_TX)?;
             wire_nl.set_up(&port)?;
             set_offloads(&ns, PARENT_IFNAME, TAGS_IN_DATA_RX)?;
+            set_offloads(&ns, PARENT_IFNAME, WIRE_TX)?;
             nl.add_address(PARENT_IFNAME, IpAddr::V4(host_ip(n)), LAB_PREFIX_LEN)?;
             nl.set_up(PARENT_IFNAME)?;
             hosts.push(LabHost {

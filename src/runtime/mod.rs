@@ -75,6 +75,8 @@ struct PortState {
     dev: DevRef,
     ifindex: u32,
     up: bool,
+    /// Its demux entries are in place (so removing them cannot disturb another port's).
+    programmed: bool,
     stats: Arc<DeviceStats>,
 }
 
@@ -206,9 +208,26 @@ impl Runtime {
             .ok_or_else(|| DataplaneError::Refused("no free port slot".into()))
     }
 
+    /// Whether the ports plus `extra` make valid tables (duplicate MACs, passthru alone, ...).
+    fn check_with(&self, extra: &PortConfig) -> Result<(), DataplaneError> {
+        let mut b = TablesBuilder::new();
+        let mut networks = BTreeMap::new();
+        for cfg in self.ports.values().map(|p| &p.cfg).chain([extra]) {
+            let key = (cfg.parent.0, cfg.vlan, cfg.mode as u8);
+            let net = *networks.entry(key).or_insert_with(|| {
+                b.add_network(NetworkSpec::new(ParentId(cfg.parent.0), cfg.vlan, cfg.mode))
+            });
+            b.add_port(PortSpec::new(net, cfg.mac));
+        }
+        b.build()
+            .map(|_| ())
+            .map_err(|e| DataplaneError::Refused(e.to_string()))
+    }
+
     /// The demux entries of one port on its parent.
     fn program_demux(&mut self, slot: u32) -> Result<(), DataplaneError> {
-        let p = &self.ports[&slot];
+        let p = self.ports.get_mut(&slot).expect("caller checked");
+        p.programmed = true;
         let cfg = p.cfg.clone();
         let parent = self
             .parents
@@ -234,9 +253,10 @@ impl Runtime {
     }
 
     fn unprogram_demux(&mut self, slot: u32) {
-        let Some(p) = self.ports.get(&slot) else {
+        let Some(p) = self.ports.get_mut(&slot).filter(|p| p.programmed) else {
             return;
         };
+        p.programmed = false;
         let cfg = p.cfg.clone();
         if let Some(parent) = self.parents.get_mut(&cfg.parent.0) {
             let _ = parent.demux.remove_port(cfg.vlan, cfg.mac.0);
@@ -364,7 +384,7 @@ impl Dataplane for Runtime {
         let ifindex = nix::net::if_::if_nametoindex(cfg.veth_ifname.as_str())
             .map_err(|_| DataplaneError::NoSuchInterface(cfg.veth_ifname.clone()))?;
         let slot = self.free_slot()?;
-        // Validate the whole table with the new port before touching anything.
+        self.check_with(cfg)?;
         let sock = XskSocket::new(
             self.engine.umem(),
             &cfg.veth_ifname,
@@ -385,6 +405,7 @@ impl Dataplane for Runtime {
                 dev,
                 ifindex,
                 up: true,
+                programmed: false,
                 stats,
             },
         );

@@ -132,3 +132,99 @@ pub fn ethtool_feature(ns: &str, ifname: &str, name: &str) -> String {
         .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
         .unwrap_or_else(|| panic!("no feature {name} for {ifname} in {ns}:\n{out}"))
 }
+
+/// Sends `bytes` of a deterministic pseudo-random stream over TCP from netns `client` to a
+/// server in netns `server` listening on `server_ip`; true when every byte arrived intact.
+pub fn tcp_transfer_intact(
+    server: &str,
+    server_ip: std::net::Ipv4Addr,
+    client: &str,
+    bytes: usize,
+) -> bool {
+    use std::io::{Read, Write};
+    fn stream(seed: u64, buf: &mut [u8]) -> u64 {
+        let mut x = seed;
+        for b in buf.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        x
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let srv = s.spawn(move || {
+            in_netns(server, move || {
+                let l = std::net::TcpListener::bind((server_ip, 5201)).expect("listen");
+                tx.send(()).unwrap();
+                // Never block forever: a client that cannot connect must fail the test, not hang it.
+                l.set_nonblocking(true).unwrap();
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                let mut c = loop {
+                    match l.accept() {
+                        Ok((c, _)) => break c,
+                        Err(_) if std::time::Instant::now() < deadline => {
+                            std::thread::sleep(std::time::Duration::from_millis(10))
+                        }
+                        Err(_) => return false,
+                    }
+                };
+                c.set_nonblocking(false).unwrap();
+                c.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+                    .unwrap();
+                let (mut want, mut got) = (vec![0u8; 65536], vec![0u8; 65536]);
+                let (mut seed, mut left) = (0x9e37_79b9_7f4a_7c15u64, bytes);
+                while left > 0 {
+                    let n = left.min(got.len());
+                    if c.read_exact(&mut got[..n]).is_err() {
+                        return false;
+                    }
+                    seed = stream(seed, &mut want[..n]);
+                    if want[..n] != got[..n] {
+                        return false;
+                    }
+                    left -= n;
+                }
+                true
+            })
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("server up");
+        let sent = in_netns(client, move || {
+            let mut c = match std::net::TcpStream::connect_timeout(
+                &(server_ip, 5201).into(),
+                std::time::Duration::from_secs(5),
+            ) {
+                Ok(c) => c,
+                Err(_) => return false,
+            };
+            c.set_write_timeout(Some(std::time::Duration::from_secs(30)))
+                .unwrap();
+            let mut buf = vec![0u8; 65536];
+            let (mut seed, mut left) = (0x9e37_79b9_7f4a_7c15u64, bytes);
+            while left > 0 {
+                let n = left.min(buf.len());
+                seed = stream(seed, &mut buf[..n]);
+                if c.write_all(&buf[..n]).is_err() {
+                    return false;
+                }
+                left -= n;
+            }
+            true
+        });
+        let ok = srv.join().unwrap_or(false);
+        sent && ok
+    })
+}
+
+/// Sends `count` small UDP datagrams from netns `ns` to `dst` as fast as it can.
+pub fn udp_blast(ns: &str, dst: std::net::Ipv4Addr, count: u64) {
+    in_netns(ns, move || {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp socket");
+        let payload = [0x5au8; 18];
+        for _ in 0..count {
+            let _ = s.send_to(&payload, (dst, 9));
+        }
+    })
+}
