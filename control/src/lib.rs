@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod daemon;
 pub mod dataplane;
 pub mod error;
 pub mod lab;
