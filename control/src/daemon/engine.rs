@@ -23,7 +23,7 @@ pub enum DaemonError {
     Invalid(#[from] Invalid),
     #[error("{0}")]
     System(#[from] crate::Error),
-    #[error("dataplane: {0}")]
+    #[error("{0}")]
     Dataplane(#[from] DataplaneError),
 }
 
