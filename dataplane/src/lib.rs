@@ -7,11 +7,13 @@
 
 pub mod counters;
 pub mod decide;
+pub mod engine;
 pub mod flood;
 pub mod mac;
 mod macmap;
 pub mod table;
 pub mod wire;
+pub mod xsk;
 
 pub use counters::{Counters, DropReason, PortCounters};
 pub use decide::{decide, decide_batch, Delivery, Ingress, Ports, Verdict};

@@ -63,4 +63,12 @@ enum mvdp_counter {
 	MVDP_CNT__MAX = 9,
 };
 
+/* Index of the port program's per-CPU `port_counters` map. Append only. */
+enum mvdp_port_counter {
+	MVDP_PORT_CNT_REDIRECT = 0, /* handed to the port's AF_XDP socket */
+	MVDP_PORT_CNT_NO_PORT = 1, /* ingress ifindex not a registered port: dropped */
+	MVDP_PORT_CNT_NO_SOCKET = 2, /* port registered, socket missing: dropped */
+	MVDP_PORT_COUNTERS = 3,
+};
+
 #endif

@@ -20,6 +20,12 @@ pub const CFG_PASSTHRU: u32 = 1;
 /// for private, passthru and source ports.
 pub const PORT_F_REFLECT_TO_SELF: u32 = 1;
 
+/// Indexes of the port program's `port_counters` map.
+pub const PORT_CNT_REDIRECT: u32 = 0;
+pub const PORT_CNT_NO_PORT: u32 = 1;
+pub const PORT_CNT_NO_SOCKET: u32 = 2;
+pub const PORT_COUNTERS: u32 = 3;
+
 /// Key of the `ports` map.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -173,5 +179,9 @@ mod tests {
             assert_eq!(*c as u32, enum_value(name), "{name}");
         }
         assert_eq!(COUNTERS, enum_value("MVDP_CNT__MAX"));
+        assert_eq!(PORT_CNT_REDIRECT, enum_value("MVDP_PORT_CNT_REDIRECT"));
+        assert_eq!(PORT_CNT_NO_PORT, enum_value("MVDP_PORT_CNT_NO_PORT"));
+        assert_eq!(PORT_CNT_NO_SOCKET, enum_value("MVDP_PORT_CNT_NO_SOCKET"));
+        assert_eq!(PORT_COUNTERS, enum_value("MVDP_PORT_COUNTERS"));
     }
 }

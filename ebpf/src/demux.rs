@@ -274,7 +274,7 @@ impl Demux {
     }
 }
 
-fn attach_mode(
+pub(crate) fn attach_mode(
     prog: &mut Xdp,
     ifname: &str,
     ifindex: u32,
@@ -327,7 +327,7 @@ fn check_parent(ifname: &str) -> Result<u32, DemuxError> {
     Ok(ifindex)
 }
 
-fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, DemuxError>
+pub(crate) fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, DemuxError>
 where
     T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
 {
@@ -352,7 +352,7 @@ fn xsk_index(slot: u32, queue: u32) -> Result<u32, DemuxError> {
     Ok(slot * abi::MAX_QUEUES + queue)
 }
 
-fn check_slot(slot: u32) -> Result<(), DemuxError> {
+pub(crate) fn check_slot(slot: u32) -> Result<(), DemuxError> {
     if slot >= abi::MAX_SLOTS {
         return Err(DemuxError::OutOfRange {
             what: "port slot",
@@ -374,7 +374,7 @@ fn check_vlan(vlan: u16) -> Result<(), DemuxError> {
     Ok(())
 }
 
-fn verifier_detail(e: &aya::programs::ProgramError) -> String {
+pub(crate) fn verifier_detail(e: &aya::programs::ProgramError) -> String {
     match e {
         aya::programs::ProgramError::LoadError {
             io_error,
@@ -386,7 +386,7 @@ fn verifier_detail(e: &aya::programs::ProgramError) -> String {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(inner) = cur {

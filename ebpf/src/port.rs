@@ -1,0 +1,144 @@
+//! Loads the `port_redirect` XDP program once and attaches it to the host end of every port's
+//! veth, each through its own BPF link, so all a container sends reaches the switch's socket.
+
+use std::collections::HashMap as StdHashMap;
+use std::os::fd::AsRawFd;
+
+use aya::maps::{HashMap, MapData, PerCpuArray, XskMap};
+use aya::programs::xdp::XdpLink;
+use aya::programs::{Xdp, XdpMode};
+use aya::Ebpf;
+
+use crate::abi;
+use crate::demux::{attach_mode, check_slot, error_chain, take_map, verifier_detail};
+use crate::error::DemuxError;
+
+/// The compiled `port` program (built by build.rs from `bpf/port.c`).
+pub static PORT_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/port.o"));
+
+/// The port program's counters, summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortCounters {
+    pub redirect: u64,
+    pub no_port: u64,
+    pub no_socket: u64,
+}
+
+/// The loaded program and its attachments. Dropping it detaches every port.
+pub struct PortRedirect {
+    slots: HashMap<MapData, u32, u32>,
+    xsks: XskMap<MapData>,
+    counters: PerCpuArray<MapData, u64>,
+    // Links go first: detached before the program is unloaded.
+    links: StdHashMap<u32, XdpLink>,
+    ebpf: Ebpf,
+}
+
+impl std::fmt::Debug for PortRedirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortRedirect")
+            .field("attached", &self.links.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PortRedirect {
+    /// Loads the program; nothing is attached yet. Do it in the namespace of the veths.
+    pub fn load() -> Result<PortRedirect, DemuxError> {
+        let mut ebpf = Ebpf::load(PORT_OBJECT).map_err(|e| DemuxError::Load(e.to_string()))?;
+        Self::program(&mut ebpf)?
+            .load()
+            .map_err(|e| DemuxError::Load(verifier_detail(&e)))?;
+        Ok(PortRedirect {
+            slots: take_map(&mut ebpf, "port_slots")?,
+            xsks: take_map(&mut ebpf, "port_xsks")?,
+            counters: take_map(&mut ebpf, "port_counters")?,
+            links: StdHashMap::new(),
+            ebpf,
+        })
+    }
+
+    fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp, DemuxError> {
+        ebpf.program_mut("port_redirect")
+            .ok_or_else(|| DemuxError::Load("program `port_redirect` missing from object".into()))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| DemuxError::Load(e.to_string()))
+    }
+
+    /// Sends everything arriving on `ifname` to the AF_XDP socket `fd` (bound to its queue 0),
+    /// which the switch knows as `slot`. Native XDP only: generic XDP on veth breaks TCP.
+    pub fn attach(&mut self, ifname: &str, slot: u32, fd: impl AsRawFd) -> Result<(), DemuxError> {
+        check_slot(slot)?;
+        let ifindex = nix::net::if_::if_nametoindex(ifname)
+            .map_err(|_| DemuxError::NoSuchInterface(ifname.into()))?;
+        let map_err = |map: &'static str| {
+            move |e: aya::maps::MapError| DemuxError::Map {
+                map,
+                detail: e.to_string(),
+            }
+        };
+        // Socket first, then the ifindex -> slot entry: a frame never finds a slot without a socket.
+        self.xsks.set(slot, fd, 0).map_err(map_err("port_xsks"))?;
+        if let Err(e) = self.slots.insert(ifindex, slot, 0) {
+            let _ = self.xsks.unset(slot);
+            return Err(map_err("port_slots")(e));
+        }
+        let attached = Self::program(&mut self.ebpf).and_then(|prog| {
+            let id = attach_mode(prog, ifname, ifindex, XdpMode::Driver)?;
+            prog.take_link(id).map_err(|e| DemuxError::Attach {
+                ifname: ifname.into(),
+                detail: error_chain(&e),
+            })
+        });
+        let link = match attached {
+            Ok(link) if format!("{link:?}").contains("NlLink") => {
+                drop(link);
+                Err(DemuxError::Attach {
+                    ifname: ifname.into(),
+                    detail: "the kernel refused a BPF link for XDP".into(),
+                })
+            }
+            other => other,
+        };
+        match link {
+            Ok(link) => {
+                self.links.insert(ifindex, link);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.slots.remove(&ifindex);
+                let _ = self.xsks.unset(slot);
+                Err(e)
+            }
+        }
+    }
+
+    /// Detaches from `ifindex` and forgets its slot. Frames arriving meanwhile are dropped.
+    pub fn detach(&mut self, ifindex: u32) {
+        let slot = self.slots.get(&ifindex, 0).ok();
+        let _ = self.slots.remove(&ifindex);
+        if let Some(slot) = slot {
+            let _ = self.xsks.unset(slot);
+        }
+        self.links.remove(&ifindex);
+    }
+
+    pub fn counters(&self) -> Result<PortCounters, DemuxError> {
+        let get = |i: u32| -> Result<u64, DemuxError> {
+            Ok(self
+                .counters
+                .get(&i, 0)
+                .map_err(|e| DemuxError::Map {
+                    map: "port_counters",
+                    detail: e.to_string(),
+                })?
+                .iter()
+                .sum())
+        };
+        Ok(PortCounters {
+            redirect: get(abi::PORT_CNT_REDIRECT)?,
+            no_port: get(abi::PORT_CNT_NO_PORT)?,
+            no_socket: get(abi::PORT_CNT_NO_SOCKET)?,
+        })
+    }
+}
