@@ -312,3 +312,52 @@ fn ports_follow_carrier_and_a_killed_daemon_leaves_the_parent_clean() {
         "host lost its NIC after the daemon died"
     );
 }
+
+#[test]
+fn two_hosts_share_vlan_100_and_keep_vlan_200_apart() {
+    if !is_root("two_hosts_share_vlan_100_and_keep_vlan_200_apart") {
+        return;
+    }
+    // Docker's two-node macvlan experiment: each host runs its own daemon, both parents on one wire.
+    let mut d = DaemonLab::start_hosts(&unique_prefix("e2h"), 4, false, 2);
+    d.start_on_host(2);
+    for h in [1, 2] {
+        for (name, parent, range) in [
+            ("v100", "eth1.100", "198.18.0.32/28"),
+            ("v200", "eth1.200", "198.18.0.48/28"),
+        ] {
+            d.ok_on(
+                h,
+                &[
+                    "network",
+                    "create",
+                    name,
+                    "--parent",
+                    parent,
+                    "--subnet",
+                    "198.18.0.0/24",
+                    "--ip-range",
+                    range,
+                ],
+            );
+        }
+    }
+    for (h, net, c, ip) in [
+        (1, "v100", 1, "198.18.0.32"),
+        (2, "v100", 2, "198.18.0.33"),
+        (1, "v200", 3, "198.18.0.48"),
+        (2, "v200", 4, "198.18.0.49"),
+    ] {
+        d.ok_on(h, &["port", "add", net, "--netns", &d.c(c), "--ip", ip]);
+    }
+    assert!(ping(&d.c(1), "198.18.0.33", 3), "VLAN 100 across hosts");
+    assert!(ping(&d.c(4), "198.18.0.48", 3), "VLAN 200 across hosts");
+    assert!(
+        !ping(&d.c(1), "198.18.0.49", 1),
+        "VLAN 100 reached VLAN 200 on the other host"
+    );
+    assert!(
+        ping(d.lab.host_n(2).ns.name(), EXT, 2),
+        "host 2 -> external host"
+    );
+}

@@ -15,13 +15,21 @@ pub struct DaemonLab {
     pub dir: PathBuf,
     pub socket: PathBuf,
     child: Option<Child>,
+    /// Daemons on the lab's other hosts: (host number, socket, process).
+    others: Vec<(u32, PathBuf, Child)>,
 }
 
 impl DaemonLab {
     pub fn start(prefix: &str, containers: u32, hairpin: bool) -> DaemonLab {
+        Self::start_hosts(prefix, containers, hairpin, 1)
+    }
+
+    /// A lab with `hosts` hosts; the daemon runs on the first ([`DaemonLab::start_on_host`] adds more).
+    pub fn start_hosts(prefix: &str, containers: u32, hairpin: bool, hosts: u32) -> DaemonLab {
         let lab = Lab::builder(prefix)
             .containers(containers)
             .hairpin(hairpin)
+            .hosts(hosts)
             .build()
             .expect("building the lab");
         let dir = std::env::temp_dir().join(format!("mvdp-{prefix}"));
@@ -32,32 +40,81 @@ impl DaemonLab {
             socket: dir.join("run/mvdp.sock"),
             dir,
             child: None,
+            others: Vec::new(),
         };
         d.spawn();
         d
     }
 
-    /// Starts the daemon (again) and waits until it answers.
-    pub fn spawn(&mut self) {
+    fn daemon_command(&self, host: u32, socket: &std::path::Path) -> Command {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join("daemon.log"))
+            .open(self.dir.join(format!("daemon{host}.log")))
             .unwrap();
-        let child = self
-            .lab
-            .host()
-            .command(BIN)
-            .arg("daemon")
+        let mut cmd = self.lab.host_n(host).ns.command(BIN);
+        cmd.arg("daemon")
             .arg("--socket")
-            .arg(&self.socket)
+            .arg(socket)
             .arg("--state-dir")
-            .arg(self.dir.join("state"))
+            .arg(self.dir.join(format!("state{host}")))
             .env("MVDP_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(log);
+        cmd
+    }
+
+    /// Starts a second daemon in host `n`'s netns (n >= 2) and waits until it answers.
+    pub fn start_on_host(&mut self, n: u32) {
+        let socket = self.dir.join(format!("run/h{n}.sock"));
+        let child = self
+            .daemon_command(n, &socket)
+            .spawn()
+            .expect("starting mvdp daemon");
+        self.others.push((n, socket, child));
+        let end = Instant::now() + Duration::from_secs(15);
+        while !self.mvdp_on(n, &["network", "ls"]).status.success() {
+            assert!(Instant::now() < end, "daemon on host {n} not answering");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `mvdp ARGS` against the daemon of host `n` (1 = the first daemon).
+    pub fn mvdp_on(&self, n: u32, args: &[&str]) -> Output {
+        let socket = if n == 1 {
+            &self.socket
+        } else {
+            &self
+                .others
+                .iter()
+                .find(|o| o.0 == n)
+                .expect("daemon on that host")
+                .1
+        };
+        Command::new(BIN)
+            .args(args)
+            .env("MVDP_SOCKET", socket)
+            .output()
+            .expect("running mvdp")
+    }
+
+    /// `mvdp ARGS` on host `n`'s daemon must succeed; its stdout.
+    pub fn ok_on(&self, n: u32, args: &[&str]) -> String {
+        let o = self.mvdp_on(n, args);
+        assert!(
+            o.status.success(),
+            "mvdp (host {n}) {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Starts the daemon (again) and waits until it answers.
+    pub fn spawn(&mut self) {
+        let child = self
+            .daemon_command(1, &self.socket.clone())
             .spawn()
             .expect("starting mvdp daemon");
         self.child = Some(child);
@@ -76,7 +133,7 @@ impl DaemonLab {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.join("daemon1.log")).unwrap_or_default()
     }
 
     pub fn pid(&self) -> i32 {
@@ -148,6 +205,13 @@ impl Drop for DaemonLab {
     fn drop(&mut self) {
         if self.child.is_some() {
             self.stop(nix::sys::signal::Signal::SIGTERM);
+        }
+        for (_, _, c) in &mut self.others {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = c.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
