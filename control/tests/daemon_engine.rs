@@ -363,6 +363,18 @@ fn ports_follow_the_parent_carrier() {
         .filter(|c| matches!(c, Call::SetUp(_, true)))
         .count();
     assert_eq!(ups, 2);
+
+    // The container's netns going away takes the veth with it: the port is forgotten.
+    fake.clear();
+    ip_n(&host, &["link", "del", "mvp0"]);
+    d.poll();
+    let left: Vec<u32> = d.port_ls().iter().map(|p| p.id).collect();
+    assert_eq!(left, vec![1]);
+    assert!(
+        matches!(fake.calls().as_slice(), [Call::RemovePort(_)]),
+        "{:?}",
+        fake.calls()
+    );
 }
 
 #[test]
@@ -435,6 +447,8 @@ fn a_restarted_daemon_readopts_networks_and_surviving_ports() {
     let mut d2 = daemon(&lab, &fake2, Some(dir.clone()));
     let ports = d2.port_ls();
     assert_eq!(ports.len(), 1, "{ports:?}");
+    let prev = std::fs::read_to_string(dir.join("state.json.prev")).expect("old state kept");
+    assert!(prev.contains("mvp1"), "{prev}");
     assert_eq!((ports[0].id, ports[0].state.as_str()), (0, "up"));
     let c = fake2.calls();
     assert_eq!(c[0], Call::Attach("eth1".into()));

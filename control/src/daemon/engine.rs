@@ -81,16 +81,27 @@ impl<D: Dataplane> Daemon<D> {
             parents: BTreeMap::new(),
             handles: BTreeMap::new(),
         };
-        d.adopt(saved);
+        let dropped = d.adopt(saved);
+        if let (true, Some(dir)) = (dropped > 0, &d.cfg.state_dir) {
+            // Keep what could not be re-adopted (a parent that is only missing for now, say).
+            let prev = dir.join(format!("{}.prev", persist::STATE_FILE));
+            match std::fs::copy(persist::path(dir), &prev) {
+                Ok(_) => tracing::warn!("{dropped} saved network(s)/port(s) not re-adopted; the old state is kept in {}", prev.display()),
+                Err(e) => tracing::warn!("keeping the old state in {}: {e}", prev.display()),
+            }
+        }
         d.save();
         Ok(d)
     }
 
-    fn adopt(&mut self, saved: State) {
+    /// Returns how many networks and ports of `saved` were dropped.
+    fn adopt(&mut self, saved: State) -> usize {
+        let mut dropped = 0;
         for (name, mut net) in saved.networks {
             let ports = std::mem::take(&mut net.ports);
             if let Err(e) = self.ensure_parent(&net.parent) {
                 tracing::warn!(network = %name, "dropping network from the saved state: {e}");
+                dropped += 1 + ports.len();
                 continue;
             }
             self.state.networks.insert(name.clone(), net);
@@ -99,6 +110,7 @@ impl<D: Dataplane> Daemon<D> {
                     Ok(Some(_)) => {}
                     _ => {
                         tracing::warn!(network = %name, port = id, "dropping port: its veth {} is gone", port.host_ifname);
+                        dropped += 1;
                         continue;
                     }
                 }
@@ -107,12 +119,16 @@ impl<D: Dataplane> Daemon<D> {
                         tracing::info!(network = %name, port = id, "re-adopted port {}", port.host_ifname);
                         self.net_mut(&name).ports.insert(id, port);
                     }
-                    Err(e) => tracing::warn!(network = %name, port = id, "dropping port: {e}"),
+                    Err(e) => {
+                        tracing::warn!(network = %name, port = id, "dropping port: {e}");
+                        dropped += 1;
+                    }
                 }
             }
             // Routes of the host shim towards re-adopted ports may have survived; add any missing.
             self.sync_shim_routes(&name);
         }
+        dropped
     }
 
     fn net_mut(&mut self, name: &str) -> &mut Network {
@@ -490,7 +506,48 @@ impl<D: Dataplane> Daemon<D> {
             .collect())
     }
 
-    // ---- carrier ---------------------------------------------------------------------------------
+    // ---- watching the system ---------------------------------------------------------------------
+
+    /// What the control thread runs between requests: ports whose veth vanished are dropped, then
+    /// the parents' carrier is applied to their ports.
+    pub fn poll(&mut self) {
+        self.reap_vanished_ports();
+        self.poll_carrier();
+    }
+
+    /// A container's netns going away takes both veth ends with it: forget such ports, as Docker
+    /// forgets the endpoints of a removed container.
+    pub fn reap_vanished_ports(&mut self) {
+        if self.handles.is_empty() {
+            return;
+        }
+        let present: std::collections::BTreeSet<String> = match self.host.nl.links() {
+            Ok(l) => l.into_iter().map(|l| l.name).collect(),
+            Err(e) => {
+                tracing::warn!("listing links: {e}");
+                return;
+            }
+        };
+        let gone: Vec<(String, u32)> = self
+            .state
+            .networks
+            .values()
+            .flat_map(|n| n.ports.values().map(move |p| (n, p)))
+            .filter(|(_, p)| !present.contains(&p.host_ifname))
+            .map(|(n, p)| (n.name.clone(), p.id))
+            .collect();
+        for (network, id) in &gone {
+            tracing::info!(
+                network,
+                port = id,
+                "the port's veth is gone (its netns went away?); removing the port"
+            );
+            self.remove_port(network, *id);
+        }
+        if !gone.is_empty() {
+            self.save();
+        }
+    }
 
     /// Polls every attached parent's carrier; on a change, every port on that parent follows: its host
     /// veth end goes down (the container's end shows NO-CARRIER, as under kernel macvlan) and the

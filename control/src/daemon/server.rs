@@ -16,7 +16,7 @@ use super::api::{Reply, Request, MAX_REQUEST_BYTES};
 use super::engine::{Daemon, DaemonConfig, DaemonError};
 use crate::dataplane::Dataplane;
 
-/// How often the parents' carrier is polled.
+/// How often the parents' carrier (and the ports' veths) are checked.
 pub const CARRIER_POLL: Duration = Duration::from_millis(200);
 
 /// An idle client is dropped after this long, so stuck clients cannot pile up threads.
@@ -86,7 +86,7 @@ pub fn serve<D: Dataplane + 'static>(
                     Ok(Msg::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                 }
-                daemon.poll_carrier();
+                daemon.poll();
             }
             daemon.shutdown();
         })
