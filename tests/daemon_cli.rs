@@ -48,6 +48,12 @@ fn bad_input_is_refused_and_leaves_nothing_half_created() {
     }
     let d = DaemonLab::start(&unique_prefix("dbad"), 2, false);
     let (host, c1, c2) = (d.host(), d.c(1), d.c(2));
+    // A jumbo parent, so both MTU limits can be hit: the parent's and mvdp's frame size.
+    assert!(Command::new("ip")
+        .args(["-n", &host, "link", "set", "eth1", "mtu", "9000"])
+        .status()
+        .unwrap()
+        .success());
     let nets = || d.json(&["network", "ls", "--json"]);
     let ports = || d.json(&["port", "ls", "--json"]);
 
@@ -133,7 +139,7 @@ fn bad_input_is_refused_and_leaves_nothing_half_created() {
         "--ip",
         "198.18.0.50",
     ]);
-    let bad: [(&[&str], &str); 5] = [
+    let bad: [(&[&str], &str); 6] = [
         (
             &["--mac", "02:00:00:00:00:AA"],
             "MAC 02:00:00:00:00:aa is already used",
@@ -143,7 +149,8 @@ fn bad_input_is_refused_and_leaves_nothing_half_created() {
             "IP 198.18.0.50 is already used",
         ),
         (&["--ip", "10.1.2.3"], "outside subnet 198.18.0.0/24"),
-        (&["--mtu", "9000"], "above the MTU of parent eth1 (1500)"),
+        (&["--mtu", "9001"], "above the MTU of parent eth1 (9000)"),
+        (&["--mtu", "4000"], "above mvdp's limit of 3500"),
         (&["--mac", "01:00:5e:00:00:01"], "not a unicast address"),
     ];
     for (extra, want) in bad {
