@@ -230,6 +230,51 @@ fn passthru_takes_one_port_which_reaches_the_wire() {
         ping(d.lab.ext().name(), "198.18.0.40", 3),
         "external host -> passthru port"
     );
+    // All wire unicast goes to the passthru port, whatever its destination MAC: the external host
+    // sends to 198.18.0.77 at a MAC nobody owns, and the port receives it.
+    let to_port = || -> u64 {
+        d.json(&["stats", "--json"])["ports"][0]["tx_frames"]
+            .as_u64()
+            .unwrap()
+    };
+    let ext = d.lab.ext().name().to_string();
+    let neigh = [
+        "neigh",
+        "replace",
+        "198.18.0.77",
+        "lladdr",
+        "02:99:00:00:00:77",
+        "dev",
+        "eth0",
+    ];
+    assert!(Command::new("ip")
+        .args(["-n", &ext])
+        .args(neigh)
+        .status()
+        .unwrap()
+        .success());
+    let before = to_port();
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ext,
+            "ping",
+            "-c",
+            "10",
+            "-i",
+            "0.02",
+            "-W",
+            "1",
+            "198.18.0.77",
+        ])
+        .output()
+        .unwrap();
+    let got = to_port() - before;
+    assert!(
+        got >= 10,
+        "the passthru port got {got} of 10 frames for an unknown MAC"
+    );
 }
 
 #[test]
