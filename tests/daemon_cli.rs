@@ -274,3 +274,59 @@ fn sigterm_releases_the_parent_and_a_restart_readopts_the_ports() {
         "no forwarding after the restart"
     );
 }
+
+#[test]
+fn a_netns_given_by_path_works_and_its_end_removes_the_port() {
+    if !is_root("a_netns_given_by_path_works_and_its_end_removes_the_port") {
+        return;
+    }
+    let d = DaemonLab::start(&unique_prefix("dpath"), 0, false);
+    d.ok(&[
+        "network",
+        "create",
+        "lan",
+        "--parent",
+        "eth1",
+        "--subnet",
+        "198.18.0.0/24",
+        "--ip-range",
+        "198.18.0.96/28",
+    ]);
+    // A "container" as Docker makes them: a process in an unnamed netns.
+    let mut proc_ = Command::new("unshare")
+        .args(["--net", "sleep", "60"])
+        .spawn()
+        .expect("unshare");
+    let path = format!("/proc/{}/ns/net", proc_.id());
+    // unshare execs sleep once the netns exists: wait for it to differ from ours.
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert!(eventually(5, || std::fs::read_link(&path).is_ok_and(|l| l != ours)));
+    let p = d.json(&[
+        "port", "add", "lan", "--netns", &path, "--ifname", "eth7", "--json",
+    ]);
+    assert_eq!(p["netns"], path.as_str());
+    let inside = Command::new("nsenter")
+        .args([
+            &format!("--net={path}"),
+            "ip",
+            "-4",
+            "addr",
+            "show",
+            "dev",
+            "eth7",
+        ])
+        .output()
+        .unwrap();
+    let inside = String::from_utf8_lossy(&inside.stdout);
+    assert!(inside.contains("198.18.0.96/24"), "{inside}");
+
+    // The container exits: its netns and both veth ends go, and the daemon forgets the port.
+    proc_.kill().unwrap();
+    proc_.wait().unwrap();
+    assert!(
+        eventually(5, || d.json(&["port", "ls", "--json"])
+            == serde_json::json!([])),
+        "port of a vanished netns still listed"
+    );
+    assert!(mv_links(&d.host()).is_empty());
+}
