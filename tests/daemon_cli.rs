@@ -119,6 +119,41 @@ fn bad_input_is_refused_and_leaves_nothing_half_created() {
     );
     assert_eq!(nets().as_array().unwrap().len(), 1);
 
+    // Docker's spelling.
+    d.ok(&[
+        "network",
+        "create",
+        "dk",
+        "-d",
+        "macvlan",
+        "-o",
+        "parent=eth1.100",
+        "-o",
+        "macvlan_mode=private",
+    ]);
+    let dk = d.json(&["network", "inspect", "dk"]);
+    assert_eq!(dk[0]["Options"]["parent"], "eth1");
+    assert_eq!(dk[0]["Options"]["vlan"], "100");
+    assert_eq!(dk[0]["Options"]["macvlan_mode"], "private");
+    d.ok(&["network", "rm", "dk"]);
+    d.refused(
+        &[
+            "network",
+            "create",
+            "dk",
+            "--parent",
+            "eth1",
+            "-o",
+            "parent=eth2",
+        ],
+        "-o parent=eth2 contradicts --parent eth1",
+    );
+    d.refused(
+        &["network", "create", "dk", "-o", "ipvlan_mode=l2"],
+        "unknown option",
+    );
+    assert_eq!(nets().as_array().unwrap().len(), 1);
+
     // Ports.
     d.refused(
         &["port", "add", "lan", "--netns", "no-such-netns"],

@@ -1,6 +1,6 @@
 //! `mvdp network create|ls|inspect|rm`: Docker's network commands, answered by the daemon.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use mvdp_control::daemon::api::{NetworkCreate, NetworkSummary};
 use mvdp_control::daemon::Request;
@@ -24,15 +24,21 @@ pub struct CreateArgs {
     /// Network name.
     name: String,
     /// Parent NIC; Docker's `eth1.100` means parent eth1, VLAN 100 (no kernel VLAN interface needed).
-    #[arg(long)]
-    parent: String,
+    #[arg(long, required_unless_present = "opt")]
+    parent: Option<String>,
     /// 802.1Q VLAN id (1-4094); untagged when absent.
     #[arg(long)]
     vlan: Option<u32>,
-    /// Macvlan mode.
-    #[arg(long, default_value = "bridge",
-          value_parser = ["bridge", "private", "vepa", "passthru"])]
-    mode: String,
+    /// Macvlan mode (default bridge).
+    #[arg(long, value_parser = ["bridge", "private", "vepa", "passthru"])]
+    mode: Option<String>,
+    /// Docker's driver options, accepted as Docker spells them: `-o parent=eth1.100`,
+    /// `-o macvlan_mode=private`.
+    #[arg(short = 'o', long = "opt", value_name = "KEY=VALUE")]
+    opt: Vec<String>,
+    /// Docker's `-d macvlan` (mvdp is the only driver here).
+    #[arg(short = 'd', long, value_parser = ["macvlan", "mvdp"])]
+    driver: Option<String>,
     /// IPv4 subnet (CIDR) ports get addresses from.
     #[arg(long)]
     subnet: Option<String>,
@@ -75,11 +81,30 @@ pub struct RmArgs {
 pub fn run(cmd: NetworkCmd) -> Result<()> {
     match cmd {
         NetworkCmd::Create(a) => {
+            let (mut parent, mut mode) = (a.parent, a.mode);
+            for o in &a.opt {
+                let (slot, flag, value) = match o.split_once('=') {
+                    Some(("parent", v)) => (&mut parent, "--parent", v),
+                    Some(("macvlan_mode", v)) => (&mut mode, "--mode", v),
+                    _ => bail!(
+                        "unknown option -o {o}: mvdp knows parent=IF[.VLAN] and macvlan_mode=MODE"
+                    ),
+                };
+                match slot {
+                    Some(prev) if prev != value => {
+                        bail!("-o {o} contradicts {flag} {prev}")
+                    }
+                    _ => *slot = Some(value.to_string()),
+                }
+            }
+            let Some(parent) = parent else {
+                bail!("a network needs a parent: --parent IF or -o parent=IF")
+            };
             let v = a.sock.call(&Request::NetworkCreate(NetworkCreate {
                 name: a.name,
-                parent: a.parent,
+                parent,
                 vlan: a.vlan,
-                mode: Some(a.mode),
+                mode,
                 subnet: a.subnet,
                 gateway: a.gateway,
                 ip_range: a.ip_range,
