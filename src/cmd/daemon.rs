@@ -92,7 +92,16 @@ pub fn run(a: DaemonArgs) -> Result<()> {
     })
     .context("installing the SIGINT/SIGTERM handler")?;
     tracing::info!(socket = %a.socket.display(), state_dir = %a.state_dir.display(), "mvdp daemon running");
-    let _ = rx.recv();
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(500)) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if server.is_running() => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                server.shutdown();
+                bail!("the daemon's control thread died; see the log above");
+            }
+            _ => break,
+        }
+    }
     tracing::info!("shutting down");
     server.shutdown();
     Ok(())

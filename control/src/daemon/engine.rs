@@ -385,11 +385,15 @@ impl<D: Dataplane> Daemon<D> {
             None => None,
         };
         let port = plan.port;
-        if !port.host && self.host.nl.try_link(&port.host_ifname)?.is_some() {
-            return invalid(format!(
-                "interface {} already exists in the daemon's netns",
-                port.host_ifname
-            ));
+        let ours = [&port.host_ifname]
+            .into_iter()
+            .chain(port.host.then_some(&port.ifname));
+        for name in ours {
+            if self.host.nl.try_link(name)?.is_some() {
+                return invalid(format!(
+                    "interface {name} already exists in the daemon's netns"
+                ));
+            }
         }
         ports::create(&self.host, &port, target.as_ref(), plan.gateway)?;
         if let Err(e) = self.start_port(&plan.network, &port) {

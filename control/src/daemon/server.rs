@@ -188,6 +188,11 @@ impl Server {
         &self.socket
     }
 
+    /// False once the control thread has ended (after a shutdown, or if it died).
+    pub fn is_running(&self) -> bool {
+        self.control.as_ref().is_some_and(|c| !c.is_finished())
+    }
+
     /// Stops accepting, releases the dataplane (ports removed, parents detached), saves the state and
     /// removes the socket file. Requests already queued are answered first.
     pub fn shutdown(mut self) {
