@@ -185,8 +185,30 @@ fn port_add_builds_the_container_interface_and_port_rm_removes_it() {
     let host = lab.host().name().to_string();
     let c1 = lab.container(1).ns.name().to_string();
 
+    let rxvlan = || {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &host, "ethtool", "-k", "eth1"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("rx-vlan-offload: ")
+                    .map(|v| v.starts_with("on"))
+            })
+            .expect("ethtool shows rx-vlan-offload")
+    };
+    Command::new("ip")
+        .args([
+            "netns", "exec", &host, "ethtool", "-K", "eth1", "rxvlan", "on",
+        ])
+        .status()
+        .unwrap();
+    assert!(rxvlan(), "could not turn rxvlan on for the test");
     d.network_create(&net("lan", "eth1.100")).unwrap();
     assert_eq!(fake.calls(), vec![Call::Attach("eth1".into())]);
+    assert!(!rxvlan(), "the parent still strips VLAN tags");
     let p = d
         .port_add(&PortAdd {
             mac: Some("02:00:00:00:01:01".into()),

@@ -16,6 +16,7 @@ use super::ports::{self, HostNs, TargetNs};
 use super::state::{Invalid, Network, Port, State};
 use crate::dataplane::{Dataplane, DataplaneError, ParentHandle, PortConfig, PortHandle};
 use crate::netns::NetNs;
+use crate::offload::Offload;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -183,6 +184,14 @@ impl<D: Dataplane> Daemon<D> {
                 "parent interface {parent} does not exist in the daemon's network namespace"
             ))
         })?;
+        // A NIC that strips 802.1Q tags into metadata hides them from the XDP demux, which would
+        // then take a VLAN's frames for untagged ones. Best effort: some drivers cannot change it.
+        if let Err(e) = self
+            .host
+            .offloads_off(parent, &[Offload::RxVlan, Offload::RxVlanStag])
+        {
+            tracing::warn!(parent, "could not turn VLAN tag stripping off: {e}");
+        }
         let handle = self.dp.attach_parent(parent)?;
         self.parents.insert(
             parent.to_string(),

@@ -49,31 +49,43 @@ impl HostNs {
         }
     }
 
-    /// TX checksum offload off: a frame leaving with CHECKSUM_PARTIAL would cross AF_XDP with its
-    /// checksum never filled in.
-    pub fn tx_checksum_off(&self, ifname: &str) -> crate::Result<()> {
+    /// Turns `offloads` off on `ifname` with one `ethtool -K` run.
+    pub fn offloads_off(&self, ifname: &str, offloads: &[Offload]) -> crate::Result<()> {
+        let list: Vec<(Offload, bool)> = offloads.iter().map(|o| (*o, false)).collect();
         match &self.ns {
-            Some(ns) => set_offloads(ns, ifname, &[(Offload::TxChecksum, false)]),
+            Some(ns) => set_offloads(ns, ifname, &list),
             None => {
+                let mut args = vec!["-K".to_string(), ifname.to_string()];
+                for o in offloads {
+                    args.push(o.ethtool_name().to_string());
+                    args.push("off".to_string());
+                }
+                let command = format!("ethtool {}", args.join(" "));
                 let out = Command::new("ethtool")
-                    .args(["-K", ifname, "tx", "off"])
+                    .args(&args)
                     .output()
                     .map_err(|e| Error::Io {
-                        op: format!("running ethtool -K {ifname} tx off"),
+                        op: format!("running {command}"),
                         source: e,
                     })?;
                 if out.status.success() {
                     Ok(())
                 } else {
                     Err(Error::Command {
-                        op: format!("turning TX checksum offload off on {ifname}"),
-                        command: format!("ethtool -K {ifname} tx off"),
+                        op: format!("turning offloads off on {ifname}"),
+                        command,
                         status: out.status.to_string(),
                         stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
                     })
                 }
             }
         }
+    }
+
+    /// TX checksum offload off: a frame leaving with CHECKSUM_PARTIAL would cross AF_XDP with its
+    /// checksum never filled in.
+    pub fn tx_checksum_off(&self, ifname: &str) -> crate::Result<()> {
+        self.offloads_off(ifname, &[Offload::TxChecksum])
     }
 
     /// No IPv6 on the dataplane's veth ends: no router solicitations or DAD frames from them.
