@@ -462,8 +462,10 @@ fn a_restarted_daemon_readopts_networks_and_surviving_ports() {
     assert!(matches!(c.last(), Some(Call::Detach(_))), "{c:?}");
     // The veths stay with the containers.
     assert!(has_link(&host, "mvp0") && has_link(&host, "mvp1"));
-    // One container went away while the daemon was down.
+    // One container went away while the daemon was down, and carrier follow had left the other's
+    // veth down.
     ip_n(&host, &["link", "del", "mvp1"]);
+    ip_n(&host, &["link", "set", "mvp0", "down"]);
 
     let fake2 = Fake::default();
     let mut d2 = daemon(&lab, &fake2, Some(dir.clone()));
@@ -472,6 +474,7 @@ fn a_restarted_daemon_readopts_networks_and_surviving_ports() {
     let prev = std::fs::read_to_string(dir.join("state.json.prev")).expect("old state kept");
     assert!(prev.contains("mvp1"), "{prev}");
     assert_eq!((ports[0].id, ports[0].state.as_str()), (0, "up"));
+    assert!(ip_n(&host, &["link", "show", "dev", "mvp0"]).contains(",UP"));
     let c = fake2.calls();
     assert_eq!(c[0], Call::Attach("eth1".into()));
     assert!(matches!(&c[1], Call::AddPort(p) if p.veth_ifname == "mvp0" && p.vlan == 100));

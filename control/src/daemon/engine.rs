@@ -360,6 +360,10 @@ impl<D: Dataplane> Daemon<D> {
         let parent = self.parents.get(&net.parent).ok_or_else(|| {
             DaemonError::Invalid(Invalid(format!("parent {} is not attached", net.parent)))
         })?;
+        if parent.up {
+            // A re-adopted port may have been left down by carrier follow before a restart.
+            self.host.nl.set_up(&port.host_ifname)?;
+        }
         let handle = self.dp.add_port(&PortConfig {
             parent: parent.handle,
             vlan: net.vlan,
