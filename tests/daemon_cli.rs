@@ -265,6 +265,22 @@ fn garbage_on_the_socket_gets_an_error_reply_and_the_daemon_keeps_serving() {
     assert!(line.contains("\"ok\":true"), "{line}");
     d.ok(&["network", "create", "lan", "--parent", "eth1"]);
     assert_eq!(d.json(&["network", "ls", "--json"])[0]["name"], "lan");
+
+    // A second daemon on the same socket is refused and leaves the first one alone.
+    let o = d
+        .lab
+        .host()
+        .command(BIN)
+        .args(["daemon", "--state-dir"])
+        .arg(d.dir.join("other-state"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("already listening on"), "{err}");
+    assert_eq!(d.json(&["network", "ls", "--json"])[0]["name"], "lan");
 }
 
 #[test]

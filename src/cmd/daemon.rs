@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use mvdp_control::daemon::{call, serve, DaemonConfig, Request, DEFAULT_SOCKET};
+use mvdp_control::daemon::{
+    call, ensure_no_daemon_at, serve, DaemonConfig, Request, DEFAULT_SOCKET,
+};
 
 use mvdp::runtime::{PollMode, Runtime, RuntimeOptions, MAX_MTU};
 
@@ -63,6 +65,7 @@ pub fn run(a: DaemonArgs) -> Result<()> {
     if !mvdp_control::is_root() {
         bail!("mvdp daemon needs root (XDP, AF_XDP, netlink); run it with sudo");
     }
+    ensure_no_daemon_at(&a.socket)?;
     let runtime = Runtime::new(RuntimeOptions {
         workers: a.workers.into(),
         poll: match a.poll {

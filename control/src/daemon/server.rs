@@ -46,6 +46,15 @@ pub struct Server {
     socket: PathBuf,
 }
 
+/// Refuses a socket another daemon answers on (call before building a dataplane, which may itself
+/// clash with the running daemon's); a stale file is left for [`serve`] to replace.
+pub fn ensure_no_daemon_at(socket: &Path) -> Result<(), ServeError> {
+    if socket.exists() && UnixStream::connect(socket).is_ok() {
+        return Err(ServeError::AlreadyRunning(socket.to_path_buf()));
+    }
+    Ok(())
+}
+
 /// Restores the saved state, binds `socket` and starts serving.
 pub fn serve<D: Dataplane + 'static>(
     dp: D,
@@ -59,10 +68,8 @@ pub fn serve<D: Dataplane + 'static>(
     if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(sock_err)?;
     }
+    ensure_no_daemon_at(socket)?;
     if socket.exists() {
-        if UnixStream::connect(socket).is_ok() {
-            return Err(ServeError::AlreadyRunning(socket.to_path_buf()));
-        }
         // Left by a daemon that died: nobody answers on it.
         std::fs::remove_file(socket).map_err(sock_err)?;
     }
