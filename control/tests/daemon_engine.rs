@@ -251,9 +251,16 @@ fn port_add_builds_the_container_interface_and_port_rm_removes_it() {
     assert!(h.contains("mtu 1400") && h.contains("UP"), "{h}");
     assert!(!ip_n(&host, &["addr", "show", "dev", "mvp0"]).contains("inet6"));
 
-    // A port given by netns path works the same way.
+    // A port given by netns path works the same way; a taken mvp1 name is skipped.
+    ip_n(
+        &host,
+        &[
+            "link", "add", "mvp1", "type", "veth", "peer", "name", "xmvp1",
+        ],
+    );
     let path = format!("/run/netns/{}", lab.container(2).ns.name());
     let p2 = d.port_add(&port("lan", &path)).unwrap();
+    assert_eq!(p2.host_ifname, "mvp2");
     assert_eq!(p2.ip.as_deref(), Some("198.18.0.33/24"));
     assert!(has_link(lab.container(2).ns.name(), "eth0"));
     assert_eq!(d.port_ls().len(), 2);
@@ -268,9 +275,10 @@ fn port_add_builds_the_container_interface_and_port_rm_removes_it() {
     // network rm with a port left: refused, then --force.
     let e = d.network_rm("lan", false).unwrap_err().to_string();
     assert!(e.contains("still has 1 port"), "{e}");
-    assert!(has_link(&host, "mvp1"));
+    assert!(has_link(&host, "mvp2"));
     assert_eq!(d.network_rm("lan", true).unwrap(), 1);
-    assert!(eventually(|| !has_link(&host, "mvp1")));
+    assert!(eventually(|| !has_link(&host, "mvp2")));
+    assert!(has_link(&host, "mvp1"), "someone else's link was removed");
     assert!(fake.calls().iter().any(|c| matches!(c, Call::Detach(_))));
     assert!(d.state().networks.is_empty());
 }

@@ -390,6 +390,15 @@ impl<D: Dataplane> Daemon<D> {
     pub fn port_add(&mut self, req: &PortAdd) -> Result<PortSummary> {
         let parent = self.state.network(&req.network)?.parent.clone();
         let parent_mtu = self.host.nl.link(&parent)?.mtu;
+        // Skip ids whose interface name someone else took (a leftover, a hand-made link).
+        while self
+            .host
+            .nl
+            .try_link(&super::state::host_ifname(self.state.next_port_id))?
+            .is_some()
+        {
+            self.state.next_port_id += 1;
+        }
         let plan = self
             .state
             .plan_port(req, parent_mtu, self.cfg.max_mtu, ports::random_mac)?;
