@@ -22,6 +22,16 @@ enum Command {
     Lab(cmd::lab::LabCmd),
     /// Attach the XDP demux to a throwaway lab's parent NIC, send traffic, show where it went.
     Demo(cmd::demo::DemoArgs),
+    /// Run the dataplane daemon in the foreground (control socket, networks, ports).
+    Daemon(cmd::daemon::DaemonArgs),
+    /// Create, list, inspect and remove networks (Docker's vocabulary).
+    #[command(subcommand)]
+    Network(cmd::network::NetworkCmd),
+    /// Add, list and remove ports: a container's (or the host's) interface on a network.
+    #[command(subcommand)]
+    Port(cmd::port::PortCmd),
+    /// Per-port and per-network counters, drops by reason, UMEM frame accounting.
+    Stats(cmd::stats::StatsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +46,10 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Lab(c) => cmd::lab::run(c),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Daemon(a) => cmd::daemon::run(a),
+        Command::Network(c) => cmd::network::run(c),
+        Command::Port(c) => cmd::port::run(c),
+        Command::Stats(a) => cmd::stats::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod backend;
+pub mod daemon;
 pub mod dataplane;
 pub mod error;
 pub mod lab;

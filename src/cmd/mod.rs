@@ -1,3 +1,7 @@
 //! One module per top-level subcommand.
+pub mod daemon;
 pub mod demo;
 pub mod lab;
+pub mod network;
+pub mod port;
+pub mod stats;

@@ -1,0 +1,248 @@
+//! The control socket's protocol: one JSON request object per line, one JSON reply object per line.
+//!
+//! ```text
+//! {"op":"network_create","name":"net1","parent":"eth1","vlan":100,"mode":"bridge","subnet":"198.18.0.0/24"}
+//! {"ok":true,"result":{...}}
+//! {"ok":false,"error":"network net1 already exists"}
+//! ```
+//!
+//! Requests carry what the user typed (strings): the daemon parses and validates, so every client gets
+//! the same checks and the same messages.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Largest request line the daemon reads; longer ones get an error reply and the connection is closed.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    Ping,
+    NetworkCreate(NetworkCreate),
+    NetworkLs,
+    NetworkInspect {
+        name: String,
+    },
+    NetworkRm {
+        name: String,
+        #[serde(default)]
+        force: bool,
+    },
+    PortAdd(PortAdd),
+    PortLs,
+    /// `port` is a port id (`3`), its host interface (`mvp3`) or the netns it was added to.
+    PortRm {
+        network: String,
+        port: String,
+    },
+    Stats,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkCreate {
+    pub name: String,
+    /// `eth1`, or Docker's `eth1.100` (parent eth1, VLAN 100).
+    pub parent: String,
+    #[serde(default)]
+    pub vlan: Option<u32>,
+    /// bridge (default), private, vepa or passthru.
+    #[serde(default)]
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub subnet: Option<String>,
+    #[serde(default)]
+    pub gateway: Option<String>,
+    #[serde(default)]
+    pub ip_range: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortAdd {
+    pub network: String,
+    /// A name under /run/netns or a path such as /proc/PID/ns/net. Required unless `host`.
+    #[serde(default)]
+    pub netns: Option<String>,
+    /// The host shim port (its interface stays in the daemon's netns).
+    #[serde(default)]
+    pub host: bool,
+    #[serde(default)]
+    pub ifname: Option<String>,
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// `198.18.0.20` or `198.18.0.20/24`.
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+}
+
+/// Every reply: `ok` with a `result`, or not `ok` with an `error` for the user.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Reply {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Reply {
+    pub fn ok(result: impl Serialize) -> Reply {
+        match serde_json::to_value(result) {
+            Ok(v) => Reply {
+                ok: true,
+                result: Some(v),
+                error: None,
+            },
+            Err(e) => Reply::error(format!("encoding the reply: {e}")),
+        }
+    }
+    pub fn error(msg: impl Into<String>) -> Reply {
+        Reply {
+            ok: false,
+            result: None,
+            error: Some(msg.into()),
+        }
+    }
+}
+
+/// One line of `network ls`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkSummary {
+    pub name: String,
+    pub id: String,
+    pub parent: String,
+    pub vlan: u16,
+    pub mode: String,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub ip_range: Option<String>,
+    pub ports: usize,
+    /// Whether the parent has carrier (ports follow it).
+    pub parent_up: bool,
+}
+
+/// One line of `port ls` (also the `port add` reply).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSummary {
+    pub id: u32,
+    pub network: String,
+    /// The netns given to `port add`; `None` for the host shim port.
+    pub netns: Option<String>,
+    /// The interface holding the port's MAC/IP (in `netns`, or in the daemon's netns for the host port).
+    pub ifname: String,
+    /// The veth end in the daemon's netns that the dataplane drives.
+    pub host_ifname: String,
+    pub mac: String,
+    /// CIDR, when the port has an address.
+    pub ip: Option<String>,
+    pub mtu: u32,
+    pub host: bool,
+    /// "up", "no-carrier" (the parent is down) or "detached" (not in the dataplane).
+    pub state: String,
+}
+
+/// Counters of one port or one network in `mvdp stats`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficRow {
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
+}
+
+impl TrafficRow {
+    pub fn add(&mut self, o: &TrafficRow) {
+        self.rx_frames += o.rx_frames;
+        self.rx_bytes += o.rx_bytes;
+        self.tx_frames += o.tx_frames;
+        self.tx_bytes += o.tx_bytes;
+        self.rx_dropped += o.rx_dropped;
+        self.tx_dropped += o.tx_dropped;
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortStatsRow {
+    pub id: u32,
+    pub network: String,
+    pub netns: Option<String>,
+    pub ifname: String,
+    pub host_ifname: String,
+    #[serde(flatten)]
+    pub traffic: TrafficRow,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkStatsRow {
+    pub name: String,
+    pub ports: usize,
+    #[serde(flatten)]
+    pub traffic: TrafficRow,
+}
+
+/// Where every UMEM frame is (see `dataplane::UmemStats`), plus whether the books balance.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UmemRow {
+    pub total: u64,
+    pub free: u64,
+    pub fill: u64,
+    pub rx: u64,
+    pub tx_in_flight: u64,
+    pub in_transit: u64,
+    pub frame_size: u32,
+    pub balanced: bool,
+}
+
+/// The `stats` reply.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StatsReply {
+    pub ports: Vec<PortStatsRow>,
+    pub networks: Vec<NetworkStatsRow>,
+    /// Switch drops by reason, summed over workers.
+    pub drops: BTreeMap<String, u64>,
+    pub umem: UmemRow,
+    pub workers: usize,
+    pub poll_mode: String,
+    /// Per parent: XDP mode, queues, the demux program's counters (as the dataplane reports them).
+    pub parents: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_unknown_fields_are_refused() {
+        let r = Request::NetworkCreate(NetworkCreate {
+            name: "n".into(),
+            parent: "eth1.100".into(),
+            ..Default::default()
+        });
+        let s = serde_json::to_string(&r).unwrap();
+        assert!(s.contains("\"op\":\"network_create\""), "{s}");
+        assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
+        let rm: Request = serde_json::from_str(r#"{"op":"network_rm","name":"n"}"#).unwrap();
+        assert_eq!(
+            rm,
+            Request::NetworkRm {
+                name: "n".into(),
+                force: false
+            }
+        );
+        assert!(
+            serde_json::from_str::<Request>(r#"{"op":"network_rm","name":"n","x":1}"#).is_err()
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"op":"reboot"}"#).is_err());
+        assert!(
+            serde_json::from_str::<Request>(r#"{"op":"port_add","network":"n","nets":"c1"}"#)
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,699 @@
+//! The daemon's state machine: requests in, system + dataplane changes out, all or nothing.
+//! Runs on one control thread that owns the [`Dataplane`].
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::api::{
+    NetworkCreate, NetworkStatsRow, NetworkSummary, PortAdd, PortStatsRow, PortSummary, Reply,
+    Request, StatsReply, TrafficRow, UmemRow,
+};
+use super::persist;
+use super::ports::{self, HostNs, TargetNs};
+use super::state::{Invalid, Network, Port, State};
+use crate::dataplane::{Dataplane, DataplaneError, ParentHandle, PortConfig, PortHandle};
+use crate::netns::NetNs;
+use crate::offload::Offload;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
+    #[error("{0}")]
+    System(#[from] crate::Error),
+    #[error("{0}")]
+    Dataplane(#[from] DataplaneError),
+}
+
+type Result<T, E = DaemonError> = std::result::Result<T, E>;
+
+fn invalid<T>(msg: impl Into<String>) -> Result<T> {
+    Err(DaemonError::Invalid(Invalid(msg.into())))
+}
+
+pub struct DaemonConfig {
+    /// Where state.json lives; `None`: nothing persisted (tests).
+    pub state_dir: Option<PathBuf>,
+    /// The dataplane's MTU limit (`mvdp::runtime::MAX_MTU`).
+    pub max_mtu: u32,
+    /// Act in this netns instead of the process's own (tests).
+    pub netns: Option<NetNs>,
+}
+
+struct ParentRt {
+    handle: ParentHandle,
+    /// Last seen carrier.
+    up: bool,
+}
+
+pub struct Daemon<D: Dataplane> {
+    dp: D,
+    cfg: DaemonConfig,
+    host: HostNs,
+    state: State,
+    parents: BTreeMap<String, ParentRt>,
+    /// Port id -> the dataplane's handle, for the ports that are forwarding.
+    handles: BTreeMap<u32, PortHandle>,
+}
+
+impl<D: Dataplane> Daemon<D> {
+    /// Starts from the saved state: networks whose parent exists are attached again, and ports whose
+    /// veth still exists are re-adopted; the rest is dropped with a warning.
+    pub fn new(dp: D, cfg: DaemonConfig) -> Result<Daemon<D>> {
+        let host = HostNs::new(cfg.netns.clone())?;
+        let saved = match &cfg.state_dir {
+            Some(dir) => persist::load(dir).map_err(|e| crate::Error::Io {
+                op: "loading the daemon state".into(),
+                source: e,
+            })?,
+            None => State::default(),
+        };
+        let mut d = Daemon {
+            dp,
+            cfg,
+            host,
+            state: State {
+                networks: BTreeMap::new(),
+                next_port_id: saved.next_port_id,
+            },
+            parents: BTreeMap::new(),
+            handles: BTreeMap::new(),
+        };
+        let dropped = d.adopt(saved);
+        if let (true, Some(dir)) = (dropped > 0, &d.cfg.state_dir) {
+            // Keep what could not be re-adopted (a parent that is only missing for now, say).
+            let prev = dir.join(format!("{}.prev", persist::STATE_FILE));
+            match std::fs::copy(persist::path(dir), &prev) {
+                Ok(_) => tracing::warn!("{dropped} saved network(s)/port(s) not re-adopted; the old state is kept in {}", prev.display()),
+                Err(e) => tracing::warn!("keeping the old state in {}: {e}", prev.display()),
+            }
+        }
+        d.save();
+        Ok(d)
+    }
+
+    /// Returns how many networks and ports of `saved` were dropped.
+    fn adopt(&mut self, saved: State) -> usize {
+        let mut dropped = 0;
+        for (name, mut net) in saved.networks {
+            let ports = std::mem::take(&mut net.ports);
+            if let Err(e) = self.ensure_parent(&net.parent) {
+                tracing::warn!(network = %name, "dropping network from the saved state: {e}");
+                dropped += 1 + ports.len();
+                continue;
+            }
+            self.state.networks.insert(name.clone(), net);
+            for (id, port) in ports {
+                match self.host.nl.try_link(&port.host_ifname) {
+                    Ok(Some(_)) => {}
+                    _ => {
+                        tracing::warn!(network = %name, port = id, "dropping port: its veth {} is gone", port.host_ifname);
+                        dropped += 1;
+                        continue;
+                    }
+                }
+                match self.start_port(&name, &port) {
+                    Ok(()) => {
+                        tracing::info!(network = %name, port = id, "re-adopted port {}", port.host_ifname);
+                        self.net_mut(&name).ports.insert(id, port);
+                    }
+                    Err(e) => {
+                        tracing::warn!(network = %name, port = id, "dropping port: {e}");
+                        dropped += 1;
+                    }
+                }
+            }
+            // Routes of the host shim towards re-adopted ports may have survived; add any missing.
+            self.sync_shim_routes(&name);
+        }
+        dropped
+    }
+
+    fn net_mut(&mut self, name: &str) -> &mut Network {
+        self.state.networks.get_mut(name).expect("network exists")
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn dataplane(&self) -> &D {
+        &self.dp
+    }
+
+    fn save(&self) {
+        if let Some(dir) = &self.cfg.state_dir {
+            if let Err(e) = persist::save(dir, &self.state) {
+                tracing::error!("saving state to {}: {e}", dir.display());
+            }
+        }
+    }
+
+    /// Answers one request.
+    pub fn handle(&mut self, req: Request) -> Reply {
+        let res: Result<serde_json::Value> = match req {
+            Request::Ping => Ok(json!({"pong": true})),
+            Request::NetworkCreate(r) => self.network_create(&r).map(|n| json!(n)),
+            Request::NetworkLs => Ok(json!(self.network_ls())),
+            Request::NetworkInspect { name } => self.network_inspect(&name),
+            Request::NetworkRm { name, force } => self
+                .network_rm(&name, force)
+                .map(|n| json!({"removed_ports": n})),
+            Request::PortAdd(r) => self.port_add(&r).map(|p| json!(p)),
+            Request::PortLs => Ok(json!(self.port_ls())),
+            Request::PortRm { network, port } => self.port_rm(&network, &port).map(|p| json!(p)),
+            Request::Stats => Ok(json!(self.stats())),
+        };
+        match res {
+            Ok(v) => Reply::ok(v),
+            Err(e) => Reply::error(e.to_string()),
+        }
+    }
+
+    // ---- networks --------------------------------------------------------------------------------
+
+    fn ensure_parent(&mut self, parent: &str) -> Result<()> {
+        if self.parents.contains_key(parent) {
+            return Ok(());
+        }
+        let link = self.host.nl.try_link(parent)?.ok_or_else(|| {
+            Invalid(format!(
+                "parent interface {parent} does not exist in the daemon's network namespace"
+            ))
+        })?;
+        // A NIC that strips 802.1Q tags into metadata hides them from the XDP demux, which would
+        // then take a VLAN's frames for untagged ones. Best effort: some drivers cannot change it.
+        if let Err(e) = self
+            .host
+            .offloads_off(parent, &[Offload::RxVlan, Offload::RxVlanStag])
+        {
+            tracing::warn!(parent, "could not turn VLAN tag stripping off: {e}");
+        }
+        let handle = self.dp.attach_parent(parent)?;
+        self.parents.insert(
+            parent.to_string(),
+            ParentRt {
+                handle,
+                up: link.up && link.lower_up,
+            },
+        );
+        tracing::info!(parent, "attached");
+        Ok(())
+    }
+
+    fn release_parent_if_unused(&mut self, parent: &str) {
+        if self.state.on_parent(parent).next().is_some() {
+            return;
+        }
+        if let Some(p) = self.parents.remove(parent) {
+            match self.dp.detach_parent(p.handle) {
+                Ok(()) => tracing::info!(parent, "detached"),
+                Err(e) => tracing::warn!(parent, "detaching: {e}"),
+            }
+        }
+    }
+
+    pub fn network_create(&mut self, req: &NetworkCreate) -> Result<NetworkSummary> {
+        let plan = self.state.plan_network(req)?;
+        self.ensure_parent(&plan.parent)?;
+        let mut id = [0u8; 6];
+        ports::random_bytes(&mut id);
+        let net = Network {
+            name: plan.name.clone(),
+            id: id.iter().map(|b| format!("{b:02x}")).collect(),
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            parent: plan.parent,
+            vlan: plan.vlan,
+            mode: plan.mode,
+            subnet: plan.subnet,
+            gateway: plan.gateway,
+            ip_range: plan.ip_range,
+            ports: BTreeMap::new(),
+        };
+        tracing::info!(network = %net.name, parent = %net.parent, vlan = net.vlan, mode = %net.mode, "network created");
+        self.state.networks.insert(net.name.clone(), net);
+        self.save();
+        Ok(self.summary(&plan.name))
+    }
+
+    fn summary(&self, name: &str) -> NetworkSummary {
+        let n = &self.state.networks[name];
+        NetworkSummary {
+            name: n.name.clone(),
+            id: n.id.clone(),
+            parent: n.parent.clone(),
+            vlan: n.vlan,
+            mode: n.mode.to_string(),
+            subnet: n.subnet.map(|s| s.to_string()),
+            gateway: n.gateway.map(|g| g.to_string()),
+            ip_range: n.ip_range.map(|r| r.to_string()),
+            ports: n.ports.len(),
+            parent_up: self.parents.get(&n.parent).is_some_and(|p| p.up),
+        }
+    }
+
+    pub fn network_ls(&self) -> Vec<NetworkSummary> {
+        self.state
+            .networks
+            .keys()
+            .map(|n| self.summary(n))
+            .collect()
+    }
+
+    /// Shaped like `docker network inspect` (one-element array), with mvdp's own fields in Options.
+    pub fn network_inspect(&self, name: &str) -> Result<serde_json::Value> {
+        let n = self.state.network(name)?;
+        let mut ipam = serde_json::Map::new();
+        if let Some(s) = n.subnet {
+            ipam.insert("Subnet".into(), json!(s.to_string()));
+        }
+        if let Some(g) = n.gateway {
+            ipam.insert("Gateway".into(), json!(g.to_string()));
+        }
+        if let Some(r) = n.ip_range {
+            ipam.insert("IPRange".into(), json!(r.to_string()));
+        }
+        let containers: serde_json::Map<String, serde_json::Value> = n
+            .ports
+            .values()
+            .map(|p| {
+                (
+                    p.id.to_string(),
+                    json!({
+                        "Name": p.netns.clone().unwrap_or_else(|| "host".into()),
+                        "Interface": p.ifname,
+                        "HostInterface": p.host_ifname,
+                        "MacAddress": p.mac.to_string(),
+                        "IPv4Address": p.cidr().unwrap_or_default(),
+                        "MTU": p.mtu,
+                        "State": self.port_state(n, p),
+                    }),
+                )
+            })
+            .collect();
+        Ok(json!([{
+            "Name": n.name,
+            "Id": n.id,
+            "Created": n.created,
+            "Scope": "local",
+            "Driver": "mvdp",
+            "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Options": {}, "Config": if ipam.is_empty() { json!([]) } else { json!([ipam]) }},
+            "Internal": false,
+            "Containers": containers,
+            "Options": {
+                "parent": n.parent,
+                "vlan": n.vlan.to_string(),
+                "macvlan_mode": n.mode.to_string(),
+            },
+            "Labels": {},
+        }]))
+    }
+
+    pub fn network_rm(&mut self, name: &str, force: bool) -> Result<usize> {
+        let n = self.state.network(name)?;
+        let ids: Vec<u32> = n.ports.keys().copied().collect();
+        if !ids.is_empty() && !force {
+            return invalid(format!(
+                "network {name} still has {} port(s); remove them first or use --force",
+                ids.len()
+            ));
+        }
+        // The host shim last: its routes go with it.
+        let mut ordered = ids.clone();
+        ordered.sort_by_key(|id| n.ports[id].host);
+        for id in &ordered {
+            self.remove_port(name, *id);
+        }
+        let parent = self.state.networks.remove(name).expect("exists").parent;
+        self.release_parent_if_unused(&parent);
+        tracing::info!(network = name, "network removed");
+        self.save();
+        Ok(ids.len())
+    }
+
+    // ---- ports -----------------------------------------------------------------------------------
+
+    fn parent_up(&self, net: &Network) -> bool {
+        self.parents.get(&net.parent).is_some_and(|p| p.up)
+    }
+
+    fn port_state(&self, net: &Network, p: &Port) -> &'static str {
+        if !self.handles.contains_key(&p.id) {
+            "detached"
+        } else if self.parent_up(net) {
+            "up"
+        } else {
+            "no-carrier"
+        }
+    }
+
+    /// Hands an existing, configured veth to the dataplane and applies the parent's carrier to it.
+    fn start_port(&mut self, network: &str, port: &Port) -> Result<()> {
+        let net = &self.state.networks[network];
+        let parent = self.parents.get(&net.parent).ok_or_else(|| {
+            DaemonError::Invalid(Invalid(format!("parent {} is not attached", net.parent)))
+        })?;
+        if parent.up {
+            // A re-adopted port may have been left down by carrier follow before a restart.
+            self.host.nl.set_up(&port.host_ifname)?;
+        }
+        let handle = self.dp.add_port(&PortConfig {
+            parent: parent.handle,
+            vlan: net.vlan,
+            mode: net.mode.dataplane(),
+            mac: mvdp_dataplane::Mac(port.mac.0),
+            veth_ifname: port.host_ifname.clone(),
+        })?;
+        if !parent.up {
+            let r = self
+                .host
+                .nl
+                .set_down(&port.host_ifname)
+                .map_err(DaemonError::from)
+                .and_then(|()| Ok(self.dp.set_port_up(handle, false)?));
+            if let Err(e) = r {
+                let _ = self.dp.remove_port(handle);
+                return Err(e);
+            }
+        }
+        self.handles.insert(port.id, handle);
+        Ok(())
+    }
+
+    pub fn port_add(&mut self, req: &PortAdd) -> Result<PortSummary> {
+        let parent = self.state.network(&req.network)?.parent.clone();
+        let parent_mtu = self.host.nl.link(&parent)?.mtu;
+        // Skip ids whose interface name someone else took (a leftover, a hand-made link).
+        while self
+            .host
+            .nl
+            .try_link(&super::state::host_ifname(self.state.next_port_id))?
+            .is_some()
+        {
+            self.state.next_port_id += 1;
+        }
+        let plan = self
+            .state
+            .plan_port(req, parent_mtu, self.cfg.max_mtu, ports::random_mac)?;
+        let target = match &req.netns {
+            Some(spec) => Some(TargetNs::open(spec).map_err(Invalid)?),
+            None => None,
+        };
+        let port = plan.port;
+        let ours = [&port.host_ifname]
+            .into_iter()
+            .chain(port.host.then_some(&port.ifname));
+        for name in ours {
+            if self.host.nl.try_link(name)?.is_some() {
+                return invalid(format!(
+                    "interface {name} already exists in the daemon's netns"
+                ));
+            }
+        }
+        ports::create(&self.host, &port, target.as_ref(), plan.gateway)?;
+        if let Err(e) = self.start_port(&plan.network, &port) {
+            ports::remove(&self.host, &port);
+            return Err(e);
+        }
+        self.state.next_port_id = port.id + 1;
+        self.net_mut(&plan.network)
+            .ports
+            .insert(port.id, port.clone());
+        self.sync_shim_routes(&plan.network);
+        tracing::info!(network = %plan.network, port = port.id, netns = ?port.netns, ip = ?port.ip, mac = %port.mac, "port added");
+        self.save();
+        Ok(self.port_summary(&plan.network, port.id))
+    }
+
+    fn port_summary(&self, network: &str, id: u32) -> PortSummary {
+        let n = &self.state.networks[network];
+        let p = &n.ports[&id];
+        PortSummary {
+            id,
+            network: network.to_string(),
+            netns: p.netns.clone(),
+            ifname: p.ifname.clone(),
+            host_ifname: p.host_ifname.clone(),
+            mac: p.mac.to_string(),
+            ip: p.cidr(),
+            mtu: p.mtu,
+            host: p.host,
+            state: self.port_state(n, p).to_string(),
+        }
+    }
+
+    pub fn port_ls(&self) -> Vec<PortSummary> {
+        self.state
+            .networks
+            .values()
+            .flat_map(|n| n.ports.keys().map(|id| self.port_summary(&n.name, *id)))
+            .collect()
+    }
+
+    pub fn port_rm(&mut self, network: &str, key: &str) -> Result<PortSummary> {
+        let id = self.state.find_port(network, key)?;
+        let summary = self.port_summary(network, id);
+        self.remove_port(network, id);
+        self.save();
+        Ok(summary)
+    }
+
+    fn remove_port(&mut self, network: &str, id: u32) {
+        if let Some(h) = self.handles.remove(&id) {
+            if let Err(e) = self.dp.remove_port(h) {
+                tracing::warn!(network, port = id, "dataplane remove_port: {e}");
+            }
+        }
+        let port = self
+            .net_mut(network)
+            .ports
+            .remove(&id)
+            .expect("port exists");
+        ports::remove(&self.host, &port);
+        if let (Some(ip), Some(shim)) = (port.ip, self.shim_of(network)) {
+            self.host.del_host_route(ip, &shim);
+        }
+        tracing::info!(network, port = id, "port removed");
+    }
+
+    fn shim_of(&self, network: &str) -> Option<String> {
+        self.state.networks[network]
+            .ports
+            .values()
+            .find(|p| p.host)
+            .map(|p| p.ifname.clone())
+    }
+
+    /// Makes the host shim's /32 routes match the network's ports (adds the missing ones).
+    fn sync_shim_routes(&mut self, network: &str) {
+        let Some(shim) = self.shim_of(network) else {
+            return;
+        };
+        let have: Vec<Ipv4Addr> = match self.host_routes(&shim) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(network, "listing routes of {shim}: {e}");
+                return;
+            }
+        };
+        let want: Vec<Ipv4Addr> = self.state.networks[network]
+            .ports
+            .values()
+            .filter(|p| !p.host)
+            .filter_map(|p| p.ip)
+            .collect();
+        for ip in want.into_iter().filter(|ip| !have.contains(ip)) {
+            if let Err(e) = self.host.nl.add_route(ip, 32, None, Some(&shim)) {
+                tracing::warn!(network, "adding host route to {ip} via {shim}: {e}");
+            }
+        }
+    }
+
+    fn host_routes(&self, shim: &str) -> std::io::Result<Vec<Ipv4Addr>> {
+        let shim = shim.to_string();
+        let ns = self.cfg.netns.clone();
+        let out = match &ns {
+            Some(ns) => ns.command("ip"),
+            None => std::process::Command::new("ip"),
+        }
+        .args(["-4", "route", "show", "dev", &shim])
+        .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter_map(|d| d.trim_end_matches("/32").parse().ok())
+            .collect())
+    }
+
+    // ---- watching the system ---------------------------------------------------------------------
+
+    /// What the control thread runs between requests: ports whose veth vanished are dropped, then
+    /// the parents' carrier is applied to their ports.
+    pub fn poll(&mut self) {
+        self.reap_vanished_ports();
+        self.poll_carrier();
+    }
+
+    /// A container's netns going away takes both veth ends with it: forget such ports, as Docker
+    /// forgets the endpoints of a removed container.
+    pub fn reap_vanished_ports(&mut self) {
+        if self.handles.is_empty() {
+            return;
+        }
+        let present: std::collections::BTreeSet<String> = match self.host.nl.links() {
+            Ok(l) => l.into_iter().map(|l| l.name).collect(),
+            Err(e) => {
+                tracing::warn!("listing links: {e}");
+                return;
+            }
+        };
+        let gone: Vec<(String, u32)> = self
+            .state
+            .networks
+            .values()
+            .flat_map(|n| n.ports.values().map(move |p| (n, p)))
+            .filter(|(_, p)| !present.contains(&p.host_ifname))
+            .map(|(n, p)| (n.name.clone(), p.id))
+            .collect();
+        for (network, id) in &gone {
+            tracing::info!(
+                network,
+                port = id,
+                "the port's veth is gone (its netns went away?); removing the port"
+            );
+            self.remove_port(network, *id);
+        }
+        if !gone.is_empty() {
+            self.save();
+        }
+    }
+
+    /// Polls every attached parent's carrier; on a change, every port on that parent follows: its host
+    /// veth end goes down (the container's end shows NO-CARRIER, as under kernel macvlan) and the
+    /// dataplane stops delivering to it; back up when the parent is.
+    pub fn poll_carrier(&mut self) {
+        let names: Vec<String> = self.parents.keys().cloned().collect();
+        for parent in names {
+            let up = match self.host.nl.try_link(&parent) {
+                Ok(Some(l)) => l.up && l.lower_up,
+                Ok(None) => false,
+                Err(e) => {
+                    tracing::warn!(parent, "carrier poll: {e}");
+                    continue;
+                }
+            };
+            let rt = self.parents.get_mut(&parent).expect("listed");
+            if rt.up == up {
+                continue;
+            }
+            rt.up = up;
+            tracing::info!(parent, up, "parent carrier changed; ports follow");
+            let ports: Vec<(u32, String)> = self
+                .state
+                .on_parent(&parent)
+                .flat_map(|n| n.ports.values().map(|p| (p.id, p.host_ifname.clone())))
+                .collect();
+            for (id, ifname) in ports {
+                let r = if up {
+                    self.host.nl.set_up(&ifname)
+                } else {
+                    self.host.nl.set_down(&ifname)
+                };
+                if let Err(e) = r {
+                    tracing::warn!(port = id, "carrier follow on {ifname}: {e}");
+                }
+                if let Some(h) = self.handles.get(&id) {
+                    if let Err(e) = self.dp.set_port_up(*h, up) {
+                        tracing::warn!(port = id, "dataplane set_port_up({up}): {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- stats -----------------------------------------------------------------------------------
+
+    pub fn stats(&self) -> StatsReply {
+        let s = self.dp.stats();
+        let mut ports = vec![];
+        let mut networks = vec![];
+        for n in self.state.networks.values() {
+            let mut sum = TrafficRow::default();
+            for p in n.ports.values() {
+                let t = self
+                    .handles
+                    .get(&p.id)
+                    .and_then(|h| s.ports.get(&h.0))
+                    .map(|c| TrafficRow {
+                        rx_frames: c.rx_frames,
+                        rx_bytes: c.rx_bytes,
+                        tx_frames: c.tx_frames,
+                        tx_bytes: c.tx_bytes,
+                        rx_dropped: c.rx_dropped,
+                        tx_dropped: c.tx_dropped,
+                    })
+                    .unwrap_or_default();
+                sum.add(&t);
+                ports.push(PortStatsRow {
+                    id: p.id,
+                    network: n.name.clone(),
+                    netns: p.netns.clone(),
+                    ifname: p.ifname.clone(),
+                    host_ifname: p.host_ifname.clone(),
+                    traffic: t,
+                });
+            }
+            networks.push(NetworkStatsRow {
+                name: n.name.clone(),
+                ports: n.ports.len(),
+                traffic: sum,
+            });
+        }
+        let u = s.umem;
+        StatsReply {
+            ports,
+            networks,
+            drops: s.drops.clone(),
+            umem: UmemRow {
+                total: u.total,
+                free: u.free,
+                fill: u.fill,
+                rx: u.rx,
+                tx_in_flight: u.tx_in_flight,
+                in_transit: u.in_transit,
+                frame_size: u.frame_size,
+                balanced: u.balanced(),
+            },
+            workers: s.workers,
+            poll_mode: s.poll_mode.clone(),
+            parents: serde_json::to_value(&s.parents).unwrap_or_default(),
+        }
+    }
+
+    // ---- shutdown --------------------------------------------------------------------------------
+
+    /// Stops forwarding: ports out of the dataplane, parents detached, state saved. The veths and the
+    /// containers' configuration stay (they are the containers'); a restarted daemon re-adopts them.
+    pub fn shutdown(mut self) -> D {
+        for (id, h) in std::mem::take(&mut self.handles) {
+            if let Err(e) = self.dp.remove_port(h) {
+                tracing::warn!(port = id, "dataplane remove_port: {e}");
+            }
+        }
+        for (name, p) in std::mem::take(&mut self.parents) {
+            if let Err(e) = self.dp.detach_parent(p.handle) {
+                tracing::warn!(parent = %name, "detaching: {e}");
+            }
+        }
+        self.save();
+        tracing::info!("dataplane released, state saved");
+        self.dp
+    }
+}

@@ -1,0 +1,20 @@
+//! The mvdp daemon: networks and ports in Docker's vocabulary over a [`Dataplane`](crate::dataplane::Dataplane).
+//!
+//! - [`state`]: the model and every check that needs no system call; [`ipam`]: prefixes and allocation.
+//! - [`ports`]: veth pairs, container netns configuration, the host shim.
+//! - [`engine`]: the state machine that applies requests all or nothing; carrier follow; shutdown.
+//! - [`api`], [`server`], [`client`]: the JSON-lines control socket; [`persist`]: state.json.
+
+pub mod api;
+pub mod client;
+pub mod engine;
+pub mod ipam;
+pub mod persist;
+pub mod ports;
+pub mod server;
+pub mod state;
+
+pub use api::{NetworkCreate, PortAdd, Reply, Request};
+pub use client::{call, ClientError, DEFAULT_SOCKET};
+pub use engine::{Daemon, DaemonConfig, DaemonError};
+pub use server::{ensure_no_daemon_at, serve, Server};

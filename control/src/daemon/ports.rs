@@ -1,0 +1,287 @@
+//! What a port is on the system: the veth pair, the container end moved into its netns and addressed,
+//! the host shim and its routes. Every function here either completes or undoes what it made.
+
+use std::fs;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::process::Command;
+
+use nix::fcntl::{open, OFlag};
+use nix::sched::{setns, CloneFlags};
+use nix::sys::stat::Mode;
+use rtnetlink::LinkUnspec;
+
+use super::state::Port;
+use crate::error::Error;
+use crate::netlink::{Netlink, VethEnd};
+use crate::netns::{NetNs, NETNS_RUN_DIR};
+use crate::offload::{set_offloads, Offload};
+
+/// The daemon's own network namespace: the one the process runs in (`None`), or, in tests, a named one
+/// the daemon was told to act in.
+pub struct HostNs {
+    pub ns: Option<NetNs>,
+    pub nl: Netlink,
+}
+
+impl HostNs {
+    pub fn new(ns: Option<NetNs>) -> crate::Result<HostNs> {
+        let nl = match &ns {
+            Some(ns) => Netlink::in_netns(ns)?,
+            None => Netlink::current()?,
+        };
+        Ok(HostNs { ns, nl })
+    }
+
+    /// Runs `f` where the daemon's netns is the current one (sysctls, fresh sockets).
+    pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> crate::Result<R> {
+        match &self.ns {
+            Some(ns) => ns.run(f),
+            None => Ok(f()),
+        }
+    }
+
+    fn command(&self, program: &str) -> Command {
+        match &self.ns {
+            Some(ns) => ns.command(program),
+            None => Command::new(program),
+        }
+    }
+
+    /// Turns `offloads` off on `ifname` with one `ethtool -K` run.
+    pub fn offloads_off(&self, ifname: &str, offloads: &[Offload]) -> crate::Result<()> {
+        let list: Vec<(Offload, bool)> = offloads.iter().map(|o| (*o, false)).collect();
+        match &self.ns {
+            Some(ns) => set_offloads(ns, ifname, &list),
+            None => {
+                let mut args = vec!["-K".to_string(), ifname.to_string()];
+                for o in offloads {
+                    args.push(o.ethtool_name().to_string());
+                    args.push("off".to_string());
+                }
+                let command = format!("ethtool {}", args.join(" "));
+                let out = Command::new("ethtool")
+                    .args(&args)
+                    .output()
+                    .map_err(|e| Error::Io {
+                        op: format!("running {command}"),
+                        source: e,
+                    })?;
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    Err(Error::Command {
+                        op: format!("turning offloads off on {ifname}"),
+                        command,
+                        status: out.status.to_string(),
+                        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// TX checksum offload off: a frame leaving with CHECKSUM_PARTIAL would cross AF_XDP with its
+    /// checksum never filled in.
+    pub fn tx_checksum_off(&self, ifname: &str) -> crate::Result<()> {
+        self.offloads_off(ifname, &[Offload::TxChecksum])
+    }
+
+    /// No IPv6 on the dataplane's veth ends: no router solicitations or DAD frames from them.
+    pub fn disable_ipv6(&self, ifname: &str) -> crate::Result<()> {
+        let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
+        let r = self.run(move || match fs::write(&path, "1") {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()), // kernel without IPv6
+            r => r,
+        })?;
+        r.map_err(|e| Error::Io {
+            op: format!("disabling IPv6 on {ifname}"),
+            source: e,
+        })
+    }
+
+    /// Deletes `ip/32 dev shim` (netlink.rs has no route deletion; iproute2 is a dependency anyway).
+    pub fn del_host_route(&self, ip: Ipv4Addr, shim: &str) {
+        let r = self
+            .command("ip")
+            .args(["route", "del", &format!("{ip}/32"), "dev", shim])
+            .output();
+        if !matches!(&r, Ok(o) if o.status.success()) {
+            tracing::warn!(%ip, shim, "could not delete the host route to a removed port");
+        }
+    }
+
+    /// Moves link `ifname` (in the daemon's netns) into the namespace behind `target`.
+    fn move_link(&self, ifname: &str, target: &TargetNs) -> crate::Result<()> {
+        let index = self.nl.link(ifname)?.index;
+        let fd = target.fd.as_raw_fd();
+        let op = || format!("moving {ifname} into netns {}", target.display);
+        let res = self.run(move || -> io::Result<()> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()?;
+            rt.block_on(async move {
+                let (conn, handle, _) = rtnetlink::new_connection()?;
+                tokio::spawn(conn);
+                let msg = LinkUnspec::new_with_index(index).setns_by_fd(fd).build();
+                handle
+                    .link()
+                    .change(msg)
+                    .execute()
+                    .await
+                    .map_err(crate::error::rtnl_to_io)
+            })
+        })?;
+        res.map_err(|e| Error::Io {
+            op: op(),
+            source: e,
+        })
+    }
+}
+
+/// A container's network namespace, given as a name under /run/netns or as a path (/proc/PID/ns/net).
+pub struct TargetNs {
+    pub display: String,
+    fd: OwnedFd,
+}
+
+impl TargetNs {
+    pub fn open(spec: &str) -> Result<TargetNs, String> {
+        let path = if spec.contains('/') {
+            spec.to_string()
+        } else {
+            crate::names::validate_netns_name(spec).map_err(|e| e.to_string())?;
+            format!("{NETNS_RUN_DIR}/{spec}")
+        };
+        let missing = || format!("network namespace {spec} does not exist ({path} not found)");
+        let fd = match open(
+            path.as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) => return Err(missing()),
+            Err(e) => return Err(format!("opening network namespace {spec}: {e}")),
+        };
+        match nix::sys::statfs::fstatfs(&fd) {
+            Ok(st) if st.filesystem_type() == nix::sys::statfs::NSFS_MAGIC => {}
+            _ => return Err(format!("{path} is not a network namespace")),
+        }
+        Ok(TargetNs {
+            display: spec.to_string(),
+            fd,
+        })
+    }
+
+    /// A netlink connection inside this namespace.
+    pub fn netlink(&self) -> crate::Result<Netlink> {
+        let fd = self.fd.as_fd();
+        let display = self.display.clone();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                setns(fd, CloneFlags::CLONE_NEWNET).map_err(|e| Error::Io {
+                    op: format!("entering network namespace {display}"),
+                    source: e.into(),
+                })?;
+                Netlink::current()
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(Error::Io {
+                    op: "netns thread".into(),
+                    source: io::Error::other("panicked"),
+                })
+            })
+        })
+    }
+}
+
+/// Creates the port's veth pair and configures both ends. `shim` (the host port's own end) stays in
+/// the daemon's netns; otherwise the peer goes into `target`, is renamed to `port.ifname`, gets the
+/// address and a default route via `gateway`. On error everything made is removed.
+pub fn create(
+    host: &HostNs,
+    port: &Port,
+    target: Option<&TargetNs>,
+    gateway: Option<Ipv4Addr>,
+) -> crate::Result<()> {
+    // The peer is born in the daemon's netns under a name of ours, so a clash with the container's own
+    // interfaces can only happen at the rename, after which deleting our end removes it again.
+    let peer_tmp = if port.host {
+        port.ifname.clone()
+    } else {
+        format!("mvc{}", port.id)
+    };
+    host.nl.add_veth(
+        VethEnd::new(&port.host_ifname).mtu(port.mtu),
+        VethEnd::new(&peer_tmp).mac(port.mac).mtu(port.mtu),
+    )?;
+    let rest = || -> crate::Result<()> {
+        host.disable_ipv6(&port.host_ifname)?;
+        host.tx_checksum_off(&peer_tmp)?;
+        match target {
+            None => {
+                host.disable_ipv6(&port.ifname)?;
+                if let Some(ip) = port.ip {
+                    host.nl.add_address(&port.ifname, IpAddr::V4(ip), 32)?;
+                }
+                host.nl.set_up(&port.ifname)?;
+            }
+            Some(t) => {
+                host.move_link(&peer_tmp, t)?;
+                let nl = t.netlink()?;
+                nl.rename(&peer_tmp, &port.ifname)?;
+                nl.set_up("lo")?;
+                if let Some(ip) = port.ip {
+                    nl.add_address(&port.ifname, IpAddr::V4(ip), port.prefix_len)?;
+                }
+                nl.set_up(&port.ifname)?;
+                if let Some(gw) = gateway {
+                    nl.add_default_route(gw, Some(&port.ifname))?;
+                }
+            }
+        }
+        host.nl.set_up(&port.host_ifname)
+    };
+    rest().inspect_err(|_| remove(host, port))
+}
+
+/// Deletes the port's veth pair (both ends go with the one in the daemon's netns); absent is fine.
+pub fn remove(host: &HostNs, port: &Port) {
+    match host.nl.try_link(&port.host_ifname) {
+        Ok(Some(_)) => {
+            if let Err(e) = host.nl.del_link(&port.host_ifname) {
+                tracing::warn!("removing {}: {e}", port.host_ifname);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!("looking up {}: {e}", port.host_ifname),
+    }
+}
+
+/// A random locally administered unicast MAC.
+pub fn random_mac() -> crate::MacAddr {
+    let mut b = [0u8; 6];
+    random_bytes(&mut b);
+    b[0] = (b[0] & 0xfc) | 0x02;
+    crate::MacAddr(b)
+}
+
+pub fn random_bytes(buf: &mut [u8]) {
+    use std::io::Read;
+    if fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .is_err()
+    {
+        // Never expected on Linux; still distinct enough per process and moment.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+            ^ u128::from(std::process::id());
+        for (i, x) in buf.iter_mut().enumerate() {
+            *x = (t >> ((i % 16) * 8)) as u8;
+        }
+    }
+}

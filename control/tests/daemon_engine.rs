@@ -1,0 +1,574 @@
+//! The daemon's state machine on a real kernel (root; skips with a reason otherwise), driving a
+//! recording fake dataplane: veths, container netns configuration, rollback, carrier follow, the host
+//! shim, persistence and the control socket. System state is checked with `ip`/`ethtool`, not with
+//! the netlink code that made it.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use mvdp_control::daemon::api::{NetworkCreate, PortAdd, Request};
+use mvdp_control::daemon::{call, serve, ClientError, Daemon, DaemonConfig};
+use mvdp_control::dataplane::{
+    Dataplane, DataplaneError, DataplaneStats, ParentHandle, PortConfig, PortHandle,
+};
+use mvdp_control::Lab;
+use mvdp_dataplane::Mac;
+
+// ---- a recording fake dataplane ------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Call {
+    Attach(String),
+    Detach(u16),
+    AddPort(PortConfig),
+    RemovePort(u32),
+    SetUp(u32, bool),
+}
+
+#[derive(Clone, Default)]
+struct Fake {
+    calls: Arc<Mutex<Vec<Call>>>,
+    refuse_ports: Arc<AtomicBool>,
+    next: Arc<AtomicU32>,
+}
+
+impl Fake {
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+    fn clear(&self) {
+        self.calls.lock().unwrap().clear()
+    }
+    fn rec(&self, c: Call) {
+        self.calls.lock().unwrap().push(c)
+    }
+}
+
+impl Dataplane for Fake {
+    fn attach_parent(&mut self, ifname: &str) -> Result<ParentHandle, DataplaneError> {
+        self.rec(Call::Attach(ifname.into()));
+        Ok(ParentHandle(
+            self.next.fetch_add(1, Ordering::Relaxed) as u16
+        ))
+    }
+    fn detach_parent(&mut self, p: ParentHandle) -> Result<(), DataplaneError> {
+        self.rec(Call::Detach(p.0));
+        Ok(())
+    }
+    fn add_port(&mut self, port: &PortConfig) -> Result<PortHandle, DataplaneError> {
+        if self.refuse_ports.load(Ordering::Relaxed) {
+            return Err(DataplaneError::Refused("the fake refuses ports".into()));
+        }
+        self.rec(Call::AddPort(port.clone()));
+        Ok(PortHandle(100 + self.next.fetch_add(1, Ordering::Relaxed)))
+    }
+    fn remove_port(&mut self, p: PortHandle) -> Result<(), DataplaneError> {
+        self.rec(Call::RemovePort(p.0));
+        Ok(())
+    }
+    fn set_port_up(&mut self, p: PortHandle, up: bool) -> Result<(), DataplaneError> {
+        self.rec(Call::SetUp(p.0, up));
+        Ok(())
+    }
+    fn set_port_mac(&mut self, _p: PortHandle, _m: Mac) -> Result<(), DataplaneError> {
+        Ok(())
+    }
+    fn stats(&self) -> DataplaneStats {
+        DataplaneStats::default()
+    }
+}
+
+// ---- helpers ---------------------------------------------------------------------------------------
+
+fn root(test: &str) -> bool {
+    let r = mvdp_control::is_root();
+    if !r {
+        eprintln!("{test}: skipped: needs root");
+    }
+    r
+}
+
+static N: AtomicU32 = AtomicU32::new(0);
+fn prefix(tag: &str) -> String {
+    format!(
+        "mvd{}{tag}{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn ip_n(ns: &str, args: &[&str]) -> String {
+    let o = Command::new("ip")
+        .arg("-n")
+        .arg(ns)
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn has_link(ns: &str, ifname: &str) -> bool {
+    Command::new("ip")
+        .args(["-n", ns, "link", "show", "dev", ifname])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(30));
+    }
+    false
+}
+
+fn lab(tag: &str) -> Lab {
+    Lab::builder(&prefix(tag))
+        .containers(2)
+        .build()
+        .expect("lab")
+}
+
+fn daemon(lab: &Lab, fake: &Fake, state_dir: Option<PathBuf>) -> Daemon<Fake> {
+    Daemon::new(
+        fake.clone(),
+        DaemonConfig {
+            state_dir,
+            max_mtu: 3500,
+            netns: Some(lab.host().clone()),
+        },
+    )
+    .expect("daemon")
+}
+
+fn net(name: &str, parent: &str) -> NetworkCreate {
+    NetworkCreate {
+        name: name.into(),
+        parent: parent.into(),
+        subnet: Some("198.18.0.0/24".into()),
+        ip_range: Some("198.18.0.32/28".into()),
+        ..Default::default()
+    }
+}
+
+fn port(network: &str, netns: &str) -> PortAdd {
+    PortAdd {
+        network: network.into(),
+        netns: Some(netns.into()),
+        ..Default::default()
+    }
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mvdp-test-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+// ---- tests -----------------------------------------------------------------------------------------
+
+#[test]
+fn port_add_builds_the_container_interface_and_port_rm_removes_it() {
+    if !root("port_add_builds_the_container_interface_and_port_rm_removes_it") {
+        return;
+    }
+    let lab = lab("add");
+    let fake = Fake::default();
+    let mut d = daemon(&lab, &fake, None);
+    let host = lab.host().name().to_string();
+    let c1 = lab.container(1).ns.name().to_string();
+
+    let rxvlan = || {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &host, "ethtool", "-k", "eth1"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("rx-vlan-offload: ")
+                    .map(|v| v.starts_with("on"))
+            })
+            .expect("ethtool shows rx-vlan-offload")
+    };
+    Command::new("ip")
+        .args([
+            "netns", "exec", &host, "ethtool", "-K", "eth1", "rxvlan", "on",
+        ])
+        .status()
+        .unwrap();
+    assert!(rxvlan(), "could not turn rxvlan on for the test");
+    d.network_create(&net("lan", "eth1.100")).unwrap();
+    assert_eq!(fake.calls(), vec![Call::Attach("eth1".into())]);
+    assert!(!rxvlan(), "the parent still strips VLAN tags");
+    let p = d
+        .port_add(&PortAdd {
+            mac: Some("02:00:00:00:01:01".into()),
+            mtu: Some(1400),
+            ..port("lan", &c1)
+        })
+        .unwrap();
+    assert_eq!(p.ip.as_deref(), Some("198.18.0.32/24"));
+    assert_eq!(p.state, "up");
+    let calls = fake.calls();
+    let Call::AddPort(cfg) = &calls[1] else {
+        panic!("{calls:?}")
+    };
+    assert_eq!(
+        (cfg.vlan, cfg.mode, cfg.mac, cfg.veth_ifname.as_str()),
+        (
+            100,
+            mvdp_dataplane::Mode::Bridge,
+            "02:00:00:00:01:01".parse().unwrap(),
+            "mvp0"
+        )
+    );
+
+    // Container end: name, MAC, MTU, address, default route via the gateway, TX checksum off.
+    let link = ip_n(&c1, &["-d", "link", "show", "dev", "eth0"]);
+    assert!(
+        link.contains("02:00:00:00:01:01") && link.contains("mtu 1400"),
+        "{link}"
+    );
+    assert!(link.contains("state UP") || link.contains(",UP"), "{link}");
+    assert!(ip_n(&c1, &["-4", "addr", "show", "dev", "eth0"]).contains("198.18.0.32/24"));
+    assert!(ip_n(&c1, &["route"]).contains("default via 198.18.0.1 dev eth0"));
+    let eth = Command::new("ip")
+        .args(["netns", "exec", &c1, "ethtool", "-k", "eth0"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&eth.stdout).contains("tx-checksumming: off"));
+    // Host end: in the daemon's netns, up, same MTU, no IPv6.
+    let h = ip_n(&host, &["link", "show", "dev", "mvp0"]);
+    assert!(h.contains("mtu 1400") && h.contains("UP"), "{h}");
+    assert!(!ip_n(&host, &["addr", "show", "dev", "mvp0"]).contains("inet6"));
+
+    // A port given by netns path works the same way; a taken mvp1 name is skipped.
+    ip_n(
+        &host,
+        &[
+            "link", "add", "mvp1", "type", "veth", "peer", "name", "xmvp1",
+        ],
+    );
+    let path = format!("/run/netns/{}", lab.container(2).ns.name());
+    let p2 = d.port_add(&port("lan", &path)).unwrap();
+    assert_eq!(p2.host_ifname, "mvp2");
+    assert_eq!(p2.ip.as_deref(), Some("198.18.0.33/24"));
+    assert!(has_link(lab.container(2).ns.name(), "eth0"));
+    assert_eq!(d.port_ls().len(), 2);
+
+    // port rm by netns: the veth goes, the dataplane is told.
+    fake.clear();
+    d.port_rm("lan", &c1).unwrap();
+    assert!(eventually(
+        || !has_link(&c1, "eth0") && !has_link(&host, "mvp0")
+    ));
+    assert!(matches!(fake.calls().as_slice(), [Call::RemovePort(_)]));
+    // network rm with a port left: refused, then --force.
+    let e = d.network_rm("lan", false).unwrap_err().to_string();
+    assert!(e.contains("still has 1 port"), "{e}");
+    assert!(has_link(&host, "mvp2"));
+    assert_eq!(d.network_rm("lan", true).unwrap(), 1);
+    assert!(eventually(|| !has_link(&host, "mvp2")));
+    assert!(has_link(&host, "mvp1"), "someone else's link was removed");
+    assert!(fake.calls().iter().any(|c| matches!(c, Call::Detach(_))));
+    assert!(d.state().networks.is_empty());
+}
+
+#[test]
+fn a_refused_port_leaves_nothing_behind() {
+    if !root("a_refused_port_leaves_nothing_behind") {
+        return;
+    }
+    let lab = lab("rb");
+    let fake = Fake::default();
+    let mut d = daemon(&lab, &fake, None);
+    let host = lab.host().name().to_string();
+    let c1 = lab.container(1).ns.name().to_string();
+    d.network_create(&net("lan", "eth1")).unwrap();
+    let before = d.state().clone();
+
+    fake.refuse_ports.store(true, Ordering::Relaxed);
+    let e = d.port_add(&port("lan", &c1)).unwrap_err().to_string();
+    assert!(e.contains("the fake refuses ports"), "{e}");
+    assert_eq!(d.state(), &before, "state changed by a refused port");
+    assert!(eventually(
+        || !has_link(&host, "mvp0") && !has_link(&c1, "eth0")
+    ));
+
+    // A clash inside the container (its eth0 exists) also rolls back, after the move.
+    fake.refuse_ports.store(false, Ordering::Relaxed);
+    Command::new("ip")
+        .args([
+            "-n", &c1, "link", "add", "eth0", "type", "veth", "peer", "name", "x0",
+        ])
+        .status()
+        .unwrap();
+    let e = d.port_add(&port("lan", &c1)).unwrap_err().to_string();
+    assert!(e.contains("eth0"), "{e}");
+    assert_eq!(d.state(), &before);
+    assert!(eventually(
+        || !has_link(&host, "mvp0") && !links(&c1).iter().any(|l| l == "mvc0")
+    ));
+
+    // Refusals before anything is made.
+    let cases = [
+        (port("lan", "no-such-netns-x"), "does not exist"),
+        (port("nope", &c1), "no network named nope"),
+        (
+            PortAdd {
+                mtu: Some(1600),
+                ..port("lan", &c1)
+            },
+            "above the MTU of parent eth1 (1500)",
+        ),
+    ];
+    for (req, want) in cases {
+        let e = d.port_add(&req).unwrap_err().to_string();
+        assert!(e.contains(want), "{req:?}: {e}");
+    }
+    let e = d.network_create(&net("x", "eth9")).unwrap_err().to_string();
+    assert!(e.contains("eth9 does not exist"), "{e}");
+    assert_eq!(d.state(), &before);
+    assert_eq!(
+        links(&host).iter().filter(|l| l.starts_with("mv")).count(),
+        0
+    );
+}
+
+fn links(ns: &str) -> Vec<String> {
+    ip_n(ns, &["-br", "link"])
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect()
+}
+
+#[test]
+fn ports_follow_the_parent_carrier() {
+    if !root("ports_follow_the_parent_carrier") {
+        return;
+    }
+    let lab = lab("car");
+    let fake = Fake::default();
+    let mut d = daemon(&lab, &fake, None);
+    let host = lab.host().name().to_string();
+    let c1 = lab.container(1).ns.name().to_string();
+    d.network_create(&net("lan", "eth1")).unwrap();
+    d.port_add(&port("lan", &c1)).unwrap();
+    fake.clear();
+
+    ip_n(&host, &["link", "set", "eth1", "down"]);
+    d.poll_carrier();
+    assert!(
+        ip_n(&c1, &["link", "show", "dev", "eth0"]).contains("NO-CARRIER"),
+        "container end still has carrier"
+    );
+    assert!(matches!(fake.calls().as_slice(), [Call::SetUp(_, false)]));
+    assert_eq!(d.port_ls()[0].state, "no-carrier");
+    // A port added while the parent is down starts without carrier.
+    d.port_add(&port("lan", lab.container(2).ns.name()))
+        .unwrap();
+    assert!(
+        ip_n(lab.container(2).ns.name(), &["link", "show", "dev", "eth0"]).contains("NO-CARRIER")
+    );
+
+    fake.clear();
+    ip_n(&host, &["link", "set", "eth1", "up"]);
+    assert!(eventually(|| {
+        d.poll_carrier();
+        !ip_n(&c1, &["link", "show", "dev", "eth0"]).contains("NO-CARRIER")
+    }));
+    let ups = fake
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::SetUp(_, true)))
+        .count();
+    assert_eq!(ups, 2);
+
+    // The container's netns going away takes the veth with it: the port is forgotten.
+    fake.clear();
+    ip_n(&host, &["link", "del", "mvp0"]);
+    d.poll();
+    let left: Vec<u32> = d.port_ls().iter().map(|p| p.id).collect();
+    assert_eq!(left, vec![1]);
+    assert!(
+        matches!(fake.calls().as_slice(), [Call::RemovePort(_)]),
+        "{:?}",
+        fake.calls()
+    );
+}
+
+#[test]
+fn host_port_routes_follow_the_ports() {
+    if !root("host_port_routes_follow_the_ports") {
+        return;
+    }
+    let lab = lab("shim");
+    let fake = Fake::default();
+    let mut d = daemon(&lab, &fake, None);
+    let host = lab.host().name().to_string();
+    let c1 = lab.container(1).ns.name().to_string();
+    d.network_create(&net("lan", "eth1")).unwrap();
+    d.port_add(&port("lan", &c1)).unwrap();
+    let shim = d
+        .port_add(&PortAdd {
+            network: "lan".into(),
+            host: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(shim.ifname, "mvh-lan");
+    assert_eq!(shim.ip.as_deref(), Some("198.18.0.33/32"));
+    assert!(ip_n(&host, &["-4", "addr", "show", "dev", "mvh-lan"]).contains("198.18.0.33/32"));
+    assert!(ip_n(&host, &["route", "show", "dev", "mvh-lan"]).contains("198.18.0.32"));
+    d.port_add(&port("lan", lab.container(2).ns.name()))
+        .unwrap();
+    assert!(ip_n(&host, &["route", "show", "dev", "mvh-lan"]).contains("198.18.0.34"));
+    d.port_rm("lan", &c1).unwrap();
+    let routes = ip_n(&host, &["route", "show", "dev", "mvh-lan"]);
+    assert!(
+        !routes.contains("198.18.0.32") && routes.contains("198.18.0.34"),
+        "{routes}"
+    );
+    d.network_rm("lan", true).unwrap();
+    assert!(eventually(|| !has_link(&host, "mvh-lan")));
+}
+
+#[test]
+fn a_restarted_daemon_readopts_networks_and_surviving_ports() {
+    if !root("a_restarted_daemon_readopts_networks_and_surviving_ports") {
+        return;
+    }
+    let lab = lab("rst");
+    let dir = temp_dir("rst");
+    let host = lab.host().name().to_string();
+    let fake = Fake::default();
+    let mut d = daemon(&lab, &fake, Some(dir.clone()));
+    d.network_create(&net("lan", "eth1.100")).unwrap();
+    d.port_add(&port("lan", lab.container(1).ns.name()))
+        .unwrap();
+    d.port_add(&port("lan", lab.container(2).ns.name()))
+        .unwrap();
+    fake.clear();
+    d.shutdown();
+    let c = fake.calls();
+    assert_eq!(
+        c.iter()
+            .filter(|c| matches!(c, Call::RemovePort(_)))
+            .count(),
+        2
+    );
+    assert!(matches!(c.last(), Some(Call::Detach(_))), "{c:?}");
+    // The veths stay with the containers.
+    assert!(has_link(&host, "mvp0") && has_link(&host, "mvp1"));
+    // One container went away while the daemon was down, and carrier follow had left the other's
+    // veth down.
+    ip_n(&host, &["link", "del", "mvp1"]);
+    ip_n(&host, &["link", "set", "mvp0", "down"]);
+
+    let fake2 = Fake::default();
+    let mut d2 = daemon(&lab, &fake2, Some(dir.clone()));
+    let ports = d2.port_ls();
+    assert_eq!(ports.len(), 1, "{ports:?}");
+    let prev = std::fs::read_to_string(dir.join("state.json.prev")).expect("old state kept");
+    assert!(prev.contains("mvp1"), "{prev}");
+    assert_eq!((ports[0].id, ports[0].state.as_str()), (0, "up"));
+    assert!(ip_n(&host, &["link", "show", "dev", "mvp0"]).contains(",UP"));
+    let c = fake2.calls();
+    assert_eq!(c[0], Call::Attach("eth1".into()));
+    assert!(matches!(&c[1], Call::AddPort(p) if p.veth_ifname == "mvp0" && p.vlan == 100));
+    // Ids are not reused: the next port is mvp2.
+    let p = d2
+        .port_add(&port("lan", lab.container(2).ns.name()))
+        .unwrap();
+    assert_eq!(p.host_ifname, "mvp2");
+    drop(d2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_socket_answers_garbage_with_errors_and_keeps_serving() {
+    if !root("the_socket_answers_garbage_with_errors_and_keeps_serving") {
+        return;
+    }
+    use std::io::{BufRead, BufReader, Read, Write};
+    let lab = lab("sock");
+    let dir = temp_dir("sock");
+    let sock = dir.join("run/mvdp.sock");
+    let fake = Fake::default();
+    let server = serve(
+        fake.clone(),
+        DaemonConfig {
+            state_dir: Some(dir.join("state")),
+            max_mtu: 3500,
+            netns: Some(lab.host().clone()),
+        },
+        &sock,
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    for garbage in [
+        &b"\xff\xfe not json\n"[..],
+        b"{\"op\":\"reboot\"}\n",
+        b"[1,2]\n",
+    ] {
+        s.write_all(garbage).unwrap();
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        assert!(
+            line.contains("\"ok\":false") && line.contains("malformed request"),
+            "{line}"
+        );
+    }
+    // The same connection still works.
+    s.write_all(b"{\"op\":\"ping\"}\n").unwrap();
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert!(line.contains("\"ok\":true"), "{line}");
+    // Oversized: an error, then the connection closes.
+    let big = vec![b'x'; 70 * 1024];
+    let _ = s.write_all(&big);
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert!(line.contains("larger than 65536"), "{line}");
+    let mut rest = vec![];
+    let _ = r.read_to_end(&mut rest);
+
+    // Typed client: refusals come back as such.
+    let e = call(&sock, &Request::NetworkCreate(net("x", "eth9"))).unwrap_err();
+    assert!(
+        matches!(&e, ClientError::Refused(m) if m.contains("eth9 does not exist")),
+        "{e}"
+    );
+    call(&sock, &Request::NetworkCreate(net("lan", "eth1"))).unwrap();
+    let ls = call(&sock, &Request::NetworkLs).unwrap();
+    assert_eq!(ls[0]["name"], "lan");
+    let inspect = call(&sock, &Request::NetworkInspect { name: "lan".into() }).unwrap();
+    assert_eq!(inspect[0]["IPAM"]["Config"][0]["Gateway"], "198.18.0.1");
+    assert_eq!(inspect[0]["Options"]["parent"], "eth1");
+
+    server.shutdown();
+    assert!(!sock.exists(), "socket file left behind");
+    assert!(fake.calls().iter().any(|c| matches!(c, Call::Detach(_))));
+    let e = call(&sock, &Request::Ping).unwrap_err();
+    assert!(e.to_string().contains("daemon not running at"), "{e}");
+    assert!(std::fs::read_to_string(dir.join("state/state.json"))
+        .unwrap()
+        .contains("\"lan\""));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

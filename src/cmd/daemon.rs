@@ -1,0 +1,111 @@
+//! `mvdp daemon`: the control socket in front of the AF_XDP runtime. Also the `--socket` option every
+//! client command shares.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use mvdp_control::daemon::{
+    call, ensure_no_daemon_at, serve, DaemonConfig, Request, DEFAULT_SOCKET,
+};
+
+use mvdp::runtime::{PollMode, Runtime, RuntimeOptions, MAX_MTU};
+
+/// How to reach the daemon (every client command).
+#[derive(Args, Clone)]
+pub struct SocketArg {
+    /// The daemon's control socket.
+    #[arg(long, env = "MVDP_SOCKET", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+}
+
+impl SocketArg {
+    /// One request; the daemon's refusal becomes the error message.
+    pub fn call(&self, req: &Request) -> Result<serde_json::Value> {
+        Ok(call(&self.socket, req)?)
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Poll {
+    /// Spin on the rings: lowest latency, one core busy per worker.
+    Busy,
+    /// Spin briefly after traffic, then sleep in poll(2).
+    Adaptive,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum XdpMode {
+    /// Native, falling back to generic with a warning.
+    Auto,
+    Native,
+    Generic,
+}
+
+#[derive(Args)]
+pub struct DaemonArgs {
+    /// Where to listen (created mode 0600; its directory is created).
+    #[arg(long, env = "MVDP_SOCKET", default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Where networks and ports are saved, so a restarted daemon picks them up again.
+    #[arg(long, default_value = "/var/lib/mvdp")]
+    state_dir: PathBuf,
+    /// Worker threads forwarding frames; ports are sharded across them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: u16,
+    /// How workers wait for frames.
+    #[arg(long, value_enum, default_value = "adaptive")]
+    poll: Poll,
+    /// XDP attach mode on parents.
+    #[arg(long, value_enum, default_value = "auto")]
+    xdp_mode: XdpMode,
+}
+
+pub fn run(a: DaemonArgs) -> Result<()> {
+    if !mvdp_control::is_root() {
+        bail!("mvdp daemon needs root (XDP, AF_XDP, netlink); run it with sudo");
+    }
+    ensure_no_daemon_at(&a.socket)?;
+    let runtime = Runtime::new(RuntimeOptions {
+        workers: a.workers.into(),
+        poll: match a.poll {
+            Poll::Busy => PollMode::BusyPoll,
+            Poll::Adaptive => PollMode::Adaptive,
+        },
+        xdp_mode: match a.xdp_mode {
+            XdpMode::Auto => mvdp_ebpf::ModePolicy::NativeOrGeneric,
+            XdpMode::Native => mvdp_ebpf::ModePolicy::Native,
+            XdpMode::Generic => mvdp_ebpf::ModePolicy::Generic,
+        },
+        ..RuntimeOptions::default()
+    })
+    .context("starting the AF_XDP runtime")?;
+    let server = serve(
+        runtime,
+        DaemonConfig {
+            state_dir: Some(a.state_dir.clone()),
+            max_mtu: MAX_MTU,
+            netns: None,
+        },
+        &a.socket,
+    )?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = tx.send(());
+    })
+    .context("installing the SIGINT/SIGTERM handler")?;
+    tracing::info!(socket = %a.socket.display(), state_dir = %a.state_dir.display(), "mvdp daemon running");
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(500)) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if server.is_running() => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                server.shutdown();
+                bail!("the daemon's control thread died; see the log above");
+            }
+            _ => break,
+        }
+    }
+    tracing::info!("shutting down");
+    server.shutdown();
+    Ok(())
+}

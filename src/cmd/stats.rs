@@ -1,0 +1,91 @@
+//! `mvdp stats`: per-port and per-network counters, drops by reason, UMEM frame accounting.
+
+use anyhow::Result;
+use clap::Args;
+use mvdp_control::daemon::api::StatsReply;
+use mvdp_control::daemon::Request;
+
+use super::daemon::SocketArg;
+
+#[derive(Args)]
+pub struct StatsArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    sock: SocketArg,
+}
+
+pub fn run(a: StatsArgs) -> Result<()> {
+    let v = a.sock.call(&Request::Stats)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let s: StatsReply = serde_json::from_value(v)?;
+    println!(
+        "workers {}, poll mode {}",
+        s.workers,
+        if s.poll_mode.is_empty() {
+            "-"
+        } else {
+            &s.poll_mode
+        }
+    );
+    let head = format!(
+        "{:>12} {:>14} {:>12} {:>14} {:>10} {:>10}",
+        "RX-FRAMES", "RX-BYTES", "TX-FRAMES", "TX-BYTES", "RX-DROP", "TX-DROP"
+    );
+    println!("\nNETWORK          PORTS {head}");
+    for n in &s.networks {
+        let t = &n.traffic;
+        println!(
+            "{:<16} {:>5} {:>12} {:>14} {:>12} {:>14} {:>10} {:>10}",
+            n.name,
+            n.ports,
+            t.rx_frames,
+            t.rx_bytes,
+            t.tx_frames,
+            t.tx_bytes,
+            t.rx_dropped,
+            t.tx_dropped
+        );
+    }
+    println!("\nPORT NETWORK      HOST-IF  NETNS            {head}");
+    for p in &s.ports {
+        let t = &p.traffic;
+        println!(
+            "{:<4} {:<12} {:<8} {:<16} {:>12} {:>14} {:>12} {:>14} {:>10} {:>10}",
+            p.id,
+            p.network,
+            p.host_ifname,
+            p.netns.as_deref().unwrap_or("(host)"),
+            t.rx_frames,
+            t.rx_bytes,
+            t.tx_frames,
+            t.tx_bytes,
+            t.rx_dropped,
+            t.tx_dropped
+        );
+    }
+    println!("\ndrops by reason:");
+    if s.drops.values().all(|v| *v == 0) {
+        println!("  none");
+    }
+    for (reason, n) in s.drops.iter().filter(|(_, n)| **n > 0) {
+        println!("  {reason:<28} {n}");
+    }
+    let u = &s.umem;
+    println!(
+        "\nUMEM frames: total {} = free {} + fill {} + rx {} + tx in flight {} + in transit {}  ({}; frame size {})",
+        u.total,
+        u.free,
+        u.fill,
+        u.rx,
+        u.tx_in_flight,
+        u.in_transit,
+        if u.balanced { "balanced" } else { "NOT BALANCED: frames lost" },
+        u.frame_size
+    );
+    Ok(())
+}
