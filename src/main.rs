@@ -22,6 +22,8 @@ enum Command {
     Lab(cmd::lab::LabCmd),
     /// Attach the XDP demux to a throwaway lab's parent NIC, send traffic, show where it went.
     Demo(cmd::demo::DemoArgs),
+    /// Compare mvdp, kernel macvlan and the Linux bridge (latency, throughput, CPU per packet) on netns labs.
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +38,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Lab(c) => cmd::lab::run(c),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

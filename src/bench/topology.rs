@@ -1,0 +1,283 @@
+//! The labs being compared. Every backend gets the same shape — the lab's wire switch with the
+//! external host, one host with parent NIC eth1, containers c1 and c2 — and differs only in how
+//! the containers are attached to the parent: kernel macvlan children, a Linux bridge over veths,
+//! mvdp, or (for the ceiling) a bare AF_XDP forwarder between the two container veths.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use mvdp_control::lab::{Lab, LAB_PREFIX_LEN};
+use mvdp_control::{MacvlanMode, MacvlanOptions, NetNs, Netlink};
+use serde::Serialize;
+
+use super::ceiling::Forwarder;
+use super::udp::{wait_reachable, EchoServer};
+
+/// How the containers are attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// mvdp's XDP demux + AF_XDP switch, in a macvlan mode.
+    Mvdp(MacvlanMode),
+    /// Kernel macvlan children of the parent, in a mode.
+    Macvlan(MacvlanMode),
+    /// Containers on veths enslaved to a Linux bridge that also holds the parent.
+    Bridge,
+    /// A bare AF_XDP forwarder between the two container veths (container <-> container only).
+    Ceiling,
+}
+
+/// Why mvdp cells are not measured yet; shown in every report until the daemon lands.
+pub const MVDP_UNAVAILABLE: &str =
+    "the mvdp daemon and its AF_XDP runtime are not part of this build yet (src/runtime is a skeleton)";
+
+impl Backend {
+    /// Stable name used in results.json, plots and criterion ids.
+    pub fn name(&self) -> String {
+        match self {
+            Backend::Mvdp(m) => format!("mvdp-{m}"),
+            Backend::Macvlan(m) => format!("macvlan-{m}"),
+            Backend::Bridge => "bridge".into(),
+            Backend::Ceiling => "ceiling".into(),
+        }
+    }
+
+    /// Short suffix of this backend's lab name (lab names stay within 40 bytes).
+    fn tag(&self) -> String {
+        let m = |m: &MacvlanMode| match m {
+            MacvlanMode::Bridge => "b",
+            MacvlanMode::Private => "p",
+            MacvlanMode::Vepa => "v",
+            MacvlanMode::Passthru => "t",
+            MacvlanMode::Source => "s",
+        };
+        match self {
+            Backend::Mvdp(mode) => format!("d{}", m(mode)),
+            Backend::Macvlan(mode) => format!("k{}", m(mode)),
+            Backend::Bridge => "br".into(),
+            Backend::Ceiling => "x".into(),
+        }
+    }
+
+    /// The lab name this backend uses under run name `run`.
+    pub fn lab_name(&self, run: &str) -> String {
+        format!("{run}{}", self.tag())
+    }
+
+    /// `Some(reason)` when this backend cannot be measured at all in this build.
+    pub fn unavailable(&self) -> Option<String> {
+        match self {
+            Backend::Mvdp(_) => Some(MVDP_UNAVAILABLE.into()),
+            Backend::Macvlan(MacvlanMode::Source) => {
+                Some("source mode needs per-port allowed-MAC lists; not benchmarked".into())
+            }
+            _ => None,
+        }
+    }
+
+    /// `Err(reason)` when `scenario` does not exist for this backend.
+    pub fn supports(&self, scenario: Scenario) -> Result<(), String> {
+        match (self, scenario) {
+            (Backend::Ceiling, Scenario::ContainerExternal) => {
+                Err("the ceiling forwards between the two container veths only".into())
+            }
+            (
+                Backend::Macvlan(MacvlanMode::Passthru) | Backend::Mvdp(MacvlanMode::Passthru),
+                Scenario::ContainerContainer,
+            ) => Err("passthru allows a single port per parent".into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn containers(&self) -> u32 {
+        match self {
+            Backend::Macvlan(MacvlanMode::Passthru) | Backend::Mvdp(MacvlanMode::Passthru) => 1,
+            _ => 2,
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl Serialize for Backend {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+/// Who talks to whom. The client is always container 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    /// Container 1 <-> container 2 on the same host.
+    ContainerContainer,
+    /// Container 1 <-> the external host behind the wire switch.
+    ContainerExternal,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 2] = [Scenario::ContainerContainer, Scenario::ContainerExternal];
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scenario::ContainerContainer => "container_container",
+            Scenario::ContainerExternal => "container_external",
+        }
+    }
+    pub fn label(&self) -> &'static str {
+        match self {
+            Scenario::ContainerContainer => "container <-> container (same host)",
+            Scenario::ContainerExternal => "container <-> external host",
+        }
+    }
+}
+
+/// One backend's lab with echo servers running on every possible server endpoint.
+pub struct BenchLab {
+    pub backend: Backend,
+    // Field order is drop order: servers and the forwarder go before the namespaces.
+    echo: Vec<EchoServer>,
+    forwarder: Option<Forwarder>,
+    lab: Lab,
+}
+
+/// An endpoint of a scenario.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub ns: NetNs,
+    pub ip: Ipv4Addr,
+}
+
+const BRIDGE_NAME: &str = "brbench";
+
+impl BenchLab {
+    /// Builds `backend`'s lab named `lab_name` and checks every scenario's path answers. On any
+    /// error everything built so far is removed.
+    pub fn build(lab_name: &str, backend: Backend) -> Result<BenchLab> {
+        if let Some(why) = backend.unavailable() {
+            return Err(anyhow!("{backend}: unavailable: {why}"));
+        }
+        let needs_veths = matches!(backend, Backend::Bridge | Backend::Ceiling);
+        let lab = Lab::builder(lab_name)
+            .containers(backend.containers())
+            // VEPA and private exchange container traffic only through a reflecting switch.
+            .hairpin(matches!(
+                backend,
+                Backend::Macvlan(MacvlanMode::Vepa | MacvlanMode::Private)
+            ))
+            .container_veths(needs_veths)
+            .build()
+            .with_context(|| format!("building lab {lab_name} for {backend}"))?;
+        let mut bl = BenchLab {
+            backend,
+            echo: Vec::new(),
+            forwarder: None,
+            lab,
+        };
+        bl.attach()
+            .with_context(|| format!("attaching containers for {backend}"))?;
+        for sc in Scenario::ALL {
+            if backend.supports(sc).is_ok() {
+                let server = bl.server(sc);
+                bl.echo.push(EchoServer::start(&server.ns, server.ip)?);
+            }
+        }
+        if let Some(f) = &bl.forwarder {
+            f.set_active(true);
+        }
+        for sc in Scenario::ALL {
+            if backend.supports(sc).is_ok() {
+                let (c, s) = (bl.client(), bl.server(sc));
+                wait_reachable(&c.ns, c.ip, s.ip, Duration::from_secs(5))
+                    .with_context(|| format!("{backend}: {}", sc.label()))?;
+            }
+        }
+        if let Some(f) = &bl.forwarder {
+            f.set_active(false);
+        }
+        Ok(bl)
+    }
+
+    fn attach(&mut self) -> Result<()> {
+        let lab = &self.lab;
+        let host = Netlink::in_netns(lab.host())?;
+        let parent = lab.parent_ifname().to_string();
+        match self.backend {
+            Backend::Macvlan(mode) => {
+                for c in lab.containers() {
+                    let mut opts = MacvlanOptions::new(mode);
+                    opts.netns = Some(&c.ns);
+                    // A passthru child takes the parent's MAC; the others get the container's.
+                    if mode != MacvlanMode::Passthru {
+                        opts.mac = Some(c.mac);
+                    }
+                    host.add_macvlan(&c.ifname, &parent, &opts)?;
+                    let nl = Netlink::in_netns(&c.ns)?;
+                    nl.add_address(&c.ifname, IpAddr::V4(c.ip), LAB_PREFIX_LEN)?;
+                    nl.set_up(&c.ifname)?;
+                }
+            }
+            Backend::Bridge => {
+                host.add_bridge(BRIDGE_NAME)?;
+                host.set_master(&parent, BRIDGE_NAME)?;
+                for c in lab.containers() {
+                    host.set_master(&c.host_ifname, BRIDGE_NAME)?;
+                }
+                host.set_up(BRIDGE_NAME)?;
+            }
+            Backend::Ceiling => {
+                let (a, b) = (&lab.container(1).host_ifname, &lab.container(2).host_ifname);
+                self.forwarder = Some(Forwarder::start(lab.host(), a, b)?);
+            }
+            Backend::Mvdp(_) => unreachable!("refused in build"),
+        }
+        Ok(())
+    }
+
+    pub fn lab(&self) -> &Lab {
+        &self.lab
+    }
+
+    /// Container 1: the client of every scenario and the sender of every flow.
+    pub fn client(&self) -> Endpoint {
+        let c = self.lab.container(1);
+        Endpoint {
+            ns: c.ns.clone(),
+            ip: c.ip,
+        }
+    }
+
+    /// The other end of `scenario`.
+    pub fn server(&self, scenario: Scenario) -> Endpoint {
+        match scenario {
+            Scenario::ContainerContainer => {
+                let c = self.lab.container(2);
+                Endpoint {
+                    ns: c.ns.clone(),
+                    ip: c.ip,
+                }
+            }
+            Scenario::ContainerExternal => Endpoint {
+                ns: self.lab.ext().clone(),
+                ip: self.lab.ext_ip(),
+            },
+        }
+    }
+
+    /// Marks the start/end of a measurement on this lab (the ceiling busy-polls only then).
+    pub fn set_measuring(&self, on: bool) {
+        if let Some(f) = &self.forwarder {
+            f.set_active(on);
+        }
+    }
+
+    /// CPU time so far of the switching threads outside the endpoints (the ceiling's forwarder;
+    /// mvdp's `mvdp-worker-N` threads once the daemon exists), if there are any.
+    pub fn switch_cpu(&self) -> Option<Duration> {
+        self.forwarder.as_ref().map(|f| f.cpu())
+    }
+}
