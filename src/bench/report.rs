@@ -511,3 +511,104 @@ impl Results {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn results(latencies: &[(&str, Option<u64>)], pps: &[(&str, Option<u64>)]) -> Results {
+        let lat_cell = |b: &str, p50_ns: Option<u64>| {
+            let figures = p50_ns.and_then(|ns| {
+                let mut st = RttStats::new();
+                for _ in 0..100 {
+                    st.hist.record(ns).unwrap();
+                }
+                st.sent = 100;
+                LatencyFigures::from_stats(&st)
+            });
+            LatencyCell {
+                backend: b.into(),
+                scenario: Scenario::ContainerContainer,
+                payload: 64,
+                status: if figures.is_some() {
+                    "ok".into()
+                } else {
+                    "unavailable: not built".into()
+                },
+                figures,
+            }
+        };
+        let tp_cell = |b: &str, pkts: Option<u64>| ThroughputCell {
+            backend: b.into(),
+            scenario: Scenario::ContainerContainer,
+            payload: 64,
+            flows: 1,
+            status: if pkts.is_some() {
+                "ok".into()
+            } else {
+                "unavailable: not built".into()
+            },
+            figures: pkts.map(|n| {
+                let t = Throughput {
+                    duration: Duration::from_secs(1),
+                    sent_pkts: n,
+                    recv_pkts: n,
+                    recv_bytes: n * 64,
+                    sender_cpu: Duration::from_millis(100),
+                    receiver_cpu: Duration::from_millis(100),
+                    ..Default::default()
+                };
+                ThroughputFigures::new(&t, Duration::ZERO, None)
+            }),
+        };
+        Results {
+            environment: crate::bench::env::collect("test".into()),
+            config: ConfigReport {
+                quick: true,
+                round_trips_per_cell: 100,
+                warmup_per_round: 0,
+                rounds: 1,
+                throughput_seconds_per_cell: 1.0,
+                rtt_timeout_ms: 10,
+                payloads: vec![64],
+                flows: vec![1],
+            },
+            backends: Vec::new(),
+            latency: latencies.iter().map(|(b, v)| lat_cell(b, *v)).collect(),
+            throughput: pps.iter().map(|(b, v)| tp_cell(b, *v)).collect(),
+            ratios: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn ratios_divide_measured_figures_and_explain_missing_ones() {
+        let mut r = results(
+            &[("a", Some(20_000)), ("b", Some(40_000)), ("m", None)],
+            &[("a", Some(3_000)), ("b", Some(1_000)), ("m", None)],
+        );
+        r.compute_ratios(&[("a".into(), "b".into()), ("m".into(), "b".into())], &[]);
+        let get = |metric: &str, n: &str| {
+            r.ratios
+                .iter()
+                .find(|x| x.metric == metric && x.numerator == n)
+                .unwrap()
+                .clone()
+        };
+        let p50 = get("p50", "a").value.unwrap();
+        assert!((p50 - 0.5).abs() < 0.01, "{p50}");
+        assert!((get("pps", "a").value.unwrap() - 3.0).abs() < 1e-9);
+        // Same CPU over 3x the packets.
+        assert!((get("cpu_ns_per_packet", "a").value.unwrap() - 1.0 / 3.0).abs() < 1e-9);
+        let missing = get("p99", "m");
+        assert!(missing.value.is_none());
+        assert!(missing.note.contains("unavailable"), "{}", missing.note);
+
+        let md = r.summary_markdown();
+        assert!(
+            md.contains("| p50 | container_container | 64 B | - | a / b | 0.50"),
+            "{md}"
+        );
+        assert!(md.contains("m / b: m unavailable (see Backends)"), "{md}");
+    }
+}
