@@ -21,6 +21,16 @@ fn err<E: std::fmt::Debug>(what: &str) -> impl FnOnce(E) -> anyhow::Error + '_ {
     move |e| anyhow!("drawing {what}: {e:?}")
 }
 
+/// One color per backend across every plot: its position in the run's backend list.
+fn color_of(r: &Results, backend: &str) -> RGBColor {
+    let i = r
+        .backends
+        .iter()
+        .position(|b| b.backend == backend)
+        .unwrap_or(r.backends.len());
+    COLORS[i % COLORS.len()]
+}
+
 /// Writes every plot into `dir`; returns the files written.
 pub fn write_all(r: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
@@ -51,12 +61,19 @@ fn latency_cdf(r: &Results, sc: Scenario, payload: usize, path: &Path) -> Result
         .filter(|c| c.scenario == sc && c.payload == payload)
         .filter_map(|c| c.figures.as_ref().map(|f| (c.backend.as_str(), &f.cdf)))
         .collect();
-    // The x axis ends at the largest p99.9 so the tail beyond it does not squash the body.
+    // Log x axis from the fastest sample to the largest p99.9: the body and the tail both stay
+    // readable (the max is in the tables).
     let x_max = lines
         .iter()
         .flat_map(|(_, cdf)| cdf.iter().filter(|(q, _)| *q <= 0.999).map(|(_, us)| *us))
         .fold(1.0f64, f64::max)
-        * 1.1;
+        * 1.2;
+    let x_min = lines
+        .iter()
+        .flat_map(|(_, cdf)| cdf.iter().map(|(_, us)| *us))
+        .fold(x_max, f64::min)
+        .max(0.1)
+        * 0.8;
     let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(err("background"))?;
     let title = format!("RTT CDF, {}, {payload} B", sc.label());
@@ -65,17 +82,20 @@ fn latency_cdf(r: &Results, sc: Scenario, payload: usize, path: &Path) -> Result
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d(0f64..x_max, 0f64..1f64)
+        .build_cartesian_2d((x_min..x_max).log_scale(), 0f64..1f64)
         .map_err(err("axes"))?;
     chart
         .configure_mesh()
-        .x_desc("round trip (µs)")
+        .x_desc("round trip (µs, log scale)")
         .y_desc("fraction of round trips")
         .draw()
         .map_err(err("mesh"))?;
-    for (i, (name, cdf)) in lines.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
-        let pts: Vec<(f64, f64)> = cdf.iter().map(|(q, us)| (us.min(x_max), *q)).collect();
+    for (name, cdf) in &lines {
+        let color = color_of(r, name);
+        let pts: Vec<(f64, f64)> = cdf
+            .iter()
+            .map(|(q, us)| (us.clamp(x_min, x_max), *q))
+            .collect();
         chart
             .draw_series(LineSeries::new(pts, color.stroke_width(2)))
             .map_err(err("CDF line"))?
@@ -167,7 +187,13 @@ fn throughput_bars(r: &Results, payload: usize, path: &Path) -> Result<()> {
         .map_err(err("mesh"))?;
     let width = 0.8 / backends.len().max(1) as f64;
     for (bi, b) in backends.iter().enumerate() {
-        let color = COLORS[bi % COLORS.len()];
+        let color = color_of(r, b);
+        let measured = cells.iter().any(|c| c.backend == *b && c.figures.is_some());
+        let label = if measured {
+            b.to_string()
+        } else {
+            format!("{b} (not measured)")
+        };
         let bars: Vec<Rectangle<(f64, f64)>> = groups
             .iter()
             .enumerate()
@@ -186,7 +212,7 @@ fn throughput_bars(r: &Results, payload: usize, path: &Path) -> Result<()> {
         chart
             .draw_series(bars)
             .map_err(err("bars"))?
-            .label(*b)
+            .label(label)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled()));
     }
     chart
