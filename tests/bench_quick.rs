@@ -384,3 +384,27 @@ fn bench_interrupted_removes_its_labs() {
     );
     assert!(!Path::new(&out.path().join("results.json")).exists());
 }
+
+#[test]
+fn bench_as_an_ordinary_user_says_it_needs_root() {
+    if !is_root("bench_not_root") {
+        return;
+    }
+    // Drop to nobody for the child only (util-linux setpriv); skip where it is missing.
+    let Ok(o) = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_mvdp"))
+        .args(["bench", "--quick", "--out", "/nonexistent/never-written"])
+        .output()
+    else {
+        eprintln!("bench_not_root: skipped: no setpriv");
+        return;
+    };
+    let err = String::from_utf8_lossy(&o.stderr);
+    if err.contains("Permission denied") && !err.contains("mvdp:") {
+        eprintln!("bench_not_root: skipped: nobody cannot execute the test binary here: {err}");
+        return;
+    }
+    assert!(!o.status.success());
+    assert!(err.contains("needs root"), "{err}");
+}

@@ -142,6 +142,9 @@ pub struct BenchLab {
     // Field order is drop order: servers and the forwarder go before the namespaces.
     echo: Vec<EchoServer>,
     forwarder: Option<Forwarder>,
+    /// The mvdp daemon serving this lab, once there is one: its `mvdp-worker-N` threads are the
+    /// switching cost counted next to every throughput figure.
+    daemon_pid: Option<u32>,
     lab: Lab,
 }
 
@@ -153,6 +156,8 @@ pub struct Endpoint {
 }
 
 const BRIDGE_NAME: &str = "brbench";
+/// Thread-name prefix of the daemon's busy-polling workers.
+pub const DAEMON_WORKER_PREFIX: &str = "mvdp-worker-";
 
 impl BenchLab {
     /// Builds `backend`'s lab named `lab_name` and checks every scenario's path answers. On any
@@ -176,6 +181,7 @@ impl BenchLab {
             backend,
             echo: Vec::new(),
             forwarder: None,
+            daemon_pid: None,
             lab,
         };
         bl.attach()
@@ -278,6 +284,11 @@ impl BenchLab {
     /// CPU time so far of the switching threads outside the endpoints (the ceiling's forwarder;
     /// mvdp's `mvdp-worker-N` threads once the daemon exists), if there are any.
     pub fn switch_cpu(&self) -> Option<Duration> {
+        if let Some(pid) = self.daemon_pid {
+            return super::cpu::named_threads_cpu(pid, DAEMON_WORKER_PREFIX)
+                .ok()
+                .map(|(t, _)| t);
+        }
         self.forwarder.as_ref().map(|f| f.cpu())
     }
 }
