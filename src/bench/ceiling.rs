@@ -35,6 +35,12 @@ pub struct ForwardCounters {
     pub forwarded: u64,
     /// Frames dropped because the other side's TX ring was full.
     pub tx_ring_full: u64,
+    /// The kernel's XDP socket statistics summed over both sockets: frames it dropped before
+    /// they reached us, and why.
+    pub rx_dropped: u64,
+    pub rx_ring_full: u64,
+    pub rx_fill_ring_empty: u64,
+    pub tx_invalid: u64,
 }
 
 /// A running forwarder between two interfaces of one namespace. Stops and detaches on drop.
@@ -270,5 +276,13 @@ fn forward(
     }
     cpu_ns.store(thread_cpu().as_nanos() as u64, Ordering::Relaxed);
     forwarded.store(c.forwarded, Ordering::Relaxed);
+    for side in &sides {
+        if let Ok(st) = side.rx.fd().xdp_statistics() {
+            c.rx_dropped += st.rx_dropped();
+            c.rx_ring_full += st.rx_ring_full();
+            c.rx_fill_ring_empty += st.rx_fill_ring_empty_descs();
+            c.tx_invalid += st.tx_invalid_descs();
+        }
+    }
     Ok(c)
 }

@@ -255,6 +255,14 @@ pub fn run(cfg: &BenchConfig) -> Result<Results> {
         }
     }
     pb.finish_and_clear();
+    let mut ceiling_counters = None;
+    for lab in &mut labs {
+        match lab.stop_forwarder() {
+            Some(Ok(c)) => ceiling_counters = Some(c),
+            Some(Err(e)) => tracing::warn!("ceiling forwarder: {e:#}"),
+            None => {}
+        }
+    }
     drop(labs);
 
     let status_text = |s: &Result<(), String>| match s {
@@ -313,6 +321,7 @@ pub fn run(cfg: &BenchConfig) -> Result<Results> {
         latency,
         throughput,
         ratios: Vec::new(),
+        ceiling_counters,
     };
     let (pairs, pps_pairs) = ratio_pairs(&cfg.backends);
     results.compute_ratios(&pairs, &pps_pairs);

@@ -16,6 +16,8 @@ pub struct Results {
     pub latency: Vec<LatencyCell>,
     pub throughput: Vec<ThroughputCell>,
     pub ratios: Vec<Ratio>,
+    /// The ceiling forwarder's counters over the whole run (where its losses went).
+    pub ceiling_counters: Option<super::ceiling::ForwardCounters>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -507,6 +509,13 @@ impl Results {
                 let _ = writeln!(s, "- {l}");
             }
         }
+        if let Some(c) = &self.ceiling_counters {
+            let _ = writeln!(
+                s,
+                "\nCeiling forwarder over the run: {} frames forwarded, {} dropped on a full TX ring; kernel XSK statistics: {} rx dropped, {} rx ring full, {} fill ring empty, {} invalid TX descriptors.",
+                c.forwarded, c.tx_ring_full, c.rx_dropped, c.rx_ring_full, c.rx_fill_ring_empty, c.tx_invalid
+            );
+        }
         let _ = writeln!(s, "\n## Method\n\n{}", e.cpu_method);
         s
     }
@@ -578,6 +587,7 @@ mod tests {
             latency: latencies.iter().map(|(b, v)| lat_cell(b, *v)).collect(),
             throughput: pps.iter().map(|(b, v)| tp_cell(b, *v)).collect(),
             ratios: Vec::new(),
+            ceiling_counters: None,
         }
     }
 

@@ -281,6 +281,11 @@ impl BenchLab {
         }
     }
 
+    /// Stops the ceiling forwarder (if this lab has one) and returns what it counted.
+    pub fn stop_forwarder(&mut self) -> Option<Result<super::ceiling::ForwardCounters>> {
+        self.forwarder.take().map(Forwarder::stop)
+    }
+
     /// CPU time so far of the switching threads outside the endpoints (the ceiling's forwarder;
     /// mvdp's `mvdp-worker-N` threads once the daemon exists), if there are any.
     pub fn switch_cpu(&self) -> Option<Duration> {
