@@ -249,10 +249,20 @@ fn forward(
                     unsafe { src.fill.produce(&descs[sent..got]) };
                 }
             }
-            if dst.in_flight > 0 {
+            // Copy-mode TX sends a bounded batch per kick: keep kicking and reaping while it
+            // makes progress, or the TX ring holds the frames the fill ring is starving for.
+            while dst.in_flight > 0 {
                 dst.tx
                     .wakeup()
                     .with_context(|| format!("kicking TX of side {to}"))?;
+                // SAFETY: as above, completed frames go back to the fill ring they came from.
+                let done = unsafe { dst.comp.consume(&mut descs) };
+                if done == 0 {
+                    break;
+                }
+                dst.in_flight -= done as u64;
+                // SAFETY: as above.
+                unsafe { src.fill.produce(&descs[..done]) };
             }
         }
         polls = polls.wrapping_add(1);
