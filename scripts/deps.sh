@@ -17,6 +17,7 @@ PACKAGES=(
   ethtool           # lab: offload switches (txvlan, tx checksum)
   iproute2          # ip netns exec, used by tests to check what the library built
   iputils-ping      # lab connectivity checks
+  containernetworking-plugins  # /usr/lib/cni/macvlan: the reference the kernel backend is cross-checked against
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -19,9 +19,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, Once};
 
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::names::{parse_lab_netns, validate_ifname, validate_prefix, MacAddr, Role};
-use crate::netlink::{Netlink, VethEnd};
+use crate::netlink::{MacvlanMode, MacvlanOptions, Netlink, VethEnd};
 use crate::netns::{is_root, NetNs};
 use crate::offload::{set_offloads, Offload};
 
@@ -32,6 +33,8 @@ pub const LAB_PREFIX_LEN: u8 = 24;
 pub const EXT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
 /// The wire switch's bridge name.
 pub const BRIDGE: &str = "br0";
+/// The host's bridge with [`Backend::Bridge`] (holds the parent and the containers' veths, and the host IP).
+pub const HOST_BRIDGE: &str = "br0";
 /// The external host's interface (in `{prefix}-ext`).
 pub const EXT_IFNAME: &str = "eth0";
 /// The wire bridge's port towards the external host.
@@ -214,9 +217,16 @@ pub struct LabBuilder {
     container_veths: bool,
     container_addrs: BTreeMap<u32, ContainerAddr>,
     ipv6: bool,
+    backend: Backend,
 }
 
 impl LabBuilder {
+    /// What connects the containers to the (first) host's parent (default [`Backend::None`]: nothing).
+    /// Every container gets `eth0` with its [`ContainerAddr`], up, except with `None`.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
     /// Number of container namespaces `{prefix}-c1..cN` (default 2; at most [`MAX_CONTAINERS`]).
     pub fn containers(mut self, n: u32) -> Self {
         self.containers = n;
@@ -278,6 +288,23 @@ impl LabBuilder {
                 "host count",
                 self.hosts.to_string(),
                 format!("must be 1..={MAX_HOSTS}"),
+            ));
+        }
+        self.backend.validate(self.containers)?;
+        if let Backend::Mvdp(_) = self.backend {
+            return Err(Error::invalid(
+                "backend",
+                self.backend.to_string(),
+                "the lab cannot attach mvdp ports itself: the mvdp daemon owns them. Build the lab \
+                 with Backend::None, run the daemon in the host namespace and add the ports with \
+                 `mvdp port add`",
+            ));
+        }
+        if self.backend != Backend::None && self.container_veths {
+            return Err(Error::invalid(
+                "backend",
+                self.backend.to_string(),
+                "container_veths(true) makes its own container links; use one or the other",
             ));
         }
         if self.containers > MAX_CONTAINERS {
@@ -419,6 +446,7 @@ impl LabBuilder {
                 parent_mac: host_mac(n),
                 ip: host_ip(n),
                 wire_port: port,
+                bridge: None,
             });
         }
 
@@ -436,11 +464,13 @@ impl LabBuilder {
                 ip: addr.ip,
                 mtu: addr.mtu,
                 veth: false,
+                link: ContainerLink::None,
             });
         }
         let mut lab = Lab {
             prefix: prefix.clone(),
             hairpin: self.hairpin,
+            backend: self.backend,
             wire,
             ext,
             hosts,
@@ -463,9 +493,77 @@ impl LabBuilder {
                 };
                 lab.add_container_veth(0, c.n, &spec)?;
                 lab.containers[i].veth = true;
+                lab.containers[i].link = ContainerLink::Veth;
             }
         }
+        match self.backend {
+            Backend::None => {}
+            Backend::Macvlan(mode) => lab.attach_macvlans(mode)?,
+            Backend::Bridge => lab.attach_bridge()?,
+            // Refused by validate().
+            Backend::Mvdp(_) => unreachable!("validate refuses the mvdp backend"),
+        }
         Ok(lab)
+    }
+}
+
+impl Lab {
+    /// [`Backend::Macvlan`]: each container's `eth0` is a macvlan child of the first host's parent,
+    /// created straight into the container's namespace.
+    fn attach_macvlans(&mut self, mode: MacvlanMode) -> Result<()> {
+        let host = &self.hosts[0];
+        let host_nl = Netlink::in_netns(&host.ns)?;
+        let mut parent_mac = host.parent_mac;
+        for c in &mut self.containers {
+            let mut o = MacvlanOptions::new(mode);
+            o.netns = Some(&c.ns);
+            o.mtu = c.mtu;
+            if mode != MacvlanMode::Passthru {
+                o.mac = Some(c.mac);
+            }
+            host_nl.add_macvlan(&c.ifname, &host.parent_ifname, &o)?;
+            let nl = Netlink::in_netns(&c.ns)?;
+            if mode == MacvlanMode::Passthru {
+                // The kernel gives a passthru port the parent's MAC whatever was asked, and a MAC set on
+                // the port afterwards is set on the parent: the parent ends up with the container's MAC.
+                nl.set_mac(&c.ifname, c.mac)?;
+                parent_mac = c.mac;
+            }
+            nl.add_address(&c.ifname, IpAddr::V4(c.ip), LAB_PREFIX_LEN)?;
+            nl.set_up(&c.ifname)?;
+            c.link = ContainerLink::Macvlan;
+        }
+        self.hosts[0].parent_mac = parent_mac;
+        Ok(())
+    }
+
+    /// [`Backend::Bridge`]: a Linux bridge in the host holding the parent and one veth per container. The
+    /// host's IP moves to the bridge (an enslaved port's own address stops working), and the bridge keeps
+    /// the parent's MAC so the host looks the same from the wire.
+    fn attach_bridge(&mut self) -> Result<()> {
+        let host = &self.hosts[0];
+        let nl = Netlink::in_netns(&host.ns)?;
+        nl.add_bridge(HOST_BRIDGE)?;
+        nl.set_mac(HOST_BRIDGE, host.parent_mac)?;
+        nl.set_master(&host.parent_ifname, HOST_BRIDGE)?;
+        nl.del_address(&host.parent_ifname, IpAddr::V4(host.ip), LAB_PREFIX_LEN)?;
+        nl.add_address(HOST_BRIDGE, IpAddr::V4(host.ip), LAB_PREFIX_LEN)?;
+        nl.set_up(HOST_BRIDGE)?;
+        self.hosts[0].bridge = Some(HOST_BRIDGE.to_string());
+        for i in 0..self.containers.len() {
+            let c = &self.containers[i];
+            let spec = ContainerVeth {
+                host_ifname: c.host_ifname.clone(),
+                container_ifname: c.ifname.clone(),
+                mac: Some(c.mac),
+                ip: Some((c.ip, LAB_PREFIX_LEN)),
+                mtu: c.mtu,
+            };
+            self.add_container_veth(1, c.n, &spec)?;
+            nl.set_master(&spec.host_ifname, HOST_BRIDGE)?;
+            self.containers[i].link = ContainerLink::Veth;
+        }
+        Ok(())
     }
 }
 
@@ -494,6 +592,27 @@ pub struct LabHost {
     pub ip: Ipv4Addr,
     /// The wire bridge's port (in the wire namespace) that is the parent's veth peer.
     pub wire_port: String,
+    /// With [`Backend::Bridge`] (first host only): the bridge holding the parent, which carries `ip`.
+    pub bridge: Option<String>,
+}
+
+impl LabHost {
+    /// The interface carrying the host's IP: the bridge with [`Backend::Bridge`], else the parent.
+    pub fn ip_ifname(&self) -> &str {
+        self.bridge.as_deref().unwrap_or(&self.parent_ifname)
+    }
+}
+
+/// What a container's `eth0` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerLink {
+    /// No interface besides `lo`.
+    None,
+    /// A veth whose peer is `host_ifname` in the host.
+    Veth,
+    /// A kernel macvlan child of the host's parent.
+    Macvlan,
 }
 
 /// A container namespace. `mac`/`ip` are its planned addressing; `veth` says whether the lab created its
@@ -509,6 +628,7 @@ pub struct LabContainer {
     pub ip: Ipv4Addr,
     pub mtu: Option<u32>,
     pub veth: bool,
+    pub link: ContainerLink,
 }
 
 /// A veth between a host namespace and a container namespace (see [`Lab::add_container_veth`]).
@@ -526,6 +646,7 @@ pub struct ContainerVeth {
 pub struct Lab {
     prefix: String,
     hairpin: bool,
+    backend: Backend,
     wire: NetNs,
     ext: NetNs,
     hosts: Vec<LabHost>,
@@ -537,6 +658,8 @@ pub struct Lab {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LabDescription {
     pub name: String,
+    /// "none", "bridge", "macvlan:MODE".
+    pub backend: Backend,
     pub subnet: String,
     pub namespaces: Vec<String>,
     pub wire: WireDescription,
@@ -569,6 +692,8 @@ pub struct HostDescription {
     pub mac: MacAddr,
     pub ip: Ipv4Addr,
     pub wire_port: String,
+    /// The interface carrying `ip` (the parent, or the host bridge with the bridge backend).
+    pub ip_ifname: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -581,6 +706,8 @@ pub struct ContainerDescription {
     pub mac: MacAddr,
     pub ip: Ipv4Addr,
     pub veth: bool,
+    /// What `ifname` is ("none" when the container has no interface).
+    pub link: ContainerLink,
 }
 
 /// A lab found on the system by its namespace names (`mvdp lab ls`).
@@ -588,6 +715,9 @@ pub struct ContainerDescription {
 pub struct LabSummary {
     pub name: String,
     pub namespaces: Vec<String>,
+    /// The backend `mvdp lab up` recorded; `None` for labs it did not record (built by a test in another
+    /// process, or by hand).
+    pub backend: Option<Backend>,
 }
 
 impl Lab {
@@ -601,6 +731,7 @@ impl Lab {
             container_veths: false,
             container_addrs: BTreeMap::new(),
             ipv6: false,
+            backend: Backend::None,
         }
     }
 
@@ -609,6 +740,9 @@ impl Lab {
     }
     pub fn hairpin(&self) -> bool {
         self.hairpin
+    }
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
     /// Every namespace name of this lab, in creation order.
     pub fn namespaces(&self) -> Vec<String> {
@@ -751,6 +885,7 @@ impl Lab {
         ports.extend(self.hosts.iter().map(|h| h.wire_port.clone()));
         LabDescription {
             name: self.prefix.clone(),
+            backend: self.backend,
             subnet: format!("{LAB_NET}/{LAB_PREFIX_LEN}"),
             namespaces: self.namespaces(),
             wire: WireDescription {
@@ -775,6 +910,7 @@ impl Lab {
                     mac: h.parent_mac,
                     ip: h.ip,
                     wire_port: h.wire_port.clone(),
+                    ip_ifname: h.ip_ifname().to_string(),
                 })
                 .collect(),
             containers: self
@@ -787,6 +923,7 @@ impl Lab {
                     mac: c.mac,
                     ip: c.ip,
                     veth: c.veth,
+                    link: c.link,
                 })
                 .collect(),
         }
@@ -798,7 +935,7 @@ impl Lab {
         let d = self.description();
         // `lab down` removes only what such a record names: namespaces that merely look like a
         // lab's (someone's own `docker-host`) are never touched. On failure the lab is dropped.
-        write_record(&self.prefix, &d.namespaces)?;
+        write_record(&self.prefix, &d.namespaces, self.backend)?;
         self.created.keep = true;
         Ok(d)
     }
@@ -825,7 +962,11 @@ impl Lab {
             return Err(Error::NotRoot(format!("removing lab {prefix}")));
         }
         let existing = Self::namespaces_of(prefix)?;
-        let Some(recorded) = read_record(prefix)? else {
+        let Some(Record {
+            namespaces: recorded,
+            ..
+        }) = read_record(prefix)?
+        else {
             return Err(if existing.is_empty() {
                 Error::NoSuchLab(prefix.to_string())
             } else {
@@ -871,7 +1012,12 @@ impl Lab {
 
     /// Labs found on the system, grouped by prefix from their namespace names.
     pub fn list() -> Result<Vec<LabSummary>> {
-        Ok(group_labs(&NetNs::list()?))
+        let mut labs = group_labs(&NetNs::list()?);
+        for l in &mut labs {
+            // A lab we cannot read the record of is still listed, without its backend.
+            l.backend = read_record(&l.name).ok().flatten().and_then(|r| r.backend);
+        }
+        Ok(labs)
     }
 }
 
@@ -883,17 +1029,41 @@ fn record_path(prefix: &str) -> std::path::PathBuf {
     std::path::Path::new(RECORD_DIR).join(prefix)
 }
 
-fn write_record(prefix: &str, namespaces: &[String]) -> Result<()> {
+/// A lab record: its namespaces one per line, then `backend KIND[:MODE]` (records written before
+/// backends existed have no such line).
+struct Record {
+    namespaces: Vec<String>,
+    backend: Option<Backend>,
+}
+
+const BACKEND_LINE: &str = "backend ";
+
+fn write_record(prefix: &str, namespaces: &[String], backend: Backend) -> Result<()> {
     let path = record_path(prefix);
+    let text = format!("{}\n{BACKEND_LINE}{backend}\n", namespaces.join("\n"));
     std::fs::create_dir_all(RECORD_DIR)
-        .and_then(|()| std::fs::write(&path, namespaces.join("\n") + "\n"))
+        .and_then(|()| std::fs::write(&path, text))
         .map_err(|e| Error::io(format!("recording lab {prefix} in {}", path.display()), e))
 }
 
-fn read_record(prefix: &str) -> Result<Option<Vec<String>>> {
+fn parse_record(text: &str) -> Record {
+    let mut r = Record {
+        namespaces: Vec::new(),
+        backend: None,
+    };
+    for line in text.lines() {
+        match line.strip_prefix(BACKEND_LINE) {
+            Some(b) => r.backend = b.parse().ok(),
+            None => r.namespaces.push(line.to_string()),
+        }
+    }
+    r
+}
+
+fn read_record(prefix: &str) -> Result<Option<Record>> {
     let path = record_path(prefix);
     match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(text.lines().map(str::to_string).collect())),
+        Ok(text) => Ok(Some(parse_record(&text))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
     }
@@ -918,7 +1088,11 @@ pub fn group_labs(names: &[String]) -> Vec<LabSummary> {
         }
     }
     by.into_iter()
-        .map(|(name, namespaces)| LabSummary { name, namespaces })
+        .map(|(name, namespaces)| LabSummary {
+            name,
+            namespaces,
+            backend: None,
+        })
         .collect()
 }
 
@@ -996,6 +1170,48 @@ mod tests {
             .container_addr(2, addr(MacAddr::lab(9, 9, 9), [198, 18, 0, 50]))
             .validate()
             .is_ok());
+    }
+
+    #[test]
+    fn records_keep_the_backend_and_old_records_still_read() {
+        let names = ["a-wire".to_string(), "a-host".to_string()];
+        let text = format!(
+            "{}\n{BACKEND_LINE}{}\n",
+            names.join("\n"),
+            Backend::Macvlan(MacvlanMode::Vepa)
+        );
+        let r = parse_record(&text);
+        assert_eq!(r.namespaces, names);
+        assert_eq!(r.backend, Some(Backend::Macvlan(MacvlanMode::Vepa)));
+        let old = parse_record("a-wire\na-host\n");
+        assert_eq!((old.namespaces, old.backend), (names.to_vec(), None));
+    }
+
+    #[test]
+    fn backend_validation() {
+        let b = Lab::builder("ok").containers(2);
+        assert!(b
+            .clone()
+            .backend(Backend::Macvlan(MacvlanMode::Passthru))
+            .validate()
+            .is_err());
+        assert!(b
+            .clone()
+            .containers(1)
+            .backend(Backend::Macvlan(MacvlanMode::Passthru))
+            .validate()
+            .is_ok());
+        let e = b
+            .clone()
+            .backend(Backend::Mvdp(MacvlanMode::Bridge))
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("mvdp daemon"), "{e}");
+        assert!(b
+            .backend(Backend::Bridge)
+            .container_veths(true)
+            .validate()
+            .is_err());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! mvdp's control plane: named network namespaces ([`netns`]), typed rtnetlink operations ([`netlink`]),
-//! NIC offload switches ([`offload`]) and the netns test lab ([`lab`]).
+//! NIC offload switches ([`offload`]) and the netns test lab ([`lab`]) with its container [`backend`]s.
 //!
 //! ```no_run
 //! use mvdp_control::{install_signal_handler, Lab, Netlink};
@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod backend;
 pub mod dataplane;
 pub mod error;
 pub mod lab;
@@ -27,6 +28,7 @@ pub mod netlink;
 pub mod netns;
 pub mod offload;
 
+pub use backend::Backend;
 pub use error::{Error, Result};
 pub use lab::{install_signal_handler, Lab, LabBuilder};
 pub use names::{MacAddr, Role};

@@ -1,13 +1,15 @@
 //! `mvdp lab up|down|ls`: build, remove and list the network-namespace lab (see `mvdp_control::lab`).
 
 use anyhow::{Context, Result};
-use clap::{Args, Subcommand};
-use mvdp_control::lab::{Lab, LabDescription};
+use clap::{Args, Subcommand, ValueEnum};
+use mvdp_control::lab::{ContainerLink, Lab, LabDescription};
+use mvdp_control::{Backend, MacvlanMode};
 
 #[derive(Subcommand)]
 pub enum LabCmd {
     /// Build the standard lab and leave it up: a wire switch (Linux bridge) netns, an external host, a
-    /// host netns holding the parent NIC `eth1`, and N empty container netns. Addresses from 198.18.0.0/24.
+    /// host netns holding the parent NIC `eth1`, and N container netns, empty or attached to the parent
+    /// by the chosen backend. Addresses from 198.18.0.0/24.
     Up(UpArgs),
     /// Remove a lab built by `mvdp lab up`: only namespaces named NAME-<wire|ext|host|hostN|cN>.
     Down(DownArgs),
@@ -29,9 +31,54 @@ pub struct UpArgs {
     /// Turn hairpin (reflective relay) on for the parents' wire-bridge ports, as VEPA needs.
     #[arg(long)]
     hairpin: bool,
+    /// What connects the containers to the parent: nothing (empty namespaces), one kernel macvlan per
+    /// container, a Linux bridge holding the parent and a veth per container, or mvdp ports.
+    #[arg(long, value_enum, default_value_t = BackendArg::None)]
+    backend: BackendArg,
+    /// Macvlan mode, for the macvlan and mvdp backends (default bridge; passthru takes 1 container).
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
     /// Print what was built as JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BackendArg {
+    None,
+    Macvlan,
+    Bridge,
+    Mvdp,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Bridge,
+    Private,
+    Vepa,
+    Passthru,
+}
+
+impl From<ModeArg> for MacvlanMode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Bridge => MacvlanMode::Bridge,
+            ModeArg::Private => MacvlanMode::Private,
+            ModeArg::Vepa => MacvlanMode::Vepa,
+            ModeArg::Passthru => MacvlanMode::Passthru,
+        }
+    }
+}
+
+impl UpArgs {
+    /// The backend asked for; refuses a mode given to a backend that has none.
+    fn backend(&self) -> Result<Backend> {
+        let kind = self.backend.to_possible_value().expect("no skipped values");
+        Ok(Backend::from_parts(
+            kind.get_name(),
+            self.mode.map(Into::into),
+        )?)
+    }
 }
 
 #[derive(Args)]
@@ -60,16 +107,29 @@ pub fn run(cmd: LabCmd) -> Result<()> {
 }
 
 fn up(a: UpArgs) -> Result<()> {
+    let backend = a.backend()?;
+    // Checked before root and before anything is built: nothing is left half-made.
+    if let Backend::Mvdp(_) = backend {
+        anyhow::bail!(
+            "the mvdp backend is not available yet in `mvdp lab up` (the daemon is not wired into the \
+             lab); use --backend macvlan or bridge, or --backend none and attach ports yourself"
+        );
+    }
+    let builder = Lab::builder(&a.name)
+        .containers(a.containers)
+        .hosts(a.hosts)
+        .hairpin(a.hairpin)
+        .backend(backend);
+    builder
+        .validate()
+        .with_context(|| format!("lab {}", a.name))?;
     anyhow::ensure!(
         mvdp_control::is_root(),
         "mvdp lab up needs root (it creates network namespaces and links); run it with sudo"
     );
     // Ctrl-C while building removes what was built so far.
     mvdp_control::install_signal_handler()?;
-    let lab = Lab::builder(&a.name)
-        .containers(a.containers)
-        .hosts(a.hosts)
-        .hairpin(a.hairpin)
+    let lab = builder
         .build()
         .with_context(|| format!("building lab {}", a.name))?;
     let d = lab.keep()?;
@@ -82,7 +142,10 @@ fn up(a: UpArgs) -> Result<()> {
 }
 
 fn print_up(d: &LabDescription) {
-    println!("lab {} is up ({}):", d.name, d.subnet);
+    println!(
+        "lab {} is up ({}, backend {}):",
+        d.name, d.subnet, d.backend
+    );
     println!(
         "  wire  {:<24} bridge {}, ports {} (hairpin on parent ports: {})",
         d.wire.netns,
@@ -96,18 +159,23 @@ fn print_up(d: &LabDescription) {
     );
     for h in &d.hosts {
         println!(
-            "  host  {:<24} parent {} {} {}/24 (wire port {})",
-            h.netns, h.parent, h.mac, h.ip, h.wire_port
+            "  host  {:<24} parent {} {} {}/24 on {} (wire port {})",
+            h.netns, h.parent, h.mac, h.ip, h.ip_ifname, h.wire_port
         );
     }
     for c in &d.containers {
-        if c.veth {
-            println!(
-                "  cont  {:<24} {} {} {}/24 (host end {})",
+        match c.link {
+            ContainerLink::Veth => println!(
+                "  cont  {:<24} {} {} {}/24 (veth, host end {})",
                 c.netns, c.ifname, c.mac, c.ip, c.host_ifname
-            );
-        } else {
-            println!("  cont  {:<24} empty (planned {} {})", c.netns, c.mac, c.ip);
+            ),
+            ContainerLink::Macvlan => println!(
+                "  cont  {:<24} {} {} {}/24 (macvlan on the parent)",
+                c.netns, c.ifname, c.mac, c.ip
+            ),
+            ContainerLink::None => {
+                println!("  cont  {:<24} empty (planned {} {})", c.netns, c.mac, c.ip)
+            }
         }
     }
     if let Some(h) = d.hosts.first() {
@@ -143,7 +211,8 @@ fn ls(a: LsArgs) -> Result<()> {
         println!("no labs");
     } else {
         for l in labs {
-            println!("{:<24} {}", l.name, l.namespaces.join(" "));
+            let backend = l.backend.map_or("?".to_string(), |b| b.to_string());
+            println!("{:<24} {:<16} {}", l.name, backend, l.namespaces.join(" "));
         }
     }
     Ok(())
