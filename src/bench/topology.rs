@@ -4,12 +4,13 @@
 //! mvdp, or (for the ceiling) a bare AF_XDP forwarder between the two container veths.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use mvdp_control::lab::{Lab, LAB_PREFIX_LEN};
-use mvdp_control::{MacvlanMode, MacvlanOptions, NetNs, Netlink};
+use mvdp_control::backend::Backend as LabBackend;
+use mvdp_control::lab::Lab;
+use mvdp_control::{MacvlanMode, NetNs};
 use serde::Serialize;
 
 use super::ceiling::Forwarder;
@@ -86,6 +87,12 @@ impl Backend {
                 Backend::Macvlan(MacvlanMode::Passthru) | Backend::Mvdp(MacvlanMode::Passthru),
                 Scenario::ContainerContainer,
             ) => Err("passthru allows a single port per parent".into()),
+            // The kernel delivers a private port's broadcasts back to itself only, so a sibling
+            // never sees its ARP request: siblings cannot talk at all.
+            (
+                Backend::Macvlan(MacvlanMode::Private) | Backend::Mvdp(MacvlanMode::Private),
+                Scenario::ContainerContainer,
+            ) => Err("private mode isolates ports of one parent from each other".into()),
             _ => Ok(()),
         }
     }
@@ -155,7 +162,6 @@ pub struct Endpoint {
     pub ip: Ipv4Addr,
 }
 
-const BRIDGE_NAME: &str = "brbench";
 /// Thread-name prefix of the daemon's busy-polling workers.
 pub const DAEMON_WORKER_PREFIX: &str = "mvdp-worker-";
 
@@ -166,15 +172,19 @@ impl BenchLab {
         if let Some(why) = backend.unavailable() {
             return Err(anyhow!("{backend}: unavailable: {why}"));
         }
-        let needs_veths = matches!(backend, Backend::Bridge | Backend::Ceiling);
+        // Kernel macvlan and the bridge are the lab's own backends; the ceiling (and mvdp, once
+        // its daemon exists) attach to plain container veths / empty containers themselves.
+        let lab_backend = match backend {
+            Backend::Macvlan(m) => LabBackend::Macvlan(m),
+            Backend::Bridge => LabBackend::Bridge,
+            Backend::Ceiling | Backend::Mvdp(_) => LabBackend::None,
+        };
         let lab = Lab::builder(lab_name)
             .containers(backend.containers())
-            // VEPA and private exchange container traffic only through a reflecting switch.
-            .hairpin(matches!(
-                backend,
-                Backend::Macvlan(MacvlanMode::Vepa | MacvlanMode::Private)
-            ))
-            .container_veths(needs_veths)
+            // VEPA exchanges container traffic only through a reflecting switch.
+            .hairpin(matches!(backend, Backend::Macvlan(MacvlanMode::Vepa)))
+            .container_veths(backend == Backend::Ceiling)
+            .backend(lab_backend)
             .build()
             .with_context(|| format!("building lab {lab_name} for {backend}"))?;
         let mut bl = BenchLab {
@@ -209,37 +219,10 @@ impl BenchLab {
     }
 
     fn attach(&mut self) -> Result<()> {
-        let lab = &self.lab;
-        let host = Netlink::in_netns(lab.host())?;
-        let parent = lab.parent_ifname().to_string();
-        match self.backend {
-            Backend::Macvlan(mode) => {
-                for c in lab.containers() {
-                    let mut opts = MacvlanOptions::new(mode);
-                    opts.netns = Some(&c.ns);
-                    // A passthru child takes the parent's MAC; the others get the container's.
-                    if mode != MacvlanMode::Passthru {
-                        opts.mac = Some(c.mac);
-                    }
-                    host.add_macvlan(&c.ifname, &parent, &opts)?;
-                    let nl = Netlink::in_netns(&c.ns)?;
-                    nl.add_address(&c.ifname, IpAddr::V4(c.ip), LAB_PREFIX_LEN)?;
-                    nl.set_up(&c.ifname)?;
-                }
-            }
-            Backend::Bridge => {
-                host.add_bridge(BRIDGE_NAME)?;
-                host.set_master(&parent, BRIDGE_NAME)?;
-                for c in lab.containers() {
-                    host.set_master(&c.host_ifname, BRIDGE_NAME)?;
-                }
-                host.set_up(BRIDGE_NAME)?;
-            }
-            Backend::Ceiling => {
-                let (a, b) = (&lab.container(1).host_ifname, &lab.container(2).host_ifname);
-                self.forwarder = Some(Forwarder::start(lab.host(), a, b)?);
-            }
-            Backend::Mvdp(_) => unreachable!("refused in build"),
+        if self.backend == Backend::Ceiling {
+            let lab = &self.lab;
+            let (a, b) = (&lab.container(1).host_ifname, &lab.container(2).host_ifname);
+            self.forwarder = Some(Forwarder::start(lab.host(), a, b)?);
         }
         Ok(())
     }
