@@ -280,3 +280,55 @@ impl BenchLab {
         self.forwarder.as_ref().map(|f| f.cpu())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Vec<Backend> {
+        let modes = [
+            MacvlanMode::Bridge,
+            MacvlanMode::Vepa,
+            MacvlanMode::Private,
+            MacvlanMode::Passthru,
+        ];
+        let mut v: Vec<Backend> = modes.iter().map(|m| Backend::Mvdp(*m)).collect();
+        v.extend(modes.iter().map(|m| Backend::Macvlan(*m)));
+        v.extend([Backend::Bridge, Backend::Ceiling]);
+        v
+    }
+
+    #[test]
+    fn every_backend_gets_its_own_valid_lab_name() {
+        let run = "mvb4194304";
+        let mut names: Vec<String> = all().iter().map(|b| b.lab_name(run)).collect();
+        for n in &names {
+            mvdp_control::names::validate_prefix(n).unwrap();
+            assert!(n.starts_with(run));
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), all().len());
+    }
+
+    #[test]
+    fn cells_that_cannot_exist_say_why() {
+        let cc = Scenario::ContainerContainer;
+        let ce = Scenario::ContainerExternal;
+        assert!(Backend::Ceiling.supports(ce).is_err());
+        assert!(Backend::Ceiling.supports(cc).is_ok());
+        assert!(Backend::Macvlan(MacvlanMode::Passthru)
+            .supports(cc)
+            .is_err());
+        assert!(Backend::Macvlan(MacvlanMode::Private).supports(cc).is_err());
+        assert!(Backend::Macvlan(MacvlanMode::Vepa).supports(cc).is_ok());
+        for b in all() {
+            assert!(b.supports(ce).is_ok() || b == Backend::Ceiling, "{b}");
+        }
+        assert!(Backend::Mvdp(MacvlanMode::Bridge)
+            .unavailable()
+            .unwrap()
+            .contains("daemon"));
+        assert!(Backend::Bridge.unavailable().is_none());
+    }
+}
