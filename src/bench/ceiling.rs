@@ -125,7 +125,7 @@ impl Forwarder {
         self.active.store(on, Ordering::Relaxed);
     }
 
-    /// CPU time the forwarding thread has used so far (updated every few thousand polls).
+    /// CPU time the forwarding thread has used so far (updated every 256 polls).
     pub fn cpu(&self) -> Duration {
         Duration::from_nanos(self.cpu_ns.load(Ordering::Relaxed))
     }
@@ -266,7 +266,7 @@ fn forward(
             }
         }
         polls = polls.wrapping_add(1);
-        if polls.is_multiple_of(4096) {
+        if polls.is_multiple_of(256) {
             cpu_ns.store(thread_cpu().as_nanos() as u64, Ordering::Relaxed);
             forwarded.store(c.forwarded, Ordering::Relaxed);
         }
