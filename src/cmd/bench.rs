@@ -20,7 +20,7 @@ pub struct BenchArgs {
     /// Print results.json on stdout instead of the summary.
     #[arg(long)]
     json: bool,
-    /// Backends to compare (the AF_XDP ceiling is always measured too).
+    /// Backends to compare (the AF_XDP ceiling is measured too unless --no-ceiling).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [BackendKind::Mvdp, BackendKind::Macvlan, BackendKind::Bridge])]
     backends: Vec<BackendKind>,
     /// macvlan modes for the mvdp and kernel macvlan backends (bridge, vepa, private, passthru).
