@@ -67,6 +67,14 @@ fn parse_task_stat(stat: &str) -> Option<(String, Duration)> {
     Some((comm, ticks_to_duration(utime + stime)))
 }
 
+/// Summed CPU time of threads `tids` of this process (threads that are gone count nothing).
+pub fn tids_cpu(tids: &[u32]) -> Duration {
+    tids.iter()
+        .filter_map(|t| std::fs::read_to_string(format!("/proc/self/task/{t}/stat")).ok())
+        .filter_map(|s| parse_task_stat(&s).map(|(_, d)| d))
+        .sum()
+}
+
 /// Summed CPU time of the threads of process `pid` whose name starts with `prefix` (e.g.
 /// "mvdp-worker-"), and how many there were. Resolution is one clock tick (10 ms).
 pub fn named_threads_cpu(pid: u32, prefix: &str) -> Result<(Duration, usize)> {

@@ -29,10 +29,6 @@ pub enum Backend {
     Ceiling,
 }
 
-/// Why mvdp cells are not measured yet; shown in every report until the daemon lands.
-pub const MVDP_UNAVAILABLE: &str =
-    "the mvdp daemon and its AF_XDP runtime are not part of this build yet (src/runtime is a skeleton)";
-
 impl Backend {
     /// Stable name used in results.json, plots and criterion ids.
     pub fn name(&self) -> String {
@@ -69,7 +65,6 @@ impl Backend {
     /// `Some(reason)` when this backend cannot be measured at all in this build.
     pub fn unavailable(&self) -> Option<String> {
         match self {
-            Backend::Mvdp(_) => Some(MVDP_UNAVAILABLE.into()),
             Backend::Macvlan(MacvlanMode::Source) => {
                 Some("source mode needs per-port allowed-MAC lists; not benchmarked".into())
             }
@@ -149,9 +144,9 @@ pub struct BenchLab {
     // Field order is drop order: servers and the forwarder go before the namespaces.
     echo: Vec<EchoServer>,
     forwarder: Option<Forwarder>,
-    /// The mvdp daemon serving this lab, once there is one: its `mvdp-worker-N` threads are the
-    /// switching cost counted next to every throughput figure.
-    daemon_pid: Option<u32>,
+    /// The mvdp daemon serving this lab (in this process, inside the lab's host netns) and its
+    /// worker threads, whose CPU time is the switching cost counted next to every throughput.
+    daemon: Option<MvdpDaemon>,
     lab: Lab,
 }
 
@@ -182,7 +177,10 @@ impl BenchLab {
         let lab = Lab::builder(lab_name)
             .containers(backend.containers())
             // VEPA exchanges container traffic only through a reflecting switch.
-            .hairpin(matches!(backend, Backend::Macvlan(MacvlanMode::Vepa)))
+            .hairpin(matches!(
+                backend,
+                Backend::Macvlan(MacvlanMode::Vepa) | Backend::Mvdp(MacvlanMode::Vepa)
+            ))
             .container_veths(backend == Backend::Ceiling)
             .backend(lab_backend)
             .build()
@@ -191,7 +189,7 @@ impl BenchLab {
             backend,
             echo: Vec::new(),
             forwarder: None,
-            daemon_pid: None,
+            daemon: None,
             lab,
         };
         bl.attach()
@@ -219,6 +217,9 @@ impl BenchLab {
     }
 
     fn attach(&mut self) -> Result<()> {
+        if let Backend::Mvdp(mode) = self.backend {
+            self.daemon = Some(MvdpDaemon::start(&self.lab, mode)?);
+        }
         if self.backend == Backend::Ceiling {
             let lab = &self.lab;
             let (a, b) = (&lab.container(1).host_ifname, &lab.container(2).host_ifname);
@@ -272,12 +273,80 @@ impl BenchLab {
     /// CPU time so far of the switching threads outside the endpoints (the ceiling's forwarder;
     /// mvdp's `mvdp-worker-N` threads once the daemon exists), if there are any.
     pub fn switch_cpu(&self) -> Option<Duration> {
-        if let Some(pid) = self.daemon_pid {
-            return super::cpu::named_threads_cpu(pid, DAEMON_WORKER_PREFIX)
-                .ok()
-                .map(|(t, _)| t);
+        if let Some(d) = &self.daemon {
+            return Some(super::cpu::tids_cpu(&d.worker_tids));
         }
         self.forwarder.as_ref().map(|f| f.cpu())
+    }
+}
+
+/// mvdp serving a bench lab: the runtime and the daemon's control thread run in this process,
+/// inside the lab's host netns; the containers are attached through the daemon's API, as
+/// `mvdp network create` / `mvdp port add` would.
+struct MvdpDaemon {
+    server: Option<mvdp_control::daemon::Server>,
+    socket: std::path::PathBuf,
+    worker_tids: Vec<u32>,
+}
+
+impl MvdpDaemon {
+    fn start(lab: &Lab, mode: MacvlanMode) -> Result<MvdpDaemon> {
+        use mvdp_control::daemon::api::{NetworkCreate, PortAdd, Request};
+        use mvdp_control::daemon::{call, serve, DaemonConfig};
+        let socket = std::path::PathBuf::from(format!("/run/mvdp/bench-{}.sock", lab.prefix()));
+        let sock = socket.clone();
+        let (server, worker_tids) = lab
+            .host()
+            .run(move || -> Result<_> {
+                let rt = crate::runtime::Runtime::new(crate::runtime::RuntimeOptions::default())?;
+                let tids = rt.worker_tids();
+                let cfg = DaemonConfig {
+                    state_dir: None,
+                    max_mtu: crate::runtime::MAX_MTU,
+                    netns: None,
+                };
+                Ok((serve(rt, cfg, &sock)?, tids))
+            })
+            .context("entering the lab's host netns")??;
+        let d = MvdpDaemon {
+            server: Some(server),
+            socket,
+            worker_tids,
+        };
+        let ask = |req: Request| -> Result<()> {
+            call(&d.socket, &req)
+                .map(|_| ())
+                .map_err(|e| anyhow!("{e}"))
+        };
+        ask(Request::NetworkCreate(NetworkCreate {
+            name: "bench".into(),
+            parent: lab.parent_ifname().into(),
+            mode: Some(mode.to_string()),
+            subnet: Some("198.18.0.0/24".into()),
+            ..Default::default()
+        }))
+        .context("mvdp network create")?;
+        for c in lab.containers() {
+            ask(Request::PortAdd(PortAdd {
+                network: "bench".into(),
+                netns: Some(c.ns.name().into()),
+                ifname: Some(c.ifname.clone()),
+                mac: Some(c.mac.to_string()),
+                ip: Some(format!("{}/24", c.ip)),
+                ..Default::default()
+            }))
+            .with_context(|| format!("mvdp port add for {}", c.ns.name()))?;
+        }
+        Ok(d)
+    }
+}
+
+impl Drop for MvdpDaemon {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown();
+        }
+        let _ = std::fs::remove_file(&self.socket);
     }
 }
 
@@ -325,10 +394,11 @@ mod tests {
         for b in all() {
             assert!(b.supports(ce).is_ok() || b == Backend::Ceiling, "{b}");
         }
-        assert!(Backend::Mvdp(MacvlanMode::Bridge)
+        assert!(Backend::Mvdp(MacvlanMode::Bridge).unavailable().is_none());
+        assert!(Backend::Mvdp(MacvlanMode::Private).supports(cc).is_err());
+        assert!(Backend::Macvlan(MacvlanMode::Source)
             .unavailable()
-            .unwrap()
-            .contains("daemon"));
+            .is_some());
         assert!(Backend::Bridge.unavailable().is_none());
     }
 }
