@@ -91,7 +91,18 @@ pub fn collect(command_line: String) -> Environment {
         mvdp_version: env!("CARGO_PKG_VERSION").to_string(),
         crate_versions: crate_versions(),
         af_xdp: AfXdpEnv {
-            xdp_program: "ebpf port_redirect (ingress ifindex -> XSKMAP slot) on the ceiling's veth host ends".into(),
+            mvdp: {
+                let o = crate::runtime::RuntimeOptions::default();
+                format!(
+                    "demux on the parent and port_redirect on the port veths (native XDP, BPF links), copy bind, \
+                     batch {}, {} UMEM frames of 4096 B, {} worker(s), {} poll",
+                    o.batch,
+                    o.frames,
+                    o.workers,
+                    super::topology::mvdp_poll().name()
+                )
+            },
+            xdp_program: "ceiling: ebpf port_redirect (ingress ifindex -> XSKMAP slot) on the container veths' host ends".into(),
             xdp_attach_mode: "native (driver), BPF link".into(),
             bind_mode: "copy".into(),
             batch_size: BATCH,

@@ -36,6 +36,8 @@ pub struct Environment {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AfXdpEnv {
+    /// mvdp's own settings: attach, bind, batch, UMEM, workers, poll mode.
+    pub mvdp: String,
     pub xdp_program: String,
     pub xdp_attach_mode: String,
     pub bind_mode: String,

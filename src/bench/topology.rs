@@ -289,6 +289,17 @@ struct MvdpDaemon {
     worker_tids: Vec<u32>,
 }
 
+static MVDP_POLL: std::sync::OnceLock<crate::runtime::PollMode> = std::sync::OnceLock::new();
+
+/// How mvdp's workers wait in this run (set once, before any lab is built; adaptive otherwise).
+pub fn set_mvdp_poll(mode: crate::runtime::PollMode) {
+    let _ = MVDP_POLL.set(mode);
+}
+
+pub fn mvdp_poll() -> crate::runtime::PollMode {
+    MVDP_POLL.get().copied().unwrap_or_default()
+}
+
 impl MvdpDaemon {
     fn start(lab: &Lab, mode: MacvlanMode) -> Result<MvdpDaemon> {
         use mvdp_control::daemon::api::{NetworkCreate, PortAdd, Request};
@@ -298,7 +309,10 @@ impl MvdpDaemon {
         let (server, worker_tids) = lab
             .host()
             .run(move || -> Result<_> {
-                let rt = crate::runtime::Runtime::new(crate::runtime::RuntimeOptions::default())?;
+                let rt = crate::runtime::Runtime::new(crate::runtime::RuntimeOptions {
+                    poll: mvdp_poll(),
+                    ..crate::runtime::RuntimeOptions::default()
+                })?;
                 let tids = rt.worker_tids();
                 let cfg = DaemonConfig {
                     state_dir: None,

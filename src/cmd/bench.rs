@@ -41,6 +41,15 @@ pub struct BenchArgs {
     /// Skip the AF_XDP ceiling.
     #[arg(long)]
     no_ceiling: bool,
+    /// How mvdp's worker waits: adaptive (spin 50 µs, then sleep in poll) or busy (always spin).
+    #[arg(long, value_enum, default_value = "adaptive")]
+    mvdp_poll: MvdpPoll,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MvdpPoll {
+    Adaptive,
+    Busy,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -70,6 +79,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if modes.is_empty() {
         bail!("--modes: give at least one mode");
     }
+    crate_bench_poll(args.mvdp_poll);
     let mut cfg = BenchConfig::quick(&run_name);
     cfg.backends.clear();
     for k in &args.backends {
@@ -122,4 +132,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn crate_bench_poll(p: MvdpPoll) {
+    mvdp::bench::topology::set_mvdp_poll(match p {
+        MvdpPoll::Adaptive => mvdp::runtime::PollMode::Adaptive,
+        MvdpPoll::Busy => mvdp::runtime::PollMode::BusyPoll,
+    });
 }
