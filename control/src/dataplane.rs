@@ -88,6 +88,8 @@ pub struct ParentStats {
     pub rx_frames: u64,
     pub tx_frames: u64,
     pub flood_frames: u64,
+    /// The kernel's counters for the parent queues' AF_XDP sockets, summed.
+    pub xsk: XskCounters,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -100,6 +102,17 @@ pub struct PortStats {
     pub rx_dropped: u64,
     /// Frames for this port that found its TX ring full.
     pub tx_dropped: u64,
+    /// The kernel's own counters for the port's AF_XDP socket (XDP_STATISTICS).
+    pub xsk: XskCounters,
+}
+
+/// The kernel's counters for one AF_XDP socket: frames it dropped before userspace saw them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct XskCounters {
+    pub rx_dropped: u64,
+    pub rx_ring_full: u64,
+    pub fill_ring_empty: u64,
+    pub tx_invalid: u64,
 }
 
 /// Where every UMEM frame is. `free + fill + rx + tx_in_flight + in_transit == total` always.

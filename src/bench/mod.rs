@@ -256,7 +256,11 @@ pub fn run(cfg: &BenchConfig) -> Result<Results> {
     }
     pb.finish_and_clear();
     let mut ceiling_counters = None;
+    let mut mvdp_stats = std::collections::BTreeMap::new();
     for lab in &mut labs {
+        if let Some(st) = lab.mvdp_stats() {
+            mvdp_stats.insert(lab.backend.name(), st);
+        }
         match lab.stop_forwarder() {
             Some(Ok(c)) => ceiling_counters = Some(c),
             Some(Err(e)) => tracing::warn!("ceiling forwarder: {e:#}"),
@@ -322,6 +326,7 @@ pub fn run(cfg: &BenchConfig) -> Result<Results> {
         throughput,
         ratios: Vec::new(),
         ceiling_counters,
+        mvdp_stats,
     };
     let (pairs, pps_pairs) = ratio_pairs(&cfg.backends);
     results.compute_ratios(&pairs, &pps_pairs);

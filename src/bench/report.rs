@@ -18,6 +18,8 @@ pub struct Results {
     pub ratios: Vec<Ratio>,
     /// The ceiling forwarder's counters over the whole run (where its losses went).
     pub ceiling_counters: Option<super::ceiling::ForwardCounters>,
+    /// Per mvdp backend: the dataplane's counters at the end of the run (`mvdp stats --json`).
+    pub mvdp_stats: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -518,6 +520,35 @@ impl Results {
                 c.forwarded, c.tx_ring_full, c.rx_dropped, c.rx_ring_full, c.rx_fill_ring_empty, c.tx_invalid
             );
         }
+        for (name, st) in &self.mvdp_stats {
+            let g = |path: &[&str]| -> u64 {
+                path.iter()
+                    .try_fold(st, |v, k| v.get(k))
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0)
+            };
+            let mut ports = (0u64, 0u64, 0u64, 0u64);
+            if let Some(p) = st.get("ports").and_then(|p| p.as_array()) {
+                for v in p {
+                    let x = |k: &str| {
+                        v.pointer(&format!("/xsk/{k}"))
+                            .and_then(|v| v.as_u64())
+                            .unwrap_or(0)
+                    };
+                    ports.0 += x("rx_dropped");
+                    ports.1 += x("rx_ring_full");
+                    ports.2 += x("fill_ring_empty");
+                    ports.3 += v.get("tx_dropped").and_then(|v| v.as_u64()).unwrap_or(0);
+                }
+            }
+            let _ = writeln!(
+                s,
+                "\n{name} over the run: ports' AF_XDP sockets: {} dropped by the kernel ({} on a full RX ring, {} with the fill ring empty), {} dropped by the switch on a full TX ring; UMEM {} of {} frames free.",
+                ports.0, ports.1, ports.2, ports.3,
+                g(&["umem", "free"]),
+                g(&["umem", "total"]),
+            );
+        }
         let _ = writeln!(s, "\n## Method\n\n{}", e.cpu_method);
         s
     }
@@ -590,6 +621,7 @@ mod tests {
             throughput: pps.iter().map(|(b, v)| tp_cell(b, *v)).collect(),
             ratios: Vec::new(),
             ceiling_counters: None,
+            mvdp_stats: Default::default(),
         }
     }
 

@@ -228,6 +228,13 @@ impl BenchLab {
         Ok(())
     }
 
+    /// mvdp's counters as `mvdp stats --json` shows them (mvdp backends only).
+    pub fn mvdp_stats(&self) -> Option<serde_json::Value> {
+        use mvdp_control::daemon::api::Request;
+        let d = self.daemon.as_ref()?;
+        mvdp_control::daemon::call(&d.socket, &Request::Stats).ok()
+    }
+
     pub fn lab(&self) -> &Lab {
         &self.lab
     }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use mvdp_control::dataplane::{
     Dataplane, DataplaneError, DataplaneStats, ParentHandle, ParentStats, PortConfig, PortHandle,
-    PortStats, UmemStats,
+    PortStats, UmemStats, XskCounters,
 };
 use mvdp_dataplane::engine::{
     DevRef, DeviceStats, Engine, EngineConfig, Snapshot, MAX_DEVICES_PER_WORKER,
@@ -73,6 +73,8 @@ struct ParentState {
 struct PortState {
     cfg: PortConfig,
     dev: DevRef,
+    /// Its socket's fd, valid while the device is registered (for XDP_STATISTICS).
+    fd: RawFd,
     ifindex: u32,
     up: bool,
     /// Its demux entries are in place (so removing them cannot disturb another port's).
@@ -408,6 +410,7 @@ impl Dataplane for Runtime {
             PortState {
                 cfg: cfg.clone(),
                 dev,
+                fd,
                 ifindex,
                 up: true,
                 programmed: false,
@@ -518,10 +521,11 @@ impl Dataplane for Runtime {
             if let Ok(c) = p.demux.counters() {
                 ps.xdp = c.iter().map(|(k, v)| (k.to_string(), v)).collect();
             }
-            for (_, _, s) in &p.queues {
+            for (_, fd, s) in &p.queues {
                 let c = s.read();
                 ps.rx_frames += c.rx_frames;
                 ps.tx_frames += c.tx_frames;
+                add_xsk(&mut ps.xsk, *fd);
             }
             out.parents.insert(p.ifname.clone(), ps);
         }
@@ -547,6 +551,11 @@ impl Dataplane for Runtime {
                     tx_bytes: c.tx_bytes,
                     rx_dropped: c.rx_dropped,
                     tx_dropped: c.tx_dropped,
+                    xsk: {
+                        let mut x = XskCounters::default();
+                        add_xsk(&mut x, p.fd);
+                        x
+                    },
                 },
             );
         }
@@ -573,6 +582,15 @@ impl Dataplane for Runtime {
             frame_size: self.engine.umem().frame_size(),
         };
         out
+    }
+}
+
+fn add_xsk(into: &mut XskCounters, fd: RawFd) {
+    if let Ok(st) = mvdp_dataplane::xsk::xsk_statistics(fd) {
+        into.rx_dropped += st.rx_dropped;
+        into.rx_ring_full += st.rx_ring_full;
+        into.fill_ring_empty += st.rx_fill_ring_empty;
+        into.tx_invalid += st.tx_invalid_descs;
     }
 }
 

@@ -177,6 +177,9 @@ pub struct PortStatsRow {
     pub host_ifname: String,
     #[serde(flatten)]
     pub traffic: TrafficRow,
+    /// The kernel's counters for the port's AF_XDP socket.
+    #[serde(default)]
+    pub xsk: crate::dataplane::XskCounters,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

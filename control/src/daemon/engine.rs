@@ -641,7 +641,14 @@ impl<D: Dataplane> Daemon<D> {
                     })
                     .unwrap_or_default();
                 sum.add(&t);
+                let xsk = self
+                    .handles
+                    .get(&p.id)
+                    .and_then(|h| s.ports.get(&h.0))
+                    .map(|c| c.xsk)
+                    .unwrap_or_default();
                 ports.push(PortStatsRow {
+                    xsk,
                     id: p.id,
                     network: n.name.clone(),
                     netns: p.netns.clone(),

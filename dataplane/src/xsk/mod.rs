@@ -12,5 +12,5 @@ mod socket;
 mod umem;
 
 pub use ring::{ConsRing, Desc, ProdRing};
-pub use socket::{SocketConfig, XskSocket};
+pub use socket::{xsk_statistics, SocketConfig, XskSocket, XskStatistics};
 pub use umem::{Umem, UmemConfig, XDP_PACKET_HEADROOM};

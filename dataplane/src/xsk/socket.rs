@@ -146,6 +146,45 @@ impl XskSocket {
     }
 }
 
+/// The kernel's per-socket counters (XDP_STATISTICS): frames it had to drop, and why.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XskStatistics {
+    pub rx_dropped: u64,
+    pub rx_invalid_descs: u64,
+    pub tx_invalid_descs: u64,
+    pub rx_ring_full: u64,
+    pub rx_fill_ring_empty: u64,
+    pub tx_ring_empty: u64,
+}
+
+/// Reads a socket's XDP_STATISTICS.
+pub fn xsk_statistics(fd: RawFd) -> io::Result<XskStatistics> {
+    // SAFETY: xdp_statistics is plain integers; all-zero is valid.
+    let mut st: libc::xdp_statistics = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `st`, which is that large.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_XDP,
+            libc::XDP_STATISTICS,
+            (&mut st as *mut libc::xdp_statistics).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(XskStatistics {
+        rx_dropped: st.rx_dropped,
+        rx_invalid_descs: st.rx_invalid_descs,
+        tx_invalid_descs: st.tx_invalid_descs,
+        rx_ring_full: st.rx_ring_full,
+        rx_fill_ring_empty: st.rx_fill_ring_empty_descs,
+        tx_ring_empty: st.tx_ring_empty_descs,
+    })
+}
+
 impl Drop for XskSocket {
     fn drop(&mut self) {
         // SAFETY: created in `new`, deleted once; the ring boxes are still alive here.
