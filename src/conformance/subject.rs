@@ -91,31 +91,6 @@ impl Network for KernelNetwork {
     }
 }
 
-impl MvdpNetwork {
-    /// Waits until the daemon's `port ls` shows container `n`'s port satisfying `done` (it polls the
-    /// containers' ends every 200 ms).
-    fn await_port(&self, n: u32, what: &str, done: impl Fn(&PortSummary) -> bool) -> Result<()> {
-        let ns = self.lab.container(n).ns.name();
-        let end = Instant::now() + FOLLOW_TIMEOUT;
-        loop {
-            let v = call(&self.daemon.socket(), &Request::PortLs)?;
-            let ports: Vec<PortSummary> = serde_json::from_value(v)?;
-            if ports
-                .iter()
-                .any(|p| p.netns.as_deref() == Some(ns) && done(p))
-            {
-                return Ok(());
-            }
-            if Instant::now() > end {
-                bail!(
-                    "the daemon did not follow {ns}'s eth0 ({what}) within {FOLLOW_TIMEOUT:?}: {ports:?}"
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 /// mvdp: a [`Backend::None`] lab, `mvdp daemon` in its host namespace (socket, state and log in a
 /// temp dir of the run), one network on the parent and a port per container with the lab's MAC/IP.
 /// Port state changes are made inside the container, exactly as for [`KernelMacvlan`]; the daemon
@@ -169,5 +144,30 @@ impl Network for MvdpNetwork {
         container_set_mac(&self.lab, n, mac)?;
         let want = mac.to_string();
         self.await_port(n, "MAC", |p| p.mac == want)
+    }
+}
+
+impl MvdpNetwork {
+    /// Waits until the daemon's `port ls` shows container `n`'s port satisfying `done` (it polls the
+    /// containers' ends every 200 ms).
+    fn await_port(&self, n: u32, what: &str, done: impl Fn(&PortSummary) -> bool) -> Result<()> {
+        let ns = self.lab.container(n).ns.name();
+        let end = Instant::now() + FOLLOW_TIMEOUT;
+        loop {
+            let v = call(&self.daemon.socket(), &Request::PortLs)?;
+            let ports: Vec<PortSummary> = serde_json::from_value(v)?;
+            if ports
+                .iter()
+                .any(|p| p.netns.as_deref() == Some(ns) && done(p))
+            {
+                return Ok(());
+            }
+            if Instant::now() > end {
+                bail!(
+                    "the daemon did not follow {ns}'s eth0 ({what}) within {FOLLOW_TIMEOUT:?}: {ports:?}"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
