@@ -32,6 +32,8 @@ enum Command {
     Port(cmd::port::PortCmd),
     /// Per-port and per-network counters, drops by reason, UMEM frame accounting.
     Stats(cmd::stats::StatsArgs),
+    /// Compare mvdp, kernel macvlan and the Linux bridge (latency, throughput, CPU per packet) on netns labs.
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +43,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -50,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Network(c) => cmd::network::run(c),
         Command::Port(c) => cmd::port::run(c),
         Command::Stats(a) => cmd::stats::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

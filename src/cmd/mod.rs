@@ -1,4 +1,5 @@
 //! One module per top-level subcommand.
+pub mod bench;
 pub mod daemon;
 pub mod demo;
 pub mod lab;

@@ -120,6 +120,11 @@ impl Runtime {
         &self.opts
     }
 
+    /// Kernel thread ids of the switch's worker threads (for CPU accounting).
+    pub fn worker_tids(&self) -> Vec<u32> {
+        self.engine.worker_tids()
+    }
+
     /// Rebuilds the forwarding tables from the ports and hands them to the workers.
     fn publish(&mut self) -> Result<(), DataplaneError> {
         let mut b = TablesBuilder::new();

@@ -403,6 +403,22 @@ impl Engine {
             .map(|_| ())
     }
 
+    /// The workers' kernel thread ids (waits for each to have started, up to a second).
+    pub fn worker_tids(&self) -> Vec<u32> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            let tids: Vec<u32> = self
+                .workers
+                .iter()
+                .map(|w| w.stats.tid.load(Ordering::Relaxed) as u32)
+                .collect();
+            if tids.iter().all(|t| *t != 0) || std::time::Instant::now() > deadline {
+                return tids.into_iter().filter(|t| *t != 0).collect();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     pub fn worker_stats(&self) -> Vec<Arc<WorkerStats>> {
         self.workers.iter().map(|w| w.stats.clone()).collect()
     }

@@ -53,6 +53,8 @@ impl DeviceStats {
 /// Per worker.
 #[derive(Debug, Default)]
 pub struct WorkerStats {
+    /// The worker thread's kernel thread id, for per-thread CPU accounting (0 until it runs).
+    pub tid: AtomicU64,
     pub free: AtomicU64,
     pub fill: AtomicU64,
     pub tx_in_flight: AtomicU64,

@@ -144,6 +144,9 @@ impl Worker {
     }
 
     pub(crate) fn run(mut self) {
+        // SAFETY: gettid(2) takes no arguments and cannot fail.
+        let tid = unsafe { libc::gettid() };
+        self.stats.tid.store(tid as u64, Ordering::Relaxed);
         while self.apply_commands() {
             let snap = self.snap.clone();
             self.budget.refill(&snap.tables);

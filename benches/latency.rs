@@ -1,0 +1,117 @@
+//! Criterion: one UDP request/response round trip per iteration, container 1 to container 2 (same
+//! host) and container 1 to the external host, per backend: kernel macvlan in each mode, the Linux
+//! bridge, the bare AF_XDP forwarder (ceiling) and mvdp once its daemon exists. Payloads 64 and
+//! 1400 bytes. Needs root (it builds netns labs); without it, it says why and exits 0.
+//!
+//! `cargo bench --bench latency` (a filter after `--` selects functions, e.g. `-- macvlan-bridge`).
+
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use mvdp::bench::topology::{Backend, BenchLab, Scenario};
+use mvdp::bench::udp::{Miss, RttClient};
+use mvdp_control::MacvlanMode;
+
+const PAYLOADS: [usize; 2] = [64, 1400];
+/// A path that loses this many round trips in a row is broken; the bench stops rather than
+/// timing timeouts.
+const MAX_CONSECUTIVE_LOSSES: u32 = 100;
+
+fn backends() -> Vec<Backend> {
+    let modes = [
+        MacvlanMode::Bridge,
+        MacvlanMode::Vepa,
+        MacvlanMode::Private,
+        MacvlanMode::Passthru,
+    ];
+    let mut v: Vec<Backend> = modes.iter().map(|m| Backend::Mvdp(*m)).collect();
+    v.extend(modes.iter().map(|m| Backend::Macvlan(*m)));
+    v.push(Backend::Bridge);
+    v.push(Backend::Ceiling);
+    v
+}
+
+fn main() {
+    if !mvdp_control::is_root() {
+        eprintln!(
+            "latency bench: skipped: needs root (it builds network-namespace labs with macvlan, bridges and AF_XDP)"
+        );
+        return;
+    }
+    if let Err(e) = mvdp_control::install_signal_handler() {
+        eprintln!("latency bench: cannot install the Ctrl-C handler: {e}");
+        std::process::exit(1);
+    }
+    let run = format!("mvcb{}", std::process::id());
+    let mut labs = Vec::new();
+    for b in backends() {
+        if let Some(why) = b.unavailable() {
+            eprintln!("latency bench: {b}: skipped: {why}");
+            continue;
+        }
+        match BenchLab::build(&b.lab_name(&run), b) {
+            Ok(lab) => labs.push(lab),
+            Err(e) => {
+                // Labs built so far are removed as `labs` drops.
+                eprintln!("latency bench: {b}: cannot build its lab: {e:#}");
+                std::process::exit(1);
+            }
+        }
+    }
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    for sc in Scenario::ALL {
+        let mut group = c.benchmark_group(sc.name());
+        group.throughput(Throughput::Elements(1));
+        for lab in &labs {
+            if let Err(why) = lab.backend.supports(sc) {
+                eprintln!("latency bench: {} {}: n/a: {why}", lab.backend, sc.name());
+                continue;
+            }
+            for payload in PAYLOADS {
+                let (cl, sv) = (lab.client(), lab.server(sc));
+                let mut client =
+                    match RttClient::new(&cl.ns, cl.ip, sv.ip, payload, Duration::from_millis(200))
+                    {
+                        Ok(c) => c,
+                        Err(e) => {
+                            eprintln!("latency bench: {}: {e:#}", lab.backend);
+                            std::process::exit(1);
+                        }
+                    };
+                lab.set_measuring(true);
+                group.bench_function(BenchmarkId::new(lab.backend.name(), payload), |b| {
+                    b.iter_custom(|iters| {
+                        let mut total = Duration::ZERO;
+                        let mut done = 0;
+                        let mut lost_in_a_row = 0;
+                        while done < iters {
+                            match client.round_trip() {
+                                Ok(d) => {
+                                    total += d;
+                                    done += 1;
+                                    lost_in_a_row = 0;
+                                }
+                                Err(Miss::Lost | Miss::SendFailed) => {
+                                    lost_in_a_row += 1;
+                                    assert!(
+                                        lost_in_a_row < MAX_CONSECUTIVE_LOSSES,
+                                        "{}: {MAX_CONSECUTIVE_LOSSES} round trips lost in a row",
+                                        lab.backend
+                                    );
+                                }
+                            }
+                        }
+                        total
+                    })
+                });
+                lab.set_measuring(false);
+            }
+        }
+        group.finish();
+    }
+    drop(labs);
+    c.final_summary();
+}

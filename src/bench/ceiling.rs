@@ -1,0 +1,298 @@
+//! The ceiling: the least an AF_XDP userspace switch can do between two veth host ends — every
+//! frame received on one is sent on the other, with no lookup at all. One UMEM shared by both
+//! sockets (copy bind, queue 0), the ebpf crate's `port_redirect` XDP program (native mode) on
+//! both host ends. mvdp does this plus switching, so its pps cannot exceed this on the same veths.
+
+use std::num::NonZeroU32;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use mvdp_control::NetNs;
+use mvdp_ebpf::PortRedirect;
+use xsk_rs::config::{BindFlags, Interface, LibxdpFlags, SocketConfig, UmemConfig};
+use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
+
+use super::cpu::thread_cpu;
+
+/// Descriptors moved per ring operation.
+pub const BATCH: usize = 64;
+/// UMEM frames: half per direction, each half exactly one fill ring's worth (2048 by default),
+/// so returning completions to the fill ring can never overflow it.
+pub const FRAMES: u32 = 4096;
+/// UMEM frame size (xsk-rs/libxdp default).
+pub const FRAME_SIZE: u32 = 4096;
+/// After this many empty polls an active forwarder yields the CPU once (2 cores, shared).
+const SPINS_BEFORE_YIELD: u32 = 1024;
+
+/// What the forwarder counted.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct ForwardCounters {
+    pub forwarded: u64,
+    /// Frames dropped because the other side's TX ring was full.
+    pub tx_ring_full: u64,
+    /// The kernel's XDP socket statistics summed over both sockets: frames it dropped before
+    /// they reached us, and why.
+    pub rx_dropped: u64,
+    pub rx_ring_full: u64,
+    pub rx_fill_ring_empty: u64,
+    pub tx_invalid: u64,
+}
+
+/// A running forwarder between two interfaces of one namespace. Stops and detaches on drop.
+pub struct Forwarder {
+    stop: Arc<AtomicBool>,
+    active: Arc<AtomicBool>,
+    cpu_ns: Arc<AtomicU64>,
+    forwarded: Arc<AtomicU64>,
+    handle: Option<JoinHandle<Result<ForwardCounters>>>,
+}
+
+struct Side {
+    fill: FillQueue,
+    comp: CompQueue,
+    rx: RxQueue,
+    tx: TxQueue,
+    /// Frames produced on `tx` and not yet completed: copy-mode TX only progresses on a kick.
+    in_flight: u64,
+}
+
+impl Forwarder {
+    /// Starts forwarding between `a` and `b` (interfaces in `ns`). Inactive forwarders poll only
+    /// every millisecond, so they cost nothing while other backends are measured; see
+    /// [`Forwarder::set_active`].
+    pub fn start(ns: &NetNs, a: &str, b: &str) -> Result<Forwarder> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let active = Arc::new(AtomicBool::new(false));
+        let cpu_ns = Arc::new(AtomicU64::new(0));
+        let forwarded = Arc::new(AtomicU64::new(0));
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
+        let (ns, a, b) = (ns.clone(), a.to_string(), b.to_string());
+        let (s, act, cpu, fwd) = (
+            stop.clone(),
+            active.clone(),
+            cpu_ns.clone(),
+            forwarded.clone(),
+        );
+        let handle = std::thread::Builder::new()
+            .name("bench-xsk-fwd".into())
+            .spawn(move || -> Result<ForwardCounters> {
+                ns.run(|| {
+                    let setup = setup(&a, &b);
+                    match setup {
+                        Err(e) => {
+                            let msg = format!("{e:#}");
+                            let _ = ready_tx.send(Err(e));
+                            Err(anyhow!(msg))
+                        }
+                        Ok((umem, sides, prog)) => {
+                            let _ = ready_tx.send(Ok(()));
+                            let r = forward(&umem, sides, &s, &act, &cpu, &fwd);
+                            // The program goes before the sockets it redirects to.
+                            drop(prog);
+                            r
+                        }
+                    }
+                })?
+            })
+            .context("spawning the forwarder thread")?;
+        let mut fwd = Forwarder {
+            stop,
+            active,
+            cpu_ns,
+            forwarded,
+            handle: Some(handle),
+        };
+        match ready_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => Ok(fwd),
+            Ok(Err(e)) => {
+                let _ = fwd.halt();
+                Err(e.context("starting the AF_XDP ceiling forwarder"))
+            }
+            Err(_) => {
+                let r = fwd.halt();
+                Err(anyhow!("the AF_XDP ceiling forwarder did not start: {r:?}"))
+            }
+        }
+    }
+
+    /// Busy-polls while active; polls once a millisecond otherwise.
+    pub fn set_active(&self, on: bool) {
+        self.active.store(on, Ordering::Relaxed);
+    }
+
+    /// CPU time the forwarding thread has used so far (updated every 256 polls).
+    pub fn cpu(&self) -> Duration {
+        Duration::from_nanos(self.cpu_ns.load(Ordering::Relaxed))
+    }
+
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded.load(Ordering::Relaxed)
+    }
+
+    /// Stops the forwarder and reports its counters (or why it failed).
+    pub fn stop(mut self) -> Result<ForwardCounters> {
+        self.halt()
+    }
+
+    fn halt(&mut self) -> Result<ForwardCounters> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.handle.take() {
+            Some(h) => h
+                .join()
+                .map_err(|_| anyhow!("the forwarder thread panicked"))?,
+            None => Err(anyhow!("already stopped")),
+        }
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        let _ = self.halt();
+    }
+}
+
+fn setup(a: &str, b: &str) -> Result<(Umem, [Side; 2], PortRedirect)> {
+    let (umem, descs) = Umem::new(
+        UmemConfig::default(),
+        NonZeroU32::new(FRAMES).expect("non-zero"),
+        false,
+    )
+    .map_err(|e| anyhow!("creating a UMEM: {e}"))?;
+    let cfg = SocketConfig::builder()
+        .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+        .bind_flags(BindFlags::XDP_COPY)
+        .build();
+    let mut prog = PortRedirect::load().map_err(|e| anyhow!("loading port_redirect: {e}"))?;
+    let mut sides = Vec::new();
+    for (slot, ifname) in [a, b].into_iter().enumerate() {
+        let iface: Interface = ifname
+            .parse()
+            .map_err(|_| anyhow!("bad interface name {ifname:?}"))?;
+        // SAFETY: libxdp's own program is inhibited (port_redirect is ours), and each
+        // (device, queue) is bound once, so this socket gets its own fill/completion rings.
+        let (tx, rx, rings) = unsafe { xsk_rs::Socket::new(cfg, &umem, &iface, 0) }
+            .map_err(|e| anyhow!("AF_XDP socket on {ifname} queue 0: {e}"))?;
+        let (fill, comp) = rings.context("no fill ring: the device was already bound")?;
+        prog.attach(ifname, slot as u32, rx.fd().as_raw_fd())
+            .map_err(|e| anyhow!("attaching port_redirect to {ifname}: {e}"))?;
+        sides.push(Side {
+            fill,
+            comp,
+            rx,
+            tx,
+            in_flight: 0,
+        });
+    }
+    let half = descs.len() / 2;
+    for (side, part) in sides.iter_mut().zip([&descs[..half], &descs[half..]]) {
+        // SAFETY: every descriptor is of this UMEM and handed to exactly one fill ring, once.
+        let n = unsafe { side.fill.produce(part) };
+        anyhow::ensure!(
+            n == part.len(),
+            "the fill ring took {n} of {} frames",
+            part.len()
+        );
+    }
+    let mut it = sides.into_iter();
+    let sides = [it.next().expect("two sides"), it.next().expect("two sides")];
+    Ok((umem, sides, prog))
+}
+
+fn forward(
+    _umem: &Umem,
+    mut sides: [Side; 2],
+    stop: &AtomicBool,
+    active: &AtomicBool,
+    cpu_ns: &AtomicU64,
+    forwarded: &AtomicU64,
+) -> Result<ForwardCounters> {
+    let mut c = ForwardCounters::default();
+    let mut descs = [FrameDesc::default(); BATCH];
+    let mut idle = 0u32;
+    let mut polls = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        let mut work = false;
+        for from in 0..2 {
+            let to = 1 - from;
+            let (lo, hi) = sides.split_at_mut(1);
+            let (src, dst) = if from == 0 {
+                (&mut lo[0], &mut hi[0])
+            } else {
+                (&mut hi[0], &mut lo[0])
+            };
+            // Frames `dst` finished sending came from `src`'s fill ring: they go back there,
+            // which keeps each direction's frames in its own closed loop.
+            // SAFETY: completed descriptors belong to this UMEM and are no longer in use.
+            let done = unsafe { dst.comp.consume(&mut descs) };
+            if done > 0 {
+                dst.in_flight -= done as u64;
+                // SAFETY: the frames just completed; each goes to one fill ring once.
+                unsafe { src.fill.produce(&descs[..done]) };
+                work = true;
+            }
+            // SAFETY: received descriptors are moved to the other socket's TX ring unchanged.
+            let got = unsafe { src.rx.consume(&mut descs) };
+            if got > 0 {
+                work = true;
+                // SAFETY: as above; frames the TX ring refuses go straight back to fill.
+                let sent = unsafe { dst.tx.produce(&descs[..got]) };
+                dst.in_flight += sent as u64;
+                c.forwarded += sent as u64;
+                if sent < got {
+                    c.tx_ring_full += (got - sent) as u64;
+                    // SAFETY: these frames were not queued anywhere else.
+                    unsafe { src.fill.produce(&descs[sent..got]) };
+                }
+            }
+            // Copy-mode TX sends a bounded batch per kick: keep kicking and reaping while it
+            // makes progress, or the TX ring holds the frames the fill ring is starving for.
+            while dst.in_flight > 0 {
+                dst.tx
+                    .wakeup()
+                    .with_context(|| format!("kicking TX of side {to}"))?;
+                // SAFETY: as above, completed frames go back to the fill ring they came from.
+                let done = unsafe { dst.comp.consume(&mut descs) };
+                if done == 0 {
+                    break;
+                }
+                dst.in_flight -= done as u64;
+                // SAFETY: as above.
+                unsafe { src.fill.produce(&descs[..done]) };
+            }
+        }
+        polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(256) {
+            cpu_ns.store(thread_cpu().as_nanos() as u64, Ordering::Relaxed);
+            forwarded.store(c.forwarded, Ordering::Relaxed);
+        }
+        if work {
+            idle = 0;
+        } else if !active.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(1));
+        } else {
+            idle += 1;
+            if idle >= SPINS_BEFORE_YIELD {
+                idle = 0;
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+    cpu_ns.store(thread_cpu().as_nanos() as u64, Ordering::Relaxed);
+    forwarded.store(c.forwarded, Ordering::Relaxed);
+    for side in &sides {
+        if let Ok(st) = side.rx.fd().xdp_statistics() {
+            c.rx_dropped += st.rx_dropped();
+            c.rx_ring_full += st.rx_ring_full();
+            c.rx_fill_ring_empty += st.rx_fill_ring_empty_descs();
+            c.tx_invalid += st.tx_invalid_descs();
+        }
+    }
+    Ok(c)
+}

@@ -1,0 +1,373 @@
+//! UDP endpoints the benchmark drives: an echo server, a request/response client timing each
+//! round trip, and blast senders/counting receivers for throughput. Sockets are created inside
+//! a namespace (they stay bound to it) and then used from ordinary threads.
+
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use hdrhistogram::Histogram;
+use mvdp_control::NetNs;
+
+use super::cpu::thread_cpu;
+
+/// UDP port of the echo servers.
+pub const ECHO_PORT: u16 = 7007;
+/// First UDP port of the throughput receivers (flow i uses this + i).
+pub const SINK_PORT: u16 = 9000;
+/// How often blocking receives wake up to look at the stop flag.
+const STOP_POLL: Duration = Duration::from_millis(50);
+/// Socket buffers for throughput sockets: large enough that a scheduling hiccup of the
+/// receiver on this 2-core VM does not turn straight into drops.
+const SOCK_BUF: usize = 4 << 20;
+
+/// Creates a UDP socket bound to `bind` inside `ns`.
+pub fn socket_in(ns: &NetNs, bind: SocketAddrV4) -> Result<UdpSocket> {
+    ns.run(move || UdpSocket::bind(bind))
+        .with_context(|| format!("entering {}", ns.name()))?
+        .with_context(|| format!("binding UDP {bind} in {}", ns.name()))
+}
+
+fn set_bufs(s: &UdpSocket) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    // Best effort: the kernel caps these at net.core.{r,w}mem_max anyway.
+    let _ = setsockopt(s, sockopt::RcvBuf, &SOCK_BUF);
+    let _ = setsockopt(s, sockopt::SndBuf, &SOCK_BUF);
+}
+
+/// A thread answering every datagram on `ECHO_PORT` with the same bytes. Stops on drop.
+pub struct EchoServer {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<u64>>,
+}
+
+impl EchoServer {
+    pub fn start(ns: &NetNs, ip: Ipv4Addr) -> Result<EchoServer> {
+        let sock = socket_in(ns, SocketAddrV4::new(ip, ECHO_PORT))?;
+        sock.set_read_timeout(Some(STOP_POLL))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("bench-echo".into())
+            .spawn(move || {
+                let mut buf = [0u8; 2048];
+                let mut answered = 0u64;
+                while !s.load(Ordering::Relaxed) {
+                    if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                        if sock.send_to(&buf[..n], from).is_ok() {
+                            answered += 1;
+                        }
+                    }
+                }
+                answered
+            })
+            .context("spawning the echo thread")?;
+        Ok(EchoServer {
+            stop,
+            handle: Some(handle),
+        })
+    }
+
+    /// Stops the server; returns how many datagrams it answered.
+    pub fn stop(mut self) -> u64 {
+        self.halt()
+    }
+
+    fn halt(&mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().and_then(|h| h.join().ok()).unwrap_or(0)
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// Why a round trip produced no sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Miss {
+    /// No matching answer within the timeout.
+    Lost,
+    /// The socket refused to send (e.g. no route, ENOBUFS).
+    SendFailed,
+}
+
+/// A connected request/response client: one datagram out with a sequence number, wait for the
+/// answer carrying it. Answers to earlier (timed-out) requests are skipped, never timed.
+pub struct RttClient {
+    sock: UdpSocket,
+    buf: Vec<u8>,
+    rx: Vec<u8>,
+    seq: u64,
+    /// Stale answers skipped so far.
+    pub late: u64,
+}
+
+impl RttClient {
+    /// A client in `ns` (bound to `local`, any port) talking to `server` on [`ECHO_PORT`].
+    pub fn new(
+        ns: &NetNs,
+        local: Ipv4Addr,
+        server: Ipv4Addr,
+        payload: usize,
+        timeout: Duration,
+    ) -> Result<RttClient> {
+        anyhow::ensure!(
+            (8..=1472).contains(&payload),
+            "payload {payload} B: must be 8..=1472 (sequence number; one 1500-byte frame)"
+        );
+        let sock = socket_in(ns, SocketAddrV4::new(local, 0))?;
+        sock.connect(SocketAddrV4::new(server, ECHO_PORT))
+            .with_context(|| format!("connecting to {server}:{ECHO_PORT}"))?;
+        sock.set_read_timeout(Some(timeout))?;
+        Ok(RttClient {
+            sock,
+            buf: vec![0x5a; payload],
+            rx: vec![0; 2048],
+            seq: 0,
+            late: 0,
+        })
+    }
+
+    /// One round trip: its duration, or why there is none. Never blocks longer than about the
+    /// timeout per stale answer received.
+    pub fn round_trip(&mut self) -> Result<Duration, Miss> {
+        self.seq += 1;
+        self.buf[..8].copy_from_slice(&self.seq.to_le_bytes());
+        let t0 = Instant::now();
+        if self.sock.send(&self.buf).is_err() {
+            return Err(Miss::SendFailed);
+        }
+        loop {
+            match self.sock.recv(&mut self.rx) {
+                Ok(n) if n >= 8 && self.rx[..8] == self.seq.to_le_bytes() => {
+                    return Ok(t0.elapsed())
+                }
+                Ok(_) => self.late += 1,
+                // Timeout (WouldBlock/TimedOut) or ICMP-refused: the answer is lost either way.
+                Err(_) => return Err(Miss::Lost),
+            }
+        }
+    }
+}
+
+/// Latency of one cell: a histogram of round trips in nanoseconds plus what went missing.
+#[derive(Debug, Clone)]
+pub struct RttStats {
+    pub hist: Histogram<u64>,
+    pub sent: u64,
+    pub lost: u64,
+    pub send_failed: u64,
+    pub late: u64,
+}
+
+impl RttStats {
+    pub fn new() -> RttStats {
+        RttStats {
+            // 1 ns .. 60 s at 3 significant digits.
+            hist: Histogram::new_with_bounds(1, 60_000_000_000, 3)
+                .expect("static bounds are valid"),
+            sent: 0,
+            lost: 0,
+            send_failed: 0,
+            late: 0,
+        }
+    }
+
+    pub fn merge(&mut self, other: &RttStats) {
+        // Same bounds on both sides: adding cannot fail.
+        let _ = self.hist.add(&other.hist);
+        self.sent += other.sent;
+        self.lost += other.lost;
+        self.send_failed += other.send_failed;
+        self.late += other.late;
+    }
+}
+
+impl Default for RttStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `warmup` untimed round trips, then `count` timed ones; `tick` is called every 1000.
+pub fn measure_rtt(
+    client: &mut RttClient,
+    warmup: u64,
+    count: u64,
+    mut tick: impl FnMut(u64),
+) -> RttStats {
+    for _ in 0..warmup {
+        let _ = client.round_trip();
+    }
+    let late0 = client.late;
+    let mut st = RttStats::new();
+    for i in 0..count {
+        st.sent += 1;
+        match client.round_trip() {
+            Ok(d) => {
+                let _ = st.hist.record((d.as_nanos() as u64).max(1));
+            }
+            Err(Miss::Lost) => st.lost += 1,
+            Err(Miss::SendFailed) => st.send_failed += 1,
+        }
+        if (i + 1) % 1000 == 0 {
+            tick(1000);
+        }
+    }
+    tick(count % 1000);
+    st.late = client.late - late0;
+    st
+}
+
+/// Makes sure `server` answers from `client_ns` (ARP resolved, path up): up to `wait`.
+pub fn wait_reachable(ns: &NetNs, local: Ipv4Addr, server: Ipv4Addr, wait: Duration) -> Result<()> {
+    let mut c = RttClient::new(ns, local, server, 64, Duration::from_millis(200))?;
+    let end = Instant::now() + wait;
+    while Instant::now() < end {
+        if c.round_trip().is_ok() {
+            return Ok(());
+        }
+    }
+    Err(anyhow!(
+        "{server}:{ECHO_PORT} does not answer from {} ({local}) within {wait:?}",
+        ns.name()
+    ))
+}
+
+/// What one throughput cell counted.
+#[derive(Debug, Clone, Default)]
+pub struct Throughput {
+    pub duration: Duration,
+    pub sent_pkts: u64,
+    pub send_errors: u64,
+    pub recv_pkts: u64,
+    /// UDP payload bytes received.
+    pub recv_bytes: u64,
+    pub sender_cpu: Duration,
+    pub receiver_cpu: Duration,
+}
+
+impl Throughput {
+    pub fn merge(&mut self, o: &Throughput) {
+        self.duration += o.duration;
+        self.sent_pkts += o.sent_pkts;
+        self.send_errors += o.send_errors;
+        self.recv_pkts += o.recv_pkts;
+        self.recv_bytes += o.recv_bytes;
+        self.sender_cpu += o.sender_cpu;
+        self.receiver_cpu += o.receiver_cpu;
+    }
+    pub fn pps(&self) -> f64 {
+        per_sec(self.recv_pkts, self.duration)
+    }
+    /// UDP payload goodput.
+    pub fn gbps(&self) -> f64 {
+        per_sec(self.recv_bytes * 8, self.duration) / 1e9
+    }
+}
+
+fn per_sec(n: u64, d: Duration) -> f64 {
+    if d.is_zero() {
+        0.0
+    } else {
+        n as f64 / d.as_secs_f64()
+    }
+}
+
+/// `flows` senders in `src` (bound to `src_ip`) blasting `payload`-byte datagrams at `flows`
+/// receivers in `dst` (`dst_ip`, ports from [`SINK_PORT`]) for `duration`, one thread each.
+/// Receivers keep counting for a short drain after the senders stop.
+pub fn measure_throughput(
+    src: &NetNs,
+    src_ip: Ipv4Addr,
+    dst: &NetNs,
+    dst_ip: Ipv4Addr,
+    flows: usize,
+    payload: usize,
+    duration: Duration,
+) -> Result<Throughput> {
+    let mut sinks = Vec::new();
+    let mut sources = Vec::new();
+    for i in 0..flows {
+        let port = SINK_PORT + i as u16;
+        let r = socket_in(dst, SocketAddrV4::new(dst_ip, port))?;
+        set_bufs(&r);
+        r.set_read_timeout(Some(STOP_POLL))?;
+        sinks.push(r);
+        let s = socket_in(src, SocketAddrV4::new(src_ip, 0))?;
+        set_bufs(&s);
+        s.connect(SocketAddrV4::new(dst_ip, port))?;
+        sources.push(s);
+    }
+    let stop_rx = Arc::new(AtomicBool::new(false));
+    let receivers: Vec<JoinHandle<(u64, u64, Duration)>> = sinks
+        .into_iter()
+        .map(|r| {
+            let stop = stop_rx.clone();
+            std::thread::spawn(move || {
+                let c0 = thread_cpu();
+                let mut buf = [0u8; 2048];
+                let (mut pkts, mut bytes) = (0u64, 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    // A timeout only wakes the thread to look at the stop flag.
+                    if let Ok(n) = r.recv(&mut buf) {
+                        pkts += 1;
+                        bytes += n as u64;
+                    }
+                }
+                (pkts, bytes, thread_cpu() - c0)
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    let deadline = start + duration;
+    let senders: Vec<JoinHandle<(u64, u64, Duration)>> = sources
+        .into_iter()
+        .map(|s| {
+            std::thread::spawn(move || {
+                let c0 = thread_cpu();
+                let buf = vec![0xa5u8; payload];
+                let (mut sent, mut errs) = (0u64, 0u64);
+                'outer: loop {
+                    // Checking the clock every 64 sends keeps it off the per-packet cost.
+                    for _ in 0..64 {
+                        match s.send(&buf) {
+                            Ok(_) => sent += 1,
+                            Err(_) => errs += 1,
+                        }
+                    }
+                    if Instant::now() >= deadline {
+                        break 'outer;
+                    }
+                }
+                (sent, errs, thread_cpu() - c0)
+            })
+        })
+        .collect();
+    let mut t = Throughput::default();
+    for h in senders {
+        let (sent, errs, cpu) = h.join().map_err(|_| anyhow!("a sender thread panicked"))?;
+        t.sent_pkts += sent;
+        t.send_errors += errs;
+        t.sender_cpu += cpu;
+    }
+    t.duration = start.elapsed();
+    // Let queued datagrams arrive; they were sent within the window.
+    std::thread::sleep(Duration::from_millis(100));
+    stop_rx.store(true, Ordering::Relaxed);
+    for h in receivers {
+        let (pkts, bytes, cpu) = h
+            .join()
+            .map_err(|_| anyhow!("a receiver thread panicked"))?;
+        t.recv_pkts += pkts;
+        t.recv_bytes += bytes;
+        t.receiver_cpu += cpu;
+    }
+    Ok(t)
+}

@@ -1,0 +1,142 @@
+//! `mvdp bench`: see src/bench/ for what is measured and how.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use mvdp::bench::topology::Backend;
+use mvdp::bench::{self, BenchConfig};
+use mvdp_control::MacvlanMode;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Smoke-test sizes: a few thousand round trips and half a second per cell (< 2 minutes).
+    #[arg(long)]
+    quick: bool,
+    /// Directory for results.json, summary.md and the SVG plots.
+    #[arg(long, default_value = "bench-results")]
+    out: PathBuf,
+    /// Print results.json on stdout instead of the summary.
+    #[arg(long)]
+    json: bool,
+    /// Backends to compare (the AF_XDP ceiling is measured too unless --no-ceiling).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [BackendKind::Mvdp, BackendKind::Macvlan, BackendKind::Bridge])]
+    backends: Vec<BackendKind>,
+    /// macvlan modes for the mvdp and kernel macvlan backends (bridge, vepa, private, passthru).
+    #[arg(long, value_delimiter = ',', default_value = "bridge")]
+    modes: Vec<String>,
+    /// Round trips per latency cell [default: 100000, --quick: 3000].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    round_trips: Option<u64>,
+    /// Seconds per throughput cell [default: 5, --quick: 0.5].
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Slices each cell is split into, backends interleaved within each [default: 4, --quick: 1].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    rounds: Option<u32>,
+    /// Prefix of the labs' names [default: mvb<pid>]; each backend's lab appends a short tag.
+    #[arg(long)]
+    lab_name: Option<String>,
+    /// Skip the AF_XDP ceiling.
+    #[arg(long)]
+    no_ceiling: bool,
+    /// How mvdp's worker waits: adaptive (spin 50 µs, then sleep in poll) or busy (always spin).
+    #[arg(long, value_enum, default_value = "adaptive")]
+    mvdp_poll: MvdpPoll,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MvdpPoll {
+    Adaptive,
+    Busy,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BackendKind {
+    Mvdp,
+    Macvlan,
+    Bridge,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let run_name = args
+        .lab_name
+        .clone()
+        .unwrap_or_else(|| format!("mvb{}", std::process::id()));
+    let mut modes = Vec::new();
+    for m in &args.modes {
+        let mode: MacvlanMode = m
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--modes: {m:?}: {e}"))?;
+        if mode == MacvlanMode::Source {
+            bail!("--modes: source mode is not benchmarked (it needs per-port allowed-MAC lists)");
+        }
+        if !modes.contains(&mode) {
+            modes.push(mode);
+        }
+    }
+    if modes.is_empty() {
+        bail!("--modes: give at least one mode");
+    }
+    crate_bench_poll(args.mvdp_poll);
+    let mut cfg = BenchConfig::quick(&run_name);
+    cfg.backends.clear();
+    for k in &args.backends {
+        match k {
+            BackendKind::Mvdp => cfg.backends.extend(modes.iter().map(|m| Backend::Mvdp(*m))),
+            BackendKind::Macvlan => cfg
+                .backends
+                .extend(modes.iter().map(|m| Backend::Macvlan(*m))),
+            BackendKind::Bridge => cfg.backends.push(Backend::Bridge),
+        }
+    }
+    if !args.no_ceiling {
+        cfg.backends.push(Backend::Ceiling);
+    }
+    cfg.backends.dedup();
+    if cfg.backends.is_empty() {
+        bail!("nothing to measure: give --backends or drop --no-ceiling");
+    }
+    if !args.quick {
+        cfg.quick = false;
+        cfg.round_trips = 100_000;
+        cfg.warmup = 2_000;
+        cfg.rounds = 4;
+        cfg.duration = Duration::from_secs(5);
+        cfg.timeout = Duration::from_millis(200);
+    }
+    if let Some(n) = args.round_trips {
+        cfg.round_trips = n;
+    }
+    if let Some(r) = args.rounds {
+        cfg.rounds = r;
+    }
+    if let Some(d) = args.duration {
+        if !(0.05..=3600.0).contains(&d) {
+            bail!("--duration {d}: must be between 0.05 and 3600 seconds");
+        }
+        cfg.duration = Duration::from_secs_f64(d);
+    }
+    cfg.command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    mvdp_control::install_signal_handler().context("installing the Ctrl-C handler")?;
+    let results = bench::run(&cfg)?;
+    let files = bench::write_outputs(&results, &args.out)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        print!("{}", results.summary_markdown());
+        println!("\nwritten:");
+        for f in files {
+            println!("  {}", f.display());
+        }
+    }
+    Ok(())
+}
+
+fn crate_bench_poll(p: MvdpPoll) {
+    mvdp::bench::topology::set_mvdp_poll(match p {
+        MvdpPoll::Adaptive => mvdp::runtime::PollMode::Adaptive,
+        MvdpPoll::Busy => mvdp::runtime::PollMode::BusyPoll,
+    });
+}

@@ -1,0 +1,410 @@
+//! `mvdp bench` end to end: the quick run's every figure is present and sane, and bad input
+//! (a taken lab name, an unknown mode, Ctrl-C) leaves nothing behind. Needs root; without it each
+//! test says why and returns.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn mvdp() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mvdp"))
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} missing or not a number in {v}"))
+}
+
+/// Checks one latency cell's figures; returns its p50.
+fn check_latency(cell: &Value, round_trips: f64) -> f64 {
+    let f = &cell["figures"];
+    let (min, p50, p90, p99, p999, max) = (
+        num(f, "min_us"),
+        num(f, "p50_us"),
+        num(f, "p90_us"),
+        num(f, "p99_us"),
+        num(f, "p999_us"),
+        num(f, "max_us"),
+    );
+    assert!(
+        0.0 < min && min <= p50 && p50 <= p90 && p90 <= p99 && p99 <= p999 && p999 <= max,
+        "percentiles out of order in {cell}"
+    );
+    assert!(
+        max < 1_000_000.0,
+        "a round trip over the timeout was timed: {cell}"
+    );
+    assert_eq!(num(f, "round_trips"), round_trips, "{cell}");
+    let received = num(f, "received");
+    assert_eq!(
+        received + num(f, "lost") + num(f, "send_failed"),
+        round_trips,
+        "{cell}"
+    );
+    assert!(received >= 0.9 * round_trips, "too much loss: {cell}");
+    let cdf = f["cdf"].as_array().expect("cdf");
+    assert!(cdf.len() > 50);
+    assert!(
+        cdf.windows(2)
+            .all(|w| w[0][0].as_f64() < w[1][0].as_f64() && w[0][1].as_f64() <= w[1][1].as_f64()),
+        "CDF not monotonic: {cell}"
+    );
+    p50
+}
+
+fn check_throughput(cell: &Value, switched: bool) {
+    let f = &cell["figures"];
+    let payload = num(cell, "payload");
+    let (pps, gbps, recv, bytes) = (
+        num(f, "pps"),
+        num(f, "gbps"),
+        num(f, "recv_pkts"),
+        num(f, "recv_bytes"),
+    );
+    assert!(pps > 0.0 && recv > 0.0, "nothing received: {cell}");
+    assert_eq!(bytes, recv * payload, "{cell}");
+    assert!(
+        (gbps * 1e9 - pps * payload * 8.0).abs() <= 1e-6 * gbps * 1e9 + 1.0,
+        "{cell}"
+    );
+    assert!(
+        num(f, "sent_pkts") >= recv,
+        "received more than sent: {cell}"
+    );
+    let cpu = &f["cpu"];
+    assert!(
+        num(cpu, "sender_ms") > 0.0 && num(cpu, "receiver_ms") > 0.0,
+        "{cell}"
+    );
+    assert!(num(cpu, "ns_per_packet") > 0.0, "{cell}");
+    let sum = num(cpu, "sender_ms")
+        + num(cpu, "receiver_ms")
+        + num(cpu, "softirq_ms")
+        + cpu["switch_ms"].as_f64().unwrap_or(0.0);
+    assert!(
+        (sum - num(cpu, "total_ms")).abs() < 1e-6 * sum + 1e-9,
+        "{cell}"
+    );
+    assert_eq!(cpu["switch_ms"].is_number(), switched, "{cell}");
+}
+
+#[test]
+fn bench_quick_reports_every_figure_and_leaves_nothing() {
+    if !is_root("bench_quick") {
+        return;
+    }
+    let name = unique_prefix("bq");
+    let out = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let o = mvdp()
+        .args(["bench", "--quick", "--json", "--lab-name", &name, "--out"])
+        .arg(out.path())
+        .args(["--backends", "mvdp,macvlan,bridge"])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "mvdp bench failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "--quick took {:?}",
+        started.elapsed()
+    );
+    let stdout: Value = serde_json::from_slice(&o.stdout).expect("--json prints the results");
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(stdout, file, "--json output and results.json differ");
+    let r = file;
+
+    let env = &r["environment"];
+    for key in [
+        "date_utc",
+        "kernel",
+        "cpu_model",
+        "command_line",
+        "mvdp_version",
+    ] {
+        assert!(
+            !env[key].as_str().unwrap_or("").is_empty(),
+            "environment.{key}"
+        );
+    }
+    assert_eq!(env["af_xdp"]["bind_mode"], "copy");
+    assert!(num(&env["af_xdp"], "batch_size") > 0.0 && num(&env["af_xdp"], "frame_size") > 0.0);
+    assert!(env["crate_versions"]["xsk-rs"].is_string());
+    assert!(env["command_line"].as_str().unwrap().contains("--quick"));
+
+    let status = |b: &str| -> String {
+        r["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["backend"] == b)
+            .unwrap_or_else(|| panic!("backend {b} not reported"))["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for b in ["macvlan-bridge", "bridge", "ceiling"] {
+        assert_eq!(status(b), "ok", "{b}");
+    }
+    let mvdp_ok = status("mvdp-bridge") == "ok";
+    if !mvdp_ok {
+        assert!(status("mvdp-bridge").starts_with("unavailable: "));
+    }
+
+    let rt = num(&r["config"], "round_trips_per_cell");
+    assert!(rt >= 1000.0);
+    let mut measured = 0;
+    for cell in r["latency"].as_array().unwrap() {
+        let (b, sc) = (
+            cell["backend"].as_str().unwrap(),
+            cell["scenario"].as_str().unwrap(),
+        );
+        if cell["status"] == "ok" {
+            check_latency(cell, rt);
+            measured += 1;
+        } else {
+            assert!(cell["figures"].is_null(), "{cell}");
+            let expected_gap =
+                (b == "mvdp-bridge" && !mvdp_ok) || (b == "ceiling" && sc == "container_external");
+            assert!(expected_gap, "unexpected unmeasured cell: {cell}");
+        }
+    }
+    // macvlan and bridge: 2 scenarios x 2 payloads; ceiling: 1 x 2.
+    assert!(measured >= 10, "only {measured} latency cells measured");
+    let mut measured = 0;
+    for cell in r["throughput"].as_array().unwrap() {
+        let b = cell["backend"].as_str().unwrap();
+        if cell["status"] == "ok" {
+            check_throughput(cell, b == "ceiling" || b.starts_with("mvdp"));
+            measured += 1;
+        } else {
+            assert!(cell["figures"].is_null(), "{cell}");
+        }
+    }
+    assert!(measured >= 20, "only {measured} throughput cells measured");
+
+    // Ratios are the figures divided, not made up.
+    let p50 = |b: &str, sc: &str, p: u64| -> f64 {
+        r["latency"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["backend"] == b && c["scenario"] == sc && c["payload"] == p)
+            .map(|c| num(&c["figures"], "p50_us"))
+            .unwrap()
+    };
+    let ratio = r["ratios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| {
+            x["metric"] == "p50"
+                && x["numerator"] == "macvlan-bridge"
+                && x["denominator"] == "bridge"
+                && x["scenario"] == "container_external"
+                && x["payload"] == 64
+        })
+        .expect("macvlan/bridge p50 ratio");
+    let want =
+        p50("macvlan-bridge", "container_external", 64) / p50("bridge", "container_external", 64);
+    assert!((num(ratio, "value") - want).abs() < 1e-9 * want);
+    let mvdp_vs = r["ratios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["numerator"] == "mvdp-bridge")
+        .count();
+    assert!(
+        mvdp_vs > 0,
+        "no mvdp ratios reported (with values or reasons)"
+    );
+
+    // Report files.
+    let summary = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
+    for needle in ["macvlan-bridge", "ceiling", "p99", "CPU ns/pkt", "Ratios"] {
+        assert!(summary.contains(needle), "summary.md lacks {needle}");
+    }
+    for plot in [
+        "latency_cdf_container_container_64.svg",
+        "latency_cdf_container_container_1400.svg",
+        "latency_cdf_container_external_64.svg",
+        "latency_cdf_container_external_1400.svg",
+        "throughput_64.svg",
+        "throughput_1400.svg",
+    ] {
+        let svg = std::fs::read_to_string(out.path().join(plot))
+            .unwrap_or_else(|e| panic!("{plot}: {e}"));
+        assert!(
+            svg.contains("<svg") && svg.contains("macvlan-bridge"),
+            "{plot} has no data"
+        );
+    }
+    assert!(
+        eventually(3, || netns_with_prefix_any(&name).is_empty()),
+        "left behind: {:?}",
+        netns_with_prefix_any(&name)
+    );
+}
+
+/// Namespaces whose name starts with `run` (every backend's lab appends a tag to it).
+fn netns_with_prefix_any(run: &str) -> Vec<String> {
+    ip_netns_list()
+        .into_iter()
+        .filter(|n| n.starts_with(run))
+        .collect()
+}
+
+fn assert_fails_cleanly(args: &[&str], needle: &str) {
+    let o = mvdp().args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{args:?} succeeded");
+    assert!(
+        err.contains(needle),
+        "{args:?}: stderr lacks {needle:?}: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bench_refuses_a_taken_lab_name_and_leaves_the_namespace_alone() {
+    if !is_root("bench_taken") {
+        return;
+    }
+    let run = unique_prefix("bt");
+    let squatter = format!("{run}br-wire");
+    assert!(Command::new("ip")
+        .args(["netns", "add", &squatter])
+        .status()
+        .unwrap()
+        .success());
+    let out = tempfile::tempdir().unwrap();
+    let o = mvdp()
+        .args([
+            "bench",
+            "--quick",
+            "--backends",
+            "macvlan,bridge",
+            "--lab-name",
+            &run,
+            "--out",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    let left = netns_with_prefix_any(&run);
+    let _ = Command::new("ip")
+        .args(["netns", "del", &squatter])
+        .status();
+    assert!(!o.status.success(), "bench ran on a taken lab name");
+    assert!(
+        err.contains(&squatter),
+        "the error does not name the namespace: {err}"
+    );
+    assert_eq!(
+        left,
+        vec![squatter],
+        "namespaces other than the pre-existing one"
+    );
+    assert!(!out.path().join("results.json").exists());
+}
+
+#[test]
+fn bench_rejects_bad_arguments_without_building_anything() {
+    if !is_root("bench_args") {
+        return;
+    }
+    let run = unique_prefix("ba");
+    assert_fails_cleanly(
+        &["bench", "--quick", "--modes", "source", "--lab-name", &run],
+        "source",
+    );
+    assert_fails_cleanly(
+        &["bench", "--quick", "--modes", "nosuch", "--lab-name", &run],
+        "nosuch",
+    );
+    assert_fails_cleanly(
+        &["bench", "--quick", "--duration", "0", "--lab-name", &run],
+        "--duration",
+    );
+    assert_fails_cleanly(&["bench", "--quick", "--lab-name", "Bad Name"], "lab name");
+    assert!(netns_with_prefix_any(&run).is_empty());
+}
+
+#[test]
+fn bench_interrupted_removes_its_labs() {
+    if !is_root("bench_sigint") {
+        return;
+    }
+    let run = unique_prefix("bi");
+    let out = tempfile::tempdir().unwrap();
+    let mut child = mvdp()
+        .args([
+            "bench",
+            "--quick",
+            "--backends",
+            "macvlan,bridge",
+            "--lab-name",
+            &run,
+            "--out",
+        ])
+        .arg(out.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the second lab is up, in the middle of the run.
+    assert!(
+        eventually(30, || netns_with_prefix_any(&run).len() >= 6),
+        "labs never appeared"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "exit status after SIGINT");
+    assert!(
+        eventually(3, || netns_with_prefix_any(&run).is_empty()),
+        "left behind: {:?}",
+        netns_with_prefix_any(&run)
+    );
+    assert!(!Path::new(&out.path().join("results.json")).exists());
+}
+
+#[test]
+fn bench_as_an_ordinary_user_says_it_needs_root() {
+    if !is_root("bench_not_root") {
+        return;
+    }
+    // Drop to nobody for the child only (util-linux setpriv); skip where it is missing.
+    let Ok(o) = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_mvdp"))
+        .args(["bench", "--quick", "--out", "/nonexistent/never-written"])
+        .output()
+    else {
+        eprintln!("bench_not_root: skipped: no setpriv");
+        return;
+    };
+    let err = String::from_utf8_lossy(&o.stderr);
+    if err.contains("Permission denied") && !err.contains("mvdp:") {
+        eprintln!("bench_not_root: skipped: nobody cannot execute the test binary here: {err}");
+        return;
+    }
+    assert!(!o.status.success());
+    assert!(err.contains("needs root"), "{err}");
+}
