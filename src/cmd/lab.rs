@@ -168,6 +168,8 @@ fn keep_with_daemon(lab: Lab, mode: MacvlanMode) -> Result<LabDescription> {
     if kept.is_err() {
         stop_pid(pid as i32);
         let _ = std::fs::remove_dir_all(&paths.dir);
+    } else {
+        mvdp_control::lab::forget_daemon_on_interrupt(pid);
     }
     // On success the daemon outlives this command; `lab down` stops it.
     kept

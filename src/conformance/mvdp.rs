@@ -66,6 +66,8 @@ pub fn spawn_daemon(bin: &Path, ns: &NetNs, paths: &DaemonPaths) -> Result<Child
     let mut child = cmd
         .spawn()
         .with_context(|| format!("starting {} daemon", bin.display()))?;
+    // Out of the caller's process group, so a Ctrl-C must stop it explicitly.
+    mvdp_control::lab::stop_daemon_on_interrupt(child.id());
     let end = Instant::now() + START_TIMEOUT;
     loop {
         if call(&paths.socket(), &Request::Ping).is_ok() {
@@ -90,6 +92,7 @@ pub fn spawn_daemon(bin: &Path, ns: &NetNs, paths: &DaemonPaths) -> Result<Child
 pub fn stop_pid(pid: i32) {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
+    mvdp_control::lab::forget_daemon_on_interrupt(pid as u32);
     let pid = Pid::from_raw(pid);
     if kill(pid, Signal::SIGTERM).is_err() {
         return;
