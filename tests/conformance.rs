@@ -1,7 +1,9 @@
 //! Conformance: every scenario of `mvdp::conformance` on kernel macvlan in each mode, checked cell by
 //! cell against a model of drivers/net/macvlan.c (Linux 6.18; the rules are spelled out in
-//! dataplane/README.md "Semantics"), then written to target/conformance/kernel.{md,json} and into the
-//! README's conformance section. The mvdp column stays "pending" until the mvdp subject is wired.
+//! dataplane/README.md "Semantics"), then written to target/conformance/kernel.{md,json}; the same
+//! scenarios on mvdp (daemon + ports in the same lab shape) must give the kernel's cells except for the
+//! deliberate differences and the listed known ones (target/conformance/mvdp.{md,json}); the README's
+//! conformance section is generated from both.
 
 mod common;
 
@@ -9,11 +11,11 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use common::*;
-use mvdp::conformance::report::{readme_section, replace_readme_section, MODES};
+use mvdp::conformance::report::{readme_section, replace_readme_section, KNOWN_DIFFERENCES, MODES};
 use mvdp::conformance::run::ports_for;
 use mvdp::conformance::{
-    run_mode, scenarios, Cell, Dst, Endpoint, KernelMacvlan, ModeResult, Phase, Scenario, Sender,
-    Table,
+    run_mode, scenarios, Cell, Dst, Endpoint, KernelMacvlan, ModeResult, Mvdp, Phase, Scenario,
+    Sender, Subject, Table,
 };
 use mvdp_control::MacvlanMode;
 
@@ -162,35 +164,112 @@ fn expected(mode: MacvlanMode, s: &Scenario) -> Cell {
 
 // ---- running it once per test binary ------------------------------------------------------------------------
 
+/// Every mode on `subject`, one lab per mode, all at once: each waits mostly on settle timers.
+fn run_all_modes(subject: &dyn Subject, tag: &str) -> Vec<ModeResult> {
+    let prefixes: Vec<String> = MODES.iter().map(|_| unique_prefix(tag)).collect();
+    let results = std::thread::scope(|s| {
+        let handles: Vec<_> = MODES
+            .iter()
+            .zip(&prefixes)
+            .map(|(&m, p)| s.spawn(move || run_mode(subject, p, m)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("mode runner panicked"))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    for p in &prefixes {
+        assert!(
+            eventually(2, || netns_with_prefix(p).is_empty()),
+            "conformance lab {p} left behind"
+        );
+    }
+    results.unwrap_or_else(|e| panic!("{} conformance run: {e:#}", subject.name()))
+}
+
 fn kernel_results() -> Option<&'static Vec<ModeResult>> {
     static RESULTS: OnceLock<Option<Vec<ModeResult>>> = OnceLock::new();
     RESULTS
+        .get_or_init(|| is_root("conformance").then(|| run_all_modes(&KernelMacvlan, "conf")))
+        .as_ref()
+}
+
+fn mvdp_results() -> Option<&'static Vec<ModeResult>> {
+    static RESULTS: OnceLock<Option<Vec<ModeResult>>> = OnceLock::new();
+    RESULTS
         .get_or_init(|| {
-            if !is_root("conformance") {
-                return None;
-            }
-            // One lab per mode, all at once: each waits mostly on the kernel's flood queue.
-            let prefixes: Vec<String> = MODES.iter().map(|_| unique_prefix("conf")).collect();
-            let results = std::thread::scope(|s| {
-                let handles: Vec<_> = MODES
-                    .iter()
-                    .zip(&prefixes)
-                    .map(|(&m, p)| s.spawn(move || run_mode(&KernelMacvlan, p, m)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("mode runner panicked"))
-                    .collect::<Result<Vec<_>, _>>()
-            });
-            for p in &prefixes {
-                assert!(
-                    eventually(2, || netns_with_prefix(p).is_empty()),
-                    "conformance lab {p} left behind"
-                );
-            }
-            Some(results.unwrap_or_else(|e| panic!("conformance run: {e:#}")))
+            let mvdp = Mvdp {
+                bin: env!("CARGO_BIN_EXE_mvdp").into(),
+            };
+            is_root("conformance_mvdp").then(|| run_all_modes(&mvdp, "confm"))
         })
         .as_ref()
+}
+
+#[test]
+fn mvdp_delivers_what_kernel_macvlan_delivers() {
+    let (Some(kernel), Some(mvdp)) = (kernel_results(), mvdp_results()) else {
+        return;
+    };
+    for r in mvdp {
+        assert_eq!(r.subject, "mvdp");
+        assert_eq!(r.cells.len(), scenarios().len(), "{}", r.mode);
+    }
+    let by_mode = |m: MacvlanMode| mvdp.iter().find(|r| r.mode == m).unwrap();
+    // The deliberate differences, side by side with the kernel (which forwards both, checked above):
+    // a foreign source MAC is dropped except in passthru, an injected tag always.
+    for r in mvdp {
+        let spoofed = if r.mode == MacvlanMode::Passthru {
+            set(&["wire", "ext"])
+        } else {
+            set(&[])
+        };
+        assert_eq!(
+            receivers(r, "hairpin-off/p1-spoofed"),
+            spoofed,
+            "{}",
+            r.mode
+        );
+        assert_eq!(
+            receivers(r, "hairpin-off/p1-tagged"),
+            set(&[]),
+            "{}",
+            r.mode
+        );
+    }
+    // A few cells that need the daemon to follow the container's end.
+    assert_eq!(
+        receivers(by_mode(MacvlanMode::Bridge), "mac-change/ext-new"),
+        set(&["p1"]),
+        "the port follows its container's new MAC"
+    );
+    assert_eq!(
+        receivers(by_mode(MacvlanMode::Bridge), "port-down/ext-bcast"),
+        set(&["p1", "host"]),
+        "a down port gets no flood copy"
+    );
+
+    let table = Table::new(kernel, mvdp);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/conformance");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("mvdp.md"), table.markdown()).unwrap();
+    std::fs::write(
+        dir.join("mvdp.json"),
+        serde_json::to_string_pretty(&table).unwrap(),
+    )
+    .unwrap();
+    let m = table.mismatches();
+    assert!(
+        m.is_empty(),
+        "mvdp differs from the kernel:\n{}",
+        m.join("\n")
+    );
+    let stale = table.stale_known(KNOWN_DIFFERENCES);
+    assert!(
+        stale.is_empty(),
+        "known differences that no longer hold (update KNOWN_DIFFERENCES):\n{}",
+        stale.join("\n")
+    );
 }
 
 fn receivers(r: &ModeResult, id: &str) -> BTreeSet<String> {
@@ -316,10 +395,10 @@ fn kernel_macvlan_matches_the_documented_kernel_facts() {
 
 #[test]
 fn readme_conformance_table_is_generated_from_the_suite() {
-    let Some(results) = kernel_results() else {
+    let (Some(kernel), Some(mvdp)) = (kernel_results(), mvdp_results()) else {
         return;
     };
-    let section = Table::new(results, &[]).readme_section();
+    let section = Table::new(kernel, mvdp).readme_section();
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
     let readme = std::fs::read_to_string(&path).unwrap();
     if std::env::var_os("MVDP_UPDATE_README").is_some_and(|v| v == "1") {

@@ -759,10 +759,20 @@ fn cli_lab_up_with_backends() {
     assert!(mvdp(&["lab", "down", "--name", &p]).status.success());
     assert_gone(&p);
 
-    // Refused up front, nothing built: mvdp (not wired yet), a mode on a modeless backend, two passthru
-    // containers.
+    // Refused up front, nothing built: a mode on a modeless backend, two passthru containers (kernel
+    // or mvdp).
     for (args, msg) in [
-        (&["--backend", "mvdp"][..], "not available yet"),
+        (
+            &[
+                "--backend",
+                "mvdp",
+                "--mode",
+                "passthru",
+                "--containers",
+                "2",
+            ][..],
+            "at most 1 container",
+        ),
         (&["--backend", "bridge", "--mode", "vepa"], "no modes"),
         (
             &[
@@ -784,4 +794,80 @@ fn cli_lab_up_with_backends() {
     }
     let bad = mvdp(&["lab", "up", "--backend", "ovs"]);
     assert!(!bad.status.success());
+}
+
+/// Runs `mvdp lab down` for a lab left up by `mvdp lab up`, if a test fails before doing so.
+struct LabDownOnDrop(String);
+
+impl Drop for LabDownOnDrop {
+    fn drop(&mut self) {
+        if !netns_with_prefix(&self.0).is_empty() {
+            let _ = mvdp(&["lab", "down", "--name", &self.0]);
+        }
+    }
+}
+
+#[test]
+fn cli_lab_up_mvdp_backend_runs_a_daemon_that_lab_down_stops() {
+    if !is_root("lab_cli_mvdp") {
+        return;
+    }
+    let p = unique_prefix("clim");
+    let up = mvdp(&[
+        "lab",
+        "up",
+        "--name",
+        &p,
+        "--backend",
+        "mvdp",
+        "--containers",
+        "2",
+        "--json",
+    ]);
+    let guard = LabDownOnDrop(p.clone());
+    assert!(
+        up.status.success(),
+        "lab up: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let d: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
+    assert_eq!(d["backend"], "mvdp:bridge");
+    assert_eq!(d["containers"][1]["link"], "mvdp");
+    let pid = d["daemon"]["pid"].as_u64().expect("daemon pid") as u32;
+    let socket = d["daemon"]["socket"].as_str().unwrap().to_string();
+    // A zombie (exited, not yet reaped by whoever inherited it) has an empty command line.
+    let running = || std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty());
+    assert!(running(), "daemon {pid} not running");
+    // The daemon serves the lab: both containers are ports of one bridge-mode network.
+    let ports = Command::new(env!("CARGO_BIN_EXE_mvdp"))
+        .args(["port", "ls", "--json"])
+        .env("MVDP_SOCKET", &socket)
+        .output()
+        .unwrap();
+    assert!(ports.status.success());
+    let ports: serde_json::Value = serde_json::from_slice(&ports.stdout).unwrap();
+    assert_eq!(ports.as_array().unwrap().len(), 2, "{ports}");
+    // Bridge mode: the containers reach each other (locally) and the external host (the wire).
+    let c1 = format!("{p}-c1");
+    assert!(pings(&c1, "198.18.0.11", 3), "c1 -> c2");
+    assert!(pings(&c1, "198.18.0.254", 3), "c1 -> ext");
+    let ls = String::from_utf8_lossy(&mvdp(&["lab", "ls"]).stdout).into_owned();
+    assert!(ls
+        .lines()
+        .any(|l| l.starts_with(p.as_str()) && l.contains("mvdp:bridge")));
+
+    let down = mvdp(&["lab", "down", "--name", &p]);
+    assert!(
+        down.status.success(),
+        "lab down: {}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert_gone(&p);
+    assert!(
+        eventually(5, || !running()),
+        "daemon {pid} still running after lab down"
+    );
+    let dir = d["daemon"]["dir"].as_str().unwrap();
+    assert!(!std::path::Path::new(dir).exists(), "{dir} left behind");
+    drop(guard);
 }

@@ -114,6 +114,49 @@ fn delete_registered(labs: &mut BTreeMap<u64, Vec<String>>) -> Vec<String> {
     removed
 }
 
+/// Daemons started for a lab being built (`mvdp lab up --backend mvdp`) that run in their own process
+/// group, so a Ctrl-C does not reach them: the signal handler stops them before it removes the lab.
+static LIVE_DAEMONS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+fn live_daemons() -> std::sync::MutexGuard<'static, Vec<u32>> {
+    LIVE_DAEMONS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Has the signal handler of [`install_signal_handler`] stop process `pid` (a child of this process).
+pub fn stop_daemon_on_interrupt(pid: u32) {
+    live_daemons().push(pid);
+}
+
+/// Undoes [`stop_daemon_on_interrupt`] (the daemon was stopped, or is meant to outlive the process).
+pub fn forget_daemon_on_interrupt(pid: u32) {
+    live_daemons().retain(|p| *p != pid);
+}
+
+/// SIGTERM to each of our child processes `pids`, then up to 2 s for them to exit (a daemon releases
+/// its XDP program and sockets on the way out).
+fn stop_children(pids: &[u32]) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    use nix::unistd::Pid;
+    for &p in pids {
+        let _ = kill(Pid::from_raw(p as i32), Signal::SIGTERM);
+    }
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    for &p in pids {
+        let pid = Pid::from_raw(p as i32);
+        while !matches!(
+            waitpid(pid, Some(WaitPidFlag::WNOHANG)),
+            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_)
+        ) {
+            if std::time::Instant::now() > end {
+                let _ = kill(pid, Signal::SIGKILL);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
 /// Installs a SIGINT/SIGTERM/SIGHUP handler (once per process; later calls are no-ops) that removes every
 /// live lab's namespaces and exits with status 130. Fails if another `ctrlc` handler is already installed.
 pub fn install_signal_handler() -> Result<()> {
@@ -123,6 +166,7 @@ pub fn install_signal_handler() -> Result<()> {
             // The registry stays locked until exit: a lab still being built blocks before it
             // registers (and so before it creates) another namespace, which would otherwise leak.
             let mut labs = live();
+            stop_children(&std::mem::take(&mut *live_daemons()));
             let removed = delete_registered(&mut labs);
             if !removed.is_empty() {
                 eprintln!(
@@ -622,6 +666,8 @@ pub enum ContainerLink {
     Veth,
     /// A kernel macvlan child of the host's parent.
     Macvlan,
+    /// A port of the lab's mvdp daemon (a veth whose host end the daemon drives).
+    Mvdp,
 }
 
 /// A container namespace. `mac`/`ip` are its planned addressing; `veth` says whether the lab created its
@@ -667,14 +713,26 @@ pub struct Lab {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LabDescription {
     pub name: String,
-    /// "none", "bridge", "macvlan:MODE".
+    /// "none", "bridge", "macvlan:MODE", "mvdp:MODE".
     pub backend: Backend,
+    /// With the mvdp backend: the daemon `lab up` started (stopped by `lab down`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<LabDaemon>,
     pub subnet: String,
     pub namespaces: Vec<String>,
     pub wire: WireDescription,
     pub ext: EndpointDescription,
     pub hosts: Vec<HostDescription>,
     pub containers: Vec<ContainerDescription>,
+}
+
+/// A daemon serving a lab (the mvdp backend), as recorded for `lab down`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LabDaemon {
+    pub pid: u32,
+    /// Its directory: control socket, state and log. Removed by `lab down`.
+    pub dir: std::path::PathBuf,
+    pub socket: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -895,6 +953,7 @@ impl Lab {
         LabDescription {
             name: self.prefix.clone(),
             backend: self.backend,
+            daemon: None,
             subnet: format!("{LAB_NET}/{LAB_PREFIX_LEN}"),
             namespaces: self.namespaces(),
             wire: WireDescription {
@@ -940,11 +999,30 @@ impl Lab {
 
     /// Leaves the lab up (for `mvdp lab up`): its namespaces are no longer removed on drop or Ctrl-C.
     /// Returns its description. Remove it later with [`Lab::destroy_by_name`].
-    pub fn keep(mut self) -> Result<LabDescription> {
-        let d = self.description();
+    pub fn keep(self) -> Result<LabDescription> {
+        let backend = self.backend;
+        self.keep_with(backend, None)
+    }
+
+    /// [`Lab::keep`] for a lab whose containers something else attached (the mvdp daemon, built
+    /// as [`Backend::None`]): records `backend` and the daemon, which [`Lab::destroy_by_name`]
+    /// stops before it removes the namespaces. The containers are described as mvdp ports.
+    pub fn keep_with(
+        mut self,
+        backend: Backend,
+        daemon: Option<LabDaemon>,
+    ) -> Result<LabDescription> {
+        let mut d = self.description();
+        d.backend = backend;
+        if let Backend::Mvdp(_) = backend {
+            for c in &mut d.containers {
+                c.link = ContainerLink::Mvdp;
+            }
+        }
+        d.daemon = daemon;
         // `lab down` removes only what such a record names: namespaces that merely look like a
         // lab's (someone's own `docker-host`) are never touched. On failure the lab is dropped.
-        write_record(&self.prefix, &d.namespaces, self.backend)?;
+        write_record(&self.prefix, &d.namespaces, backend, d.daemon.as_ref())?;
         self.created.keep = true;
         Ok(d)
     }
@@ -973,6 +1051,7 @@ impl Lab {
         let existing = Self::namespaces_of(prefix)?;
         let Some(Record {
             namespaces: recorded,
+            daemon,
             ..
         }) = read_record(prefix)?
         else {
@@ -985,6 +1064,10 @@ impl Lab {
                 }
             });
         };
+        // The daemon first: it lets go of the parent and its ports while they still exist.
+        if let Some(d) = &daemon {
+            stop_lab_daemon(d);
+        }
         let names: Vec<String> = existing
             .into_iter()
             .filter(|n| recorded.contains(n))
@@ -1039,17 +1122,32 @@ fn record_path(prefix: &str) -> std::path::PathBuf {
 }
 
 /// A lab record: its namespaces one per line, then `backend KIND[:MODE]` (records written before
-/// backends existed have no such line).
+/// backends existed have no such line), then `daemon PID DIR SOCKET` for a lab with a daemon.
 struct Record {
     namespaces: Vec<String>,
     backend: Option<Backend>,
+    daemon: Option<LabDaemon>,
 }
 
 const BACKEND_LINE: &str = "backend ";
+const DAEMON_LINE: &str = "daemon ";
 
-fn write_record(prefix: &str, namespaces: &[String], backend: Backend) -> Result<()> {
+fn write_record(
+    prefix: &str,
+    namespaces: &[String],
+    backend: Backend,
+    daemon: Option<&LabDaemon>,
+) -> Result<()> {
     let path = record_path(prefix);
-    let text = format!("{}\n{BACKEND_LINE}{backend}\n", namespaces.join("\n"));
+    let mut text = format!("{}\n{BACKEND_LINE}{backend}\n", namespaces.join("\n"));
+    if let Some(d) = daemon {
+        text.push_str(&format!(
+            "{DAEMON_LINE}{} {} {}\n",
+            d.pid,
+            d.dir.display(),
+            d.socket.display()
+        ));
+    }
     std::fs::create_dir_all(RECORD_DIR)
         .and_then(|()| std::fs::write(&path, text))
         .map_err(|e| Error::io(format!("recording lab {prefix} in {}", path.display()), e))
@@ -1059,14 +1157,66 @@ fn parse_record(text: &str) -> Record {
     let mut r = Record {
         namespaces: Vec::new(),
         backend: None,
+        daemon: None,
     };
     for line in text.lines() {
-        match line.strip_prefix(BACKEND_LINE) {
-            Some(b) => r.backend = b.parse().ok(),
-            None => r.namespaces.push(line.to_string()),
+        if let Some(b) = line.strip_prefix(BACKEND_LINE) {
+            r.backend = b.parse().ok();
+        } else if let Some(d) = line.strip_prefix(DAEMON_LINE) {
+            let mut f = d.split(' ');
+            if let (Some(Ok(pid)), Some(dir), Some(socket)) =
+                (f.next().map(str::parse), f.next(), f.next())
+            {
+                r.daemon = Some(LabDaemon {
+                    pid,
+                    dir: dir.into(),
+                    socket: socket.into(),
+                });
+            }
+        } else {
+            r.namespaces.push(line.to_string());
         }
     }
     r
+}
+
+/// How long a lab's daemon gets to let go of the parent after SIGTERM before SIGKILL.
+const DAEMON_STOP: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Stops a lab's daemon, if the process with its PID still is that daemon (its command line names
+/// the daemon's socket: a PID reused by anything else is left alone), and removes its directory.
+fn stop_lab_daemon(d: &LabDaemon) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let ours = || {
+        std::fs::read(format!("/proc/{}/cmdline", d.pid)).is_ok_and(|c| {
+            let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+            args.contains(&b"daemon".as_slice())
+                && args.contains(&d.socket.as_os_str().as_encoded_bytes())
+        })
+    };
+    let pid = Pid::from_raw(d.pid as i32);
+    if ours() && kill(pid, Signal::SIGTERM).is_ok() {
+        let end = std::time::Instant::now() + DAEMON_STOP;
+        while ours() {
+            if std::time::Instant::now() > end {
+                tracing::warn!(pid = d.pid, "lab daemon ignored SIGTERM; killing it");
+                let _ = kill(pid, Signal::SIGKILL);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    if let Err(e) = std::fs::remove_dir_all(&d.dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!("removing {}: {e}", d.dir.display());
+        }
+    }
+}
+
+/// Where `mvdp lab up --backend mvdp` puts lab `prefix`'s daemon: socket, state and log.
+pub fn daemon_dir(prefix: &str) -> std::path::PathBuf {
+    std::path::Path::new(RECORD_DIR).join(format!("{prefix}.mvdp"))
 }
 
 fn read_record(prefix: &str) -> Result<Option<Record>> {
@@ -1192,6 +1342,22 @@ mod tests {
         let r = parse_record(&text);
         assert_eq!(r.namespaces, names);
         assert_eq!(r.backend, Some(Backend::Macvlan(MacvlanMode::Vepa)));
+        assert_eq!(r.daemon, None);
+        let d = LabDaemon {
+            pid: 42,
+            dir: "/run/mvdp/labs/a.mvdp".into(),
+            socket: "/run/mvdp/labs/a.mvdp/mvdp.sock".into(),
+        };
+        let with = format!(
+            "{}\n{BACKEND_LINE}mvdp:private\n{DAEMON_LINE}42 {} {}\n",
+            names.join("\n"),
+            d.dir.display(),
+            d.socket.display()
+        );
+        let r = parse_record(&with);
+        assert_eq!(r.namespaces, names);
+        assert_eq!(r.backend, Some(Backend::Mvdp(MacvlanMode::Private)));
+        assert_eq!(r.daemon, Some(d));
         let old = parse_record("a-wire\na-host\n");
         assert_eq!((old.namespaces, old.backend), (names.to_vec(), None));
     }

@@ -2,7 +2,8 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use mvdp_control::lab::{ContainerLink, Lab, LabDescription};
+use mvdp::conformance::mvdp::{attach_containers, spawn_daemon, stop_pid, DaemonPaths};
+use mvdp_control::lab::{daemon_dir, ContainerLink, Lab, LabDaemon, LabDescription};
 use mvdp_control::{Backend, MacvlanMode};
 
 #[derive(Subcommand)]
@@ -108,20 +109,20 @@ pub fn run(cmd: LabCmd) -> Result<()> {
 
 fn up(a: UpArgs) -> Result<()> {
     let backend = a.backend()?;
-    // Checked before root and before anything is built: nothing is left half-made.
-    if let Backend::Mvdp(_) = backend {
-        anyhow::bail!(
-            "the mvdp backend is not available yet in `mvdp lab up` (the daemon is not wired into the \
-             lab); use --backend macvlan or bridge, or --backend none and attach ports yourself"
-        );
-    }
+    // The lab cannot attach mvdp ports itself: it is built empty and the daemon attaches them.
+    let (lab_backend, mvdp_mode) = match backend {
+        Backend::Mvdp(m) => (Backend::None, Some(m)),
+        b => (b, None),
+    };
     let builder = Lab::builder(&a.name)
         .containers(a.containers)
         .hosts(a.hosts)
         .hairpin(a.hairpin)
-        .backend(backend);
-    builder
-        .validate()
+        .backend(lab_backend);
+    // Checked before root and before anything is built: nothing is left half-made.
+    backend
+        .validate(a.containers)
+        .and_then(|()| builder.validate())
         .with_context(|| format!("lab {}", a.name))?;
     anyhow::ensure!(
         mvdp_control::is_root(),
@@ -132,13 +133,46 @@ fn up(a: UpArgs) -> Result<()> {
     let lab = builder
         .build()
         .with_context(|| format!("building lab {}", a.name))?;
-    let d = lab.keep()?;
+    let d = match mvdp_mode {
+        None => lab.keep()?,
+        Some(mode) => keep_with_daemon(lab, mode)?,
+    };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&d)?);
     } else {
         print_up(&d);
     }
     Ok(())
+}
+
+/// Starts the lab's daemon in its host namespace, attaches every container as a port of one `mode`
+/// network, and keeps the lab with the daemon recorded. On any failure the daemon is stopped and the
+/// lab (still owned here) removed.
+fn keep_with_daemon(lab: Lab, mode: MacvlanMode) -> Result<LabDescription> {
+    let paths = DaemonPaths::new(daemon_dir(lab.prefix()));
+    // A leftover of a lab removed by hand: its daemon is gone with the record.
+    let _ = std::fs::remove_dir_all(&paths.dir);
+    let bin = std::env::current_exe().context("finding the mvdp binary")?;
+    let child = spawn_daemon(&bin, lab.host(), &paths)?;
+    let pid = child.id();
+    let kept = attach_containers(&paths.socket(), &lab, mode).and_then(|()| {
+        Ok(lab.keep_with(
+            Backend::Mvdp(mode),
+            Some(LabDaemon {
+                pid,
+                dir: paths.dir.clone(),
+                socket: paths.socket(),
+            }),
+        )?)
+    });
+    if kept.is_err() {
+        stop_pid(pid as i32);
+        let _ = std::fs::remove_dir_all(&paths.dir);
+    } else {
+        mvdp_control::lab::forget_daemon_on_interrupt(pid);
+    }
+    // On success the daemon outlives this command; `lab down` stops it.
+    kept
 }
 
 fn print_up(d: &LabDescription) {
@@ -173,10 +207,22 @@ fn print_up(d: &LabDescription) {
                 "  cont  {:<24} {} {} {}/24 (macvlan on the parent)",
                 c.netns, c.ifname, c.mac, c.ip
             ),
+            ContainerLink::Mvdp => println!(
+                "  cont  {:<24} {} {} {}/24 (mvdp port)",
+                c.netns, c.ifname, c.mac, c.ip
+            ),
             ContainerLink::None => {
                 println!("  cont  {:<24} empty (planned {} {})", c.netns, c.mac, c.ip)
             }
         }
+    }
+    if let Some(dm) = &d.daemon {
+        println!(
+            "  mvdp  daemon pid {} in {}; try: MVDP_SOCKET={} mvdp port ls",
+            dm.pid,
+            d.hosts.first().map_or("", |h| h.netns.as_str()),
+            dm.socket.display()
+        );
     }
     if let Some(h) = d.hosts.first() {
         println!("try:    ip netns exec {} ping -c1 {}", d.ext.netns, h.ip);

@@ -11,6 +11,7 @@
 //! The endpoints: the ports `p1`, `p2` (the containers' stacks), `host` (the host stack on the parent),
 //! `ext` (the external host's stack) and `wire` (the frame left the parent towards the wire switch).
 
+pub mod mvdp;
 pub mod record;
 pub mod report;
 pub mod run;
@@ -20,4 +21,4 @@ pub mod subject;
 pub use report::{Cell, Table};
 pub use run::{run_mode, ModeResult};
 pub use scenario::{scenarios, Dst, Endpoint, Phase, Scenario, Sender};
-pub use subject::{KernelMacvlan, Network, Subject};
+pub use subject::{KernelMacvlan, Mvdp, Network, Subject};

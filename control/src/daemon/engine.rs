@@ -11,6 +11,7 @@ use super::api::{
     NetworkCreate, NetworkStatsRow, NetworkSummary, PortAdd, PortStatsRow, PortSummary, Reply,
     Request, StatsReply, TrafficRow, UmemRow,
 };
+use super::peers::PeerQuery;
 use super::persist;
 use super::ports::{self, HostNs, TargetNs};
 use super::state::{Invalid, Network, Port, State};
@@ -57,6 +58,12 @@ pub struct Daemon<D: Dataplane> {
     parents: BTreeMap<String, ParentRt>,
     /// Port id -> the dataplane's handle, for the ports that are forwarding.
     handles: BTreeMap<u32, PortHandle>,
+    /// Port id -> whether its container end is up, as last seen (absent: up).
+    peer_up: BTreeMap<u32, bool>,
+    /// Port id -> a MAC its container end took that the dataplane refused (warned once).
+    refused_mac: BTreeMap<u32, crate::MacAddr>,
+    /// Opened on first use, in the daemon's netns.
+    peer_query: Option<PeerQuery>,
 }
 
 impl<D: Dataplane> Daemon<D> {
@@ -81,6 +88,9 @@ impl<D: Dataplane> Daemon<D> {
             },
             parents: BTreeMap::new(),
             handles: BTreeMap::new(),
+            peer_up: BTreeMap::new(),
+            refused_mac: BTreeMap::new(),
+            peer_query: None,
         };
         let dropped = d.adopt(saved);
         if let (true, Some(dir)) = (dropped > 0, &d.cfg.state_dir) {
@@ -344,13 +354,19 @@ impl<D: Dataplane> Daemon<D> {
         self.parents.get(&net.parent).is_some_and(|p| p.up)
     }
 
+    fn peer_up(&self, id: u32) -> bool {
+        self.peer_up.get(&id).copied().unwrap_or(true)
+    }
+
     fn port_state(&self, net: &Network, p: &Port) -> &'static str {
         if !self.handles.contains_key(&p.id) {
             "detached"
-        } else if self.parent_up(net) {
-            "up"
-        } else {
+        } else if !self.parent_up(net) {
             "no-carrier"
+        } else if !self.peer_up(p.id) {
+            "down"
+        } else {
+            "up"
         }
     }
 
@@ -466,6 +482,8 @@ impl<D: Dataplane> Daemon<D> {
     }
 
     fn remove_port(&mut self, network: &str, id: u32) {
+        self.peer_up.remove(&id);
+        self.refused_mac.remove(&id);
         if let Some(h) = self.handles.remove(&id) {
             if let Err(e) = self.dp.remove_port(h) {
                 tracing::warn!(network, port = id, "dataplane remove_port: {e}");
@@ -539,6 +557,96 @@ impl<D: Dataplane> Daemon<D> {
     pub fn poll(&mut self) {
         self.reap_vanished_ports();
         self.poll_carrier();
+        self.poll_peers();
+    }
+
+    /// Ports follow their container end, as a kernel macvlan follows its own state: taken down, the
+    /// port receives nothing and its MAC is nobody's (the dataplane unhashes down ports); a new MAC
+    /// becomes the port's MAC (what it receives for, and the only source it may send with).
+    pub fn poll_peers(&mut self) {
+        if self.handles.is_empty() {
+            return;
+        }
+        if self.peer_query.is_none() {
+            match self.host.run(PeerQuery::open) {
+                Ok(Ok(q)) => self.peer_query = Some(q),
+                Ok(Err(e)) => return tracing::warn!("peer poll: rtnetlink socket: {e}"),
+                Err(e) => return tracing::warn!("peer poll: rtnetlink socket: {e}"),
+            }
+        }
+        let ports: Vec<(String, u32, String, crate::MacAddr, bool)> = self
+            .state
+            .networks
+            .values()
+            .flat_map(|n| {
+                let parent_up = self.parent_up(n);
+                n.ports.values().map(move |p| {
+                    (
+                        n.name.clone(),
+                        p.id,
+                        p.host_ifname.clone(),
+                        p.mac,
+                        parent_up,
+                    )
+                })
+            })
+            .collect();
+        let names: Vec<&str> = ports.iter().map(|p| p.2.as_str()).collect();
+        let peers = match self.peer_query.as_mut().expect("opened").peers(&names) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("peer poll: {e}");
+                // A socket in a bad state is reopened next time.
+                self.peer_query = None;
+                return;
+            }
+        };
+        let mut changed = false;
+        for (network, id, ifname, mac, parent_up) in ports {
+            let (Some(peer), Some(&h)) = (peers.get(&ifname), self.handles.get(&id)) else {
+                continue;
+            };
+            if peer.up != self.peer_up(id) {
+                self.peer_up.insert(id, peer.up);
+                tracing::info!(
+                    network,
+                    port = id,
+                    up = peer.up,
+                    "container end changed state; the port follows"
+                );
+                if let Err(e) = self.dp.set_port_up(h, parent_up && peer.up) {
+                    tracing::warn!(port = id, "dataplane set_port_up({}): {e}", peer.up);
+                }
+            }
+            let Some(new) = peer.mac.filter(|m| *m != mac) else {
+                self.refused_mac.remove(&id);
+                continue;
+            };
+            if self.refused_mac.get(&id) == Some(&new) {
+                continue;
+            }
+            match self.dp.set_port_mac(h, mvdp_dataplane::Mac(new.0)) {
+                Ok(()) => {
+                    tracing::info!(network, port = id, old = %mac, new = %new, "container end changed its MAC; the port follows");
+                    self.refused_mac.remove(&id);
+                    if let Some(p) = self.net_mut(&network).ports.get_mut(&id) {
+                        p.mac = new;
+                    }
+                    changed = true;
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        network,
+                        port = id,
+                        "not following the container's new MAC {new}: {e}"
+                    );
+                    self.refused_mac.insert(id, new);
+                }
+            }
+        }
+        if changed {
+            self.save();
+        }
     }
 
     /// A container's netns going away takes both veth ends with it: forget such ports, as Docker
@@ -610,7 +718,7 @@ impl<D: Dataplane> Daemon<D> {
                     tracing::warn!(port = id, "carrier follow on {ifname}: {e}");
                 }
                 if let Some(h) = self.handles.get(&id) {
-                    if let Err(e) = self.dp.set_port_up(*h, up) {
+                    if let Err(e) = self.dp.set_port_up(*h, up && self.peer_up(id)) {
                         tracing::warn!(port = id, "dataplane set_port_up({up}): {e}");
                     }
                 }
