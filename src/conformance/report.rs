@@ -56,51 +56,9 @@ pub struct KnownDifference {
     pub reason: &'static str,
 }
 
-const DOWN_PORT_DEMUX: &str = "the AF_XDP runtime leaves a down port's MAC in the parent's XDP demux \
-     map, so a frame for it is still redirected into the port's AF_XDP socket, where the switch core \
-     (which knows the port is down) can only drop it; the kernel unhashes a down macvlan, so the \
-     frame is the host stack's. Fix pending in `src/runtime` (`set_port_up(false)` must remove the \
-     demux entry of a non-passthru port, `set_port_up(true)` restore it)";
-
-/// mvdp's known differences (none is deliberate: see [`Row::deliberate`] for those).
-pub const KNOWN_DIFFERENCES: &[KnownDifference] = &[
-    KnownDifference {
-        mode: MacvlanMode::Bridge,
-        id: "port-down/ext-last",
-        mvdp: &[],
-        reason: DOWN_PORT_DEMUX,
-    },
-    KnownDifference {
-        mode: MacvlanMode::Private,
-        id: "port-down/ext-last",
-        mvdp: &[],
-        reason: DOWN_PORT_DEMUX,
-    },
-    KnownDifference {
-        mode: MacvlanMode::Vepa,
-        id: "port-down/ext-last",
-        mvdp: &[],
-        reason: DOWN_PORT_DEMUX,
-    },
-    KnownDifference {
-        mode: MacvlanMode::Bridge,
-        id: "port-down/p1-last",
-        mvdp: &[Endpoint::Wire],
-        reason: DOWN_PORT_DEMUX,
-    },
-    KnownDifference {
-        mode: MacvlanMode::Private,
-        id: "port-down/p1-last",
-        mvdp: &[Endpoint::Wire],
-        reason: DOWN_PORT_DEMUX,
-    },
-    KnownDifference {
-        mode: MacvlanMode::Vepa,
-        id: "port-down/p1-last",
-        mvdp: &[Endpoint::Wire],
-        reason: DOWN_PORT_DEMUX,
-    },
-];
+/// mvdp's known differences (none is deliberate: see [`Row::deliberate`] for those). Empty since
+/// `set_port_up(false)` takes a down port's MAC out of the demux, as the kernel unhashes it.
+pub const KNOWN_DIFFERENCES: &[KnownDifference] = &[];
 
 /// One row: a scenario and, per mode, the kernel's cell and mvdp's.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -231,6 +231,13 @@ impl Runtime {
             .map_err(|e| DataplaneError::Refused(e.to_string()))
     }
 
+    /// Whether the port's MAC belongs in the demux: up, or passthru (which owns the wire even down).
+    fn hashed(&self, slot: u32) -> bool {
+        self.ports
+            .get(&slot)
+            .is_some_and(|p| p.up || p.cfg.mode == Mode::Passthru)
+    }
+
     /// The demux entries of one port on its parent.
     fn program_demux(&mut self, slot: u32) -> Result<(), DataplaneError> {
         let p = self.ports.get_mut(&slot).expect("caller checked");
@@ -476,6 +483,14 @@ impl Dataplane for Runtime {
         if p.up != up {
             p.up = up;
             self.publish()?;
+            // The kernel unhashes a down macvlan: frames for its MAC go to the host stack again,
+            // which only the demux can do (XDP_PASS). A down passthru port still owns all
+            // unicast and drops it.
+            if self.hashed(port.0) {
+                self.program_demux(port.0)?;
+            } else {
+                self.unprogram_demux(port.0);
+            }
         }
         Ok(())
     }
@@ -495,12 +510,21 @@ impl Dataplane for Runtime {
             .mac;
         self.unprogram_demux(slot);
         self.ports.get_mut(&slot).expect("checked").cfg.mac = mac;
-        let res = self.publish().and_then(|_| self.program_demux(slot));
+        let hashed = self.hashed(slot);
+        let res = self.publish().and_then(|_| {
+            if hashed {
+                self.program_demux(slot)
+            } else {
+                Ok(())
+            }
+        });
         if let Err(e) = res {
             self.unprogram_demux(slot);
             self.ports.get_mut(&slot).expect("checked").cfg.mac = old;
             let _ = self.publish();
-            let _ = self.program_demux(slot);
+            if hashed {
+                let _ = self.program_demux(slot);
+            }
             return Err(e);
         }
         Ok(())
