@@ -32,9 +32,10 @@ pub use mvdp_dataplane::engine::PollMode;
 /// headroom (256 B), the Ethernet header and an 802.1Q tag, rounded down with margin.
 pub const MAX_MTU: u32 = 3500;
 
-/// Frames a parent queue's fill ring is kept stocked with; a port's.
-const PARENT_FILL: u32 = 2048;
-const PORT_FILL: u32 = 512;
+/// Most chunks a parent queue's fill ring is stocked with under load; a port's. Idle devices
+/// keep an eighth of that (see the engine's adaptive fill).
+const PARENT_FILL: u32 = 4096;
+const PORT_FILL: u32 = 2048;
 /// Most rx queues of a parent the switch serves (the XSKMAP's width).
 const MAX_QUEUES: u32 = mvdp_ebpf::abi::MAX_QUEUES;
 

@@ -125,7 +125,13 @@ pub trait FloodSource: Send {
 pub(crate) struct Device {
     pub(crate) sock: XskSocket,
     pub(crate) uid: u32,
+    /// Chunks kept on the fill ring: grows while RX batches come back full (a burst, or a
+    /// worker that was off the CPU), shrinks again after a long idle spell, within
+    /// `fill_min..=fill_max`, so idle ports hold few chunks and busy ones ride out bursts.
     pub(crate) fill_target: u32,
+    pub(crate) fill_min: u32,
+    pub(crate) fill_max: u32,
+    pub(crate) idle_turns: u32,
     pub(crate) fill_level: u32,
     pub(crate) tx_level: u32,
     pub(crate) pending: Vec<Desc>,
@@ -319,12 +325,13 @@ impl Engine {
         }
     }
 
-    /// Gives `sock` to worker `worker`, which keeps `fill_target` chunks on its fill ring.
+    /// Gives `sock` to worker `worker`, which keeps between `fill_max / 8` (at least 64) and
+    /// `fill_max` chunks on its fill ring, depending on the traffic.
     pub fn add_device(
         &mut self,
         worker: u16,
         sock: XskSocket,
-        fill_target: u32,
+        fill_max: u32,
     ) -> io::Result<(DevRef, Arc<DeviceStats>)> {
         let w = self
             .workers
@@ -342,7 +349,10 @@ impl Engine {
         let dev = Box::new(Device {
             sock,
             uid,
-            fill_target,
+            fill_target: (fill_max / 8).max(64).min(fill_max),
+            fill_min: (fill_max / 8).max(64).min(fill_max),
+            fill_max,
+            idle_turns: 0,
             fill_level: 0,
             tx_level: 0,
             pending: Vec::with_capacity(MAX_BATCH * 2),

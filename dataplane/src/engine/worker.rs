@@ -325,6 +325,7 @@ impl Worker {
                 work += 1;
             }
             n = dev.sock.rx.pop_descs(&mut descs[..batch]);
+            adapt_fill(dev, n, batch);
             if n == 0 {
                 return work;
             }
@@ -695,6 +696,24 @@ impl Worker {
             };
         }
         me.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Turns without frames after which a device's fill target halves.
+const FILL_SHRINK_TURNS: u32 = 100_000;
+
+fn adapt_fill(dev: &mut Device, got: usize, batch: usize) {
+    if got == batch {
+        dev.fill_target = (dev.fill_target * 2).min(dev.fill_max);
+        dev.idle_turns = 0;
+    } else if got == 0 {
+        dev.idle_turns += 1;
+        if dev.idle_turns >= FILL_SHRINK_TURNS {
+            dev.fill_target = (dev.fill_target / 2).max(dev.fill_min);
+            dev.idle_turns = 0;
+        }
+    } else {
+        dev.idle_turns = 0;
     }
 }
 
