@@ -232,7 +232,16 @@ impl BenchLab {
     pub fn mvdp_stats(&self) -> Option<serde_json::Value> {
         use mvdp_control::daemon::api::Request;
         let d = self.daemon.as_ref()?;
-        mvdp_control::daemon::call(&d.socket, &Request::Stats).ok()
+        // Right after a blast the worker may still be draining; its books are exact once idle.
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            let st = mvdp_control::daemon::call(&d.socket, &Request::Stats).ok()?;
+            let balanced = st.pointer("/umem/balanced").and_then(|b| b.as_bool()) == Some(true);
+            if balanced || std::time::Instant::now() > deadline {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn lab(&self) -> &Lab {
