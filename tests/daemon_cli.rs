@@ -381,3 +381,20 @@ fn a_netns_given_by_path_works_and_its_end_removes_the_port() {
     );
     assert!(mv_links(&d.host()).is_empty());
 }
+
+/// A UMEM too small to hold even one port's rings is refused by the argument parser, before
+/// anything (socket, XDP, memory) is set up.
+#[test]
+fn daemon_refuses_a_tiny_umem() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("d.sock");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mvdp"))
+        .args(["daemon", "--frames", "10", "--socket"])
+        .arg(&sock)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--frames"), "{err}");
+    assert!(!sock.exists());
+}

@@ -59,6 +59,10 @@ pub struct DaemonArgs {
     /// XDP attach mode on parents.
     #[arg(long, value_enum, default_value = "auto")]
     xdp_mode: XdpMode,
+    /// UMEM frames (4 KiB each) shared by all sockets. Size it for the ports: each idle port keeps
+    /// 256 on its fill ring and up to 2,048 under load, each parent queue 512 to 4,096.
+    #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u32).range(1024..=1_048_576))]
+    frames: u32,
 }
 
 pub fn run(a: DaemonArgs) -> Result<()> {
@@ -77,6 +81,7 @@ pub fn run(a: DaemonArgs) -> Result<()> {
             XdpMode::Native => mvdp_ebpf::ModePolicy::Native,
             XdpMode::Generic => mvdp_ebpf::ModePolicy::Generic,
         },
+        frames: a.frames,
         ..RuntimeOptions::default()
     })
     .context("starting the AF_XDP runtime")?;
