@@ -63,6 +63,10 @@ pub struct DaemonArgs {
     /// 256 on its fill ring and up to 2,048 under load, each parent queue 512 to 4,096.
     #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u32).range(1024..=1_048_576))]
     frames: u32,
+    /// Adaptive poll: microseconds a worker keeps spinning after its last frame before sleeping in
+    /// poll(2). Longer trades CPU for fewer wake-ups on request/response traffic.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    spin_us: u64,
 }
 
 pub fn run(a: DaemonArgs) -> Result<()> {
@@ -82,6 +86,7 @@ pub fn run(a: DaemonArgs) -> Result<()> {
             XdpMode::Generic => mvdp_ebpf::ModePolicy::Generic,
         },
         frames: a.frames,
+        spin: std::time::Duration::from_micros(a.spin_us),
         ..RuntimeOptions::default()
     })
     .context("starting the AF_XDP runtime")?;

@@ -49,6 +49,8 @@ pub struct RuntimeOptions {
     pub frames: u32,
     /// Descriptors handled per ring per turn.
     pub batch: usize,
+    /// Adaptive poll: how long a worker keeps spinning after its last frame before it sleeps.
+    pub spin: std::time::Duration,
 }
 
 impl Default for RuntimeOptions {
@@ -59,6 +61,7 @@ impl Default for RuntimeOptions {
             xdp_mode: ModePolicy::NativeOrGeneric,
             frames: 16384,
             batch: 64,
+            spin: EngineConfig::default().spin,
         }
     }
 }
@@ -107,6 +110,7 @@ impl Runtime {
             poll: opts.poll,
             frames: opts.frames,
             batch: opts.batch,
+            spin: opts.spin,
             ..EngineConfig::default()
         })
         .map_err(|e| anyhow::anyhow!("starting the AF_XDP engine: {e}"))?;
