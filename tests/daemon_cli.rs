@@ -290,17 +290,7 @@ fn sigterm_releases_the_parent_and_a_restart_readopts_the_ports() {
     }
     let mut d = DaemonLab::start(&unique_prefix("dterm"), 1, false);
     let (host, c1) = (d.host(), d.c(1));
-    d.ok(&[
-        "network",
-        "create",
-        "lan",
-        "--parent",
-        "eth1",
-        "--subnet",
-        "198.18.0.0/24",
-        "--ip-range",
-        "198.18.0.64/28",
-    ]);
+    d.create_lan("198.18.0.64/28");
     d.ok(&["port", "add", "lan", "--netns", &c1]);
     assert!(
         ping(&c1, "198.18.0.254", 3),
@@ -332,17 +322,7 @@ fn a_netns_given_by_path_works_and_its_end_removes_the_port() {
         return;
     }
     let d = DaemonLab::start(&unique_prefix("dpath"), 0, false);
-    d.ok(&[
-        "network",
-        "create",
-        "lan",
-        "--parent",
-        "eth1",
-        "--subnet",
-        "198.18.0.0/24",
-        "--ip-range",
-        "198.18.0.96/28",
-    ]);
+    d.create_lan("198.18.0.96/28");
     // A "container" as Docker makes them: a process in an unnamed netns.
     let mut proc_ = Command::new("unshare")
         .args(["--net", "sleep", "60"])

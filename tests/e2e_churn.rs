@@ -22,17 +22,7 @@ fn no_umem_frame_is_lost_under_traffic_and_port_churn() {
         return;
     }
     let d = DaemonLab::start(&unique_prefix("echurn"), 2, false);
-    d.ok(&[
-        "network",
-        "create",
-        "lan",
-        "--parent",
-        "eth1",
-        "--subnet",
-        "198.18.0.0/24",
-        "--ip-range",
-        "198.18.0.32/28",
-    ]);
+    d.create_lan("198.18.0.32/28");
     d.ok(&[
         "port",
         "add",

@@ -73,17 +73,7 @@ fn bulk_tcp_arrives_intact_between_containers_and_to_the_wire() {
         return;
     }
     let d = DaemonLab::start(&unique_prefix("etcp"), 2, false);
-    d.ok(&[
-        "network",
-        "create",
-        "lan",
-        "--parent",
-        "eth1",
-        "--subnet",
-        "198.18.0.0/24",
-        "--ip-range",
-        "198.18.0.32/28",
-    ]);
+    d.create_lan("198.18.0.32/28");
     d.ok(&[
         "port",
         "add",

@@ -167,6 +167,21 @@ impl DaemonLab {
     }
 
     /// `mvdp ARGS` must succeed; its stdout.
+    /// `mvdp network create lan --parent eth1 --subnet 198.18.0.0/24 --ip-range RANGE` (bridge mode).
+    pub fn create_lan(&self, ip_range: &str) -> String {
+        self.ok(&[
+            "network",
+            "create",
+            "lan",
+            "--parent",
+            "eth1",
+            "--subnet",
+            "198.18.0.0/24",
+            "--ip-range",
+            ip_range,
+        ])
+    }
+
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.mvdp(args);
         assert!(
