@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use mvdp::bench::topology::{Backend, BenchLab, Scenario};
-use mvdp::bench::udp::{Miss, RttClient};
 use mvdp_control::MacvlanMode;
+use mvdp_lab::bench::topology::{Backend, BenchLab, Scenario};
+use mvdp_lab::bench::udp::{Miss, RttClient};
 
 const PAYLOADS: [usize; 2] = [64, 1400];
 /// A path that loses this many round trips in a row is broken; the bench stops rather than
@@ -38,7 +38,7 @@ fn main() {
         );
         return;
     }
-    if let Err(e) = mvdp_control::install_signal_handler() {
+    if let Err(e) = mvdp_lab::install_signal_handler() {
         eprintln!("latency bench: cannot install the Ctrl-C handler: {e}");
         std::process::exit(1);
     }

@@ -5,9 +5,9 @@
 //! Each decision bench refills the flood budget per batch, as the fast path does.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use mvdp_dataplane::bench_support::{key, MacMap};
-use mvdp_dataplane::wire::L2Header;
-use mvdp_dataplane::{
+use mvdp_switch::bench_support::{key, MacMap};
+use mvdp_switch::wire::L2Header;
+use mvdp_switch::{
     decide_batch, Counters, FloodBudget, Ingress, Mac, Mode, NetworkSpec, ParentId, PortId,
     PortSpec, Ports, Tables, TablesBuilder, Verdict,
 };

@@ -8,9 +8,9 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use common::*;
-use mvdp::bench::ceiling::Forwarder;
-use mvdp::bench::udp::{measure_rtt, measure_throughput, EchoServer, RttClient};
-use mvdp_control::lab::Lab;
+use mvdp_lab::bench::ceiling::Forwarder;
+use mvdp_lab::bench::udp::{measure_rtt, measure_throughput, EchoServer, RttClient};
+use mvdp_lab::lab::Lab;
 
 #[test]
 fn round_trips_are_timed_and_a_dead_path_counts_losses_without_hanging() {

@@ -13,8 +13,9 @@ use std::io::Write;
 use std::process::Stdio;
 
 use common::*;
-use mvdp_control::lab::ContainerAddr;
-use mvdp_control::{Backend, Lab, Link, MacAddr, MacvlanMode, Netlink};
+use mvdp_control::{Link, MacAddr, MacvlanMode, Netlink};
+use mvdp_lab::lab::ContainerAddr;
+use mvdp_lab::{Backend, Lab};
 
 const PLUGIN: &str = "/usr/lib/cni/macvlan";
 const CNI_PATH: &str = "/usr/lib/cni";
@@ -81,7 +82,7 @@ fn laa_unicast(m: MacAddr) -> bool {
 /// The lab's backend and the plugin, one after the other in the same container namespace.
 fn cross_check(mode: MacvlanMode, mtu: Option<u32>) {
     let ip = "198.18.0.10".parse().unwrap();
-    let mac = mvdp_control::lab::container_mac(1);
+    let mac = mvdp_lab::lab::container_mac(1);
     let lab = Lab::builder(&unique_prefix("cni"))
         .containers(1)
         .container_addr(1, ContainerAddr { mac, ip, mtu })

@@ -1,4 +1,4 @@
-//! Conformance: every scenario of `mvdp::conformance` on kernel macvlan in each mode, checked cell by
+//! Conformance: every scenario of `mvdp_lab::conformance` on kernel macvlan in each mode, checked cell by
 //! cell against a model of drivers/net/macvlan.c (Linux 6.18; the rules are spelled out in
 //! dataplane/README.md "Semantics"), then written to target/conformance/kernel.{md,json}; the same
 //! scenarios on mvdp (daemon + ports in the same lab shape) must give the kernel's cells except for the
@@ -11,13 +11,15 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use common::*;
-use mvdp::conformance::report::{readme_section, replace_readme_section, KNOWN_DIFFERENCES, MODES};
-use mvdp::conformance::run::ports_for;
-use mvdp::conformance::{
+use mvdp_control::MacvlanMode;
+use mvdp_lab::conformance::report::{
+    readme_section, replace_readme_section, KNOWN_DIFFERENCES, MODES,
+};
+use mvdp_lab::conformance::run::ports_for;
+use mvdp_lab::conformance::{
     run_mode, scenarios, Cell, Dst, Endpoint, KernelMacvlan, ModeResult, Mvdp, Phase, Scenario,
     Sender, Subject, Table,
 };
-use mvdp_control::MacvlanMode;
 
 // ---- the model ------------------------------------------------------------------------------------------
 

@@ -8,11 +8,11 @@ mod common;
 use std::time::Duration;
 
 use common::{eventually, in_netns, is_root, ns_ok, xdp_attached};
-use mvdp::probe::raw::{frame, marker};
-use mvdp::probe::xsk::XskProbe;
-use mvdp_control::Lab;
 use mvdp_ebpf::abi::Counter;
 use mvdp_ebpf::{Demux, DemuxError, FloodTap, ModePolicy};
+use mvdp_lab::probe::raw::{frame, marker};
+use mvdp_lab::probe::xsk::XskProbe;
+use mvdp_lab::Lab;
 
 const MAC_A: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 0x0a];
 const MAC_B: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 0x0b];
@@ -32,7 +32,7 @@ fn promisc(ns: &str, ifname: &str) -> bool {
 }
 
 fn send(ifname: &str, frames: &[Vec<u8>]) {
-    mvdp::probe::raw::send(ifname, frames).expect("sending probe frames");
+    mvdp_lab::probe::raw::send(ifname, frames).expect("sending probe frames");
 }
 
 #[test]

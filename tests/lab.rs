@@ -1,4 +1,4 @@
-//! The netns lab (mvdp_control::lab) and `mvdp lab up|down|ls`, judged from outside with ip/ping/ethtool.
+//! The netns lab (mvdp_lab::lab) and `mvdp lab up|down|ls`, judged from outside with ip/ping/ethtool.
 //! Needs root; without it each test says why and returns. Every test uses its own prefix.
 
 mod common;
@@ -7,8 +7,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use common::*;
-use mvdp_control::lab::{ContainerAddr, ContainerVeth, Lab};
-use mvdp_control::{Backend, Error, MacAddr, MacvlanMode, NetNs, Netlink};
+use mvdp_control::{Error, MacAddr, MacvlanMode, NetNs, Netlink};
+use mvdp_lab::lab::{ContainerAddr, ContainerVeth, Lab};
+use mvdp_lab::Backend;
 
 const LAB_LINK_NAMES: [&str; 6] = ["br0", "wext", "whost1", "whost2", "vc1", "vc2"];
 
@@ -391,7 +392,7 @@ fn ctrl_c_child() {
     let Ok(prefix) = std::env::var("MVDP_LAB_SIGNAL_CHILD") else {
         return;
     };
-    mvdp_control::install_signal_handler().expect("handler");
+    mvdp_lab::install_signal_handler().expect("handler");
     let _lab = Lab::builder(&prefix).containers(1).build().expect("build");
     println!("READY");
     std::thread::sleep(std::time::Duration::from_secs(30));

@@ -7,11 +7,11 @@ mod common;
 use std::time::Duration;
 
 use common::{eventually, in_netns, is_root, pings};
-use mvdp::runtime::{Runtime, RuntimeOptions};
-use mvdp_control::dataplane::{Dataplane, ParentHandle, PortConfig};
-use mvdp_control::lab::{container_ip, container_mac, ContainerVeth};
-use mvdp_control::Lab;
-use mvdp_dataplane::{Mac, Mode};
+use mvdp_engine::runtime::{Runtime, RuntimeOptions};
+use mvdp_lab::lab::{container_ip, container_mac, ContainerVeth};
+use mvdp_lab::Lab;
+use mvdp_switch::plane::{Dataplane, ParentHandle, PortConfig};
+use mvdp_switch::{Mac, Mode};
 
 fn lab(tag: &str, containers: u32, hairpin: bool) -> Lab {
     lab_on_hosts(tag, &vec![1; containers as usize], hairpin)
@@ -232,7 +232,7 @@ fn passthru_port_takes_all_wire_unicast_and_a_second_port_is_refused() {
     in_netns(lab.host().name(), || {
         // The busy-polling worker, for once: it must forward exactly like the adaptive one.
         let mut rt = Runtime::new(RuntimeOptions {
-            poll: mvdp::runtime::PollMode::BusyPoll,
+            poll: mvdp_engine::runtime::PollMode::BusyPoll,
             ..RuntimeOptions::default()
         })
         .expect("runtime");
@@ -249,20 +249,20 @@ fn passthru_port_takes_all_wire_unicast_and_a_second_port_is_refused() {
         assert!(pings(&c(&lab, 1), &lab.ext_ip().to_string(), 3));
         // Unicast to a MAC nobody owns reaches the passthru port.
         let mut cap = in_netns(&c(&lab, 1), || {
-            mvdp::probe::raw::Capture::open("eth0").unwrap()
+            mvdp_lab::probe::raw::Capture::open("eth0").unwrap()
         });
-        let f = mvdp::probe::raw::frame(
+        let f = mvdp_lab::probe::raw::frame(
             [0x02, 0x99, 0, 0, 0, 1],
             [0x02, 0xee, 0, 0, 0, 1],
             None,
             "ptu",
         );
         in_netns(lab.ext().name(), || {
-            mvdp::probe::raw::send("eth0", &[f]).unwrap()
+            mvdp_lab::probe::raw::send("eth0", &[f]).unwrap()
         });
         let got = cap.collect(Duration::from_millis(300));
         assert!(got
             .iter()
-            .any(|g| mvdp::probe::raw::marker(g).as_deref() == Some("ptu")));
+            .any(|g| mvdp_lab::probe::raw::marker(g).as_deref() == Some("ptu")));
     });
 }

@@ -70,14 +70,14 @@ impl Error {
         }
     }
 
-    pub(crate) fn io(op: impl Into<String>, source: impl Into<io::Error>) -> Self {
+    pub fn io(op: impl Into<String>, source: impl Into<io::Error>) -> Self {
         Error::Io {
             op: op.into(),
             source: source.into(),
         }
     }
 
-    pub(crate) fn invalid(
+    pub fn invalid(
         what: &'static str,
         value: impl Into<String>,
         reason: impl Into<String>,

@@ -180,7 +180,7 @@ impl FromStr for MacAddr {
     type Err = Error;
     /// Parsed by the dataplane's `Mac`, so both halves accept exactly the same spellings.
     fn from_str(s: &str) -> Result<Self> {
-        s.parse::<mvdp_dataplane::Mac>()
+        s.parse::<mvdp_switch::Mac>()
             .map(|m| MacAddr(m.0))
             .map_err(|_| {
                 Error::invalid(

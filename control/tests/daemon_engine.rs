@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 
 use mvdp_control::daemon::api::{NetworkCreate, PortAdd, Request};
 use mvdp_control::daemon::{call, serve, ClientError, Daemon, DaemonConfig};
-use mvdp_control::dataplane::{
+use mvdp_lab::Lab;
+use mvdp_switch::plane::{
     Dataplane, DataplaneError, DataplaneStats, ParentHandle, PortConfig, PortHandle,
 };
-use mvdp_control::Lab;
-use mvdp_dataplane::Mac;
+use mvdp_switch::Mac;
 
 // ---- a recording fake dataplane ------------------------------------------------------------------
 
@@ -226,7 +226,7 @@ fn port_add_builds_the_container_interface_and_port_rm_removes_it() {
         (cfg.vlan, cfg.mode, cfg.mac, cfg.veth_ifname.as_str()),
         (
             100,
-            mvdp_dataplane::Mode::Bridge,
+            mvdp_switch::Mode::Bridge,
             "02:00:00:00:01:01".parse().unwrap(),
             "mvp0"
         )

@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use mvdp_control::daemon::api::{NetworkCreate, PortAdd};
 use mvdp_control::daemon::{Daemon, DaemonConfig};
-use mvdp_control::dataplane::{
+use mvdp_lab::Lab;
+use mvdp_switch::plane::{
     Dataplane, DataplaneError, DataplaneStats, ParentHandle, PortConfig, PortHandle,
 };
-use mvdp_control::Lab;
-use mvdp_dataplane::Mac;
+use mvdp_switch::Mac;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Call {

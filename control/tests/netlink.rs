@@ -5,10 +5,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use mvdp_control::lab::Lab;
 use mvdp_control::{
     Error, MacAddr, MacvlanMode, MacvlanOptions, NetNs, Netlink, SourceMacOp, VethEnd,
 };
+use mvdp_lab::lab::Lab;
 
 fn root(test: &str) -> bool {
     let r = mvdp_control::is_root();

@@ -9,6 +9,8 @@
 //! - [`FloodTap`]: the AF_PACKET socket through which broadcast and multicast frames, which
 //!   the program passes to the host stack, are also copied to the userspace flood path.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod abi;
 mod demux;
 mod error;

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use mvdp::bench::topology::Backend;
-use mvdp::bench::{self, BenchConfig};
 use mvdp_control::MacvlanMode;
+use mvdp_lab::bench::topology::Backend;
+use mvdp_lab::bench::{self, BenchConfig};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -119,7 +119,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         cfg.duration = Duration::from_secs_f64(d);
     }
     cfg.command_line = std::env::args().collect::<Vec<_>>().join(" ");
-    mvdp_control::install_signal_handler().context("installing the Ctrl-C handler")?;
+    mvdp_lab::install_signal_handler().context("installing the Ctrl-C handler")?;
     let results = bench::run(&cfg)?;
     let files = bench::write_outputs(&results, &args.out)?;
     if args.json {
@@ -135,8 +135,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
 }
 
 fn crate_bench_poll(p: MvdpPoll) {
-    mvdp::bench::topology::set_mvdp_poll(match p {
-        MvdpPoll::Adaptive => mvdp::runtime::PollMode::Adaptive,
-        MvdpPoll::Busy => mvdp::runtime::PollMode::BusyPoll,
+    mvdp_lab::bench::topology::set_mvdp_poll(match p {
+        MvdpPoll::Adaptive => mvdp_engine::runtime::PollMode::Adaptive,
+        MvdpPoll::Busy => mvdp_engine::runtime::PollMode::BusyPoll,
     });
 }

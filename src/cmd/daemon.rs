@@ -9,7 +9,7 @@ use mvdp_control::daemon::{
     call, ensure_no_daemon_at, serve, DaemonConfig, Request, DEFAULT_SOCKET,
 };
 
-use mvdp::runtime::{PollMode, Runtime, RuntimeOptions, MAX_MTU};
+use mvdp_engine::runtime::{PollMode, Runtime, RuntimeOptions, MAX_MTU};
 
 /// How to reach the daemon (every client command).
 #[derive(Args, Clone)]

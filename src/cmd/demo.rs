@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use clap::{Args, ValueEnum};
-use mvdp::probe::raw::{frame, marker, send};
-use mvdp::probe::xsk::XskProbe;
-use mvdp_control::lab::Lab;
 use mvdp_ebpf::{Demux, FloodTap, ModePolicy};
+use mvdp_lab::lab::Lab;
+use mvdp_lab::probe::raw::{frame, marker, send};
+use mvdp_lab::probe::xsk::XskProbe;
 use serde::Serialize;
 
 #[derive(Args)]
@@ -80,7 +80,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         &args,
         &format!("building lab {prefix}: wire switch, external host, host with parent NIC"),
     );
-    mvdp_control::install_signal_handler()?;
+    mvdp_lab::install_signal_handler()?;
     let lab = Lab::builder(&prefix)
         .containers(0)
         .build()

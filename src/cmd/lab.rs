@@ -1,10 +1,11 @@
-//! `mvdp lab up|down|ls`: build, remove and list the network-namespace lab (see `mvdp_control::lab`).
+//! `mvdp lab up|down|ls`: build, remove and list the network-namespace lab (see `mvdp_lab::lab`).
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use mvdp::conformance::mvdp::{attach_containers, spawn_daemon, stop_pid, DaemonPaths};
-use mvdp_control::lab::{daemon_dir, ContainerLink, Lab, LabDaemon, LabDescription};
-use mvdp_control::{Backend, MacvlanMode};
+use mvdp_control::MacvlanMode;
+use mvdp_lab::conformance::mvdp::{attach_containers, spawn_daemon, stop_pid, DaemonPaths};
+use mvdp_lab::lab::{daemon_dir, ContainerLink, Lab, LabDaemon, LabDescription};
+use mvdp_lab::Backend;
 
 #[derive(Subcommand)]
 pub enum LabCmd {
@@ -129,7 +130,7 @@ fn up(a: UpArgs) -> Result<()> {
         "mvdp lab up needs root (it creates network namespaces and links); run it with sudo"
     );
     // Ctrl-C while building removes what was built so far.
-    mvdp_control::install_signal_handler()?;
+    mvdp_lab::install_signal_handler()?;
     let lab = builder
         .build()
         .with_context(|| format!("building lab {}", a.name))?;
@@ -169,7 +170,7 @@ fn keep_with_daemon(lab: Lab, mode: MacvlanMode) -> Result<LabDescription> {
         stop_pid(pid as i32);
         let _ = std::fs::remove_dir_all(&paths.dir);
     } else {
-        mvdp_control::lab::forget_daemon_on_interrupt(pid);
+        mvdp_lab::lab::forget_daemon_on_interrupt(pid);
     }
     // On success the daemon outlives this command; `lab down` stops it.
     kept

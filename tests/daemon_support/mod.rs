@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use mvdp_control::Lab;
+use mvdp_lab::Lab;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mvdp");
 

@@ -179,7 +179,7 @@ pub struct PortStatsRow {
     pub traffic: TrafficRow,
     /// The kernel's counters for the port's AF_XDP socket.
     #[serde(default)]
-    pub xsk: crate::dataplane::XskCounters,
+    pub xsk: mvdp_switch::plane::XskCounters,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,9 +15,9 @@ use super::peers::PeerQuery;
 use super::persist;
 use super::ports::{self, HostNs, TargetNs};
 use super::state::{Invalid, Network, Port, State};
-use crate::dataplane::{Dataplane, DataplaneError, ParentHandle, PortConfig, PortHandle};
 use crate::netns::NetNs;
 use crate::offload::Offload;
+use mvdp_switch::plane::{Dataplane, DataplaneError, ParentHandle, PortConfig, PortHandle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -38,7 +38,7 @@ fn invalid<T>(msg: impl Into<String>) -> Result<T> {
 pub struct DaemonConfig {
     /// Where state.json lives; `None`: nothing persisted (tests).
     pub state_dir: Option<PathBuf>,
-    /// The dataplane's MTU limit (`mvdp::runtime::MAX_MTU`).
+    /// The dataplane's MTU limit (`mvdp_engine::runtime::MAX_MTU`).
     pub max_mtu: u32,
     /// Act in this netns instead of the process's own (tests).
     pub netns: Option<NetNs>,
@@ -384,7 +384,7 @@ impl<D: Dataplane> Daemon<D> {
             parent: parent.handle,
             vlan: net.vlan,
             mode: net.mode.dataplane(),
-            mac: mvdp_dataplane::Mac(port.mac.0),
+            mac: mvdp_switch::Mac(port.mac.0),
             veth_ifname: port.host_ifname.clone(),
         })?;
         if !parent.up {
@@ -625,7 +625,7 @@ impl<D: Dataplane> Daemon<D> {
             if self.refused_mac.get(&id) == Some(&new) {
                 continue;
             }
-            match self.dp.set_port_mac(h, mvdp_dataplane::Mac(new.0)) {
+            match self.dp.set_port_mac(h, mvdp_switch::Mac(new.0)) {
                 Ok(()) => {
                     tracing::info!(network, port = id, old = %mac, new = %new, "container end changed its MAC; the port follows");
                     self.refused_mac.remove(&id);

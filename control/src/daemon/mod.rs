@@ -1,4 +1,4 @@
-//! The mvdp daemon: networks and ports in Docker's vocabulary over a [`Dataplane`](crate::dataplane::Dataplane).
+//! The mvdp daemon: networks and ports in Docker's vocabulary over a [`Dataplane`](mvdp_switch::plane::Dataplane).
 //!
 //! - [`state`]: the model and every check that needs no system call; [`ipam`]: prefixes and allocation.
 //! - [`ports`]: veth pairs, container netns configuration, the host shim.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::api::{Reply, Request, MAX_REQUEST_BYTES};
 use super::engine::{Daemon, DaemonConfig, DaemonError};
-use crate::dataplane::Dataplane;
+use mvdp_switch::plane::Dataplane;
 
 /// How often the parents' carrier (and the ports' veths) are checked.
 pub const CARRIER_POLL: Duration = Duration::from_millis(200);

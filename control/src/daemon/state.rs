@@ -33,12 +33,12 @@ pub enum NetMode {
 }
 
 impl NetMode {
-    pub fn dataplane(self) -> mvdp_dataplane::Mode {
+    pub fn dataplane(self) -> mvdp_switch::Mode {
         match self {
-            NetMode::Bridge => mvdp_dataplane::Mode::Bridge,
-            NetMode::Private => mvdp_dataplane::Mode::Private,
-            NetMode::Vepa => mvdp_dataplane::Mode::Vepa,
-            NetMode::Passthru => mvdp_dataplane::Mode::Passthru,
+            NetMode::Bridge => mvdp_switch::Mode::Bridge,
+            NetMode::Private => mvdp_switch::Mode::Private,
+            NetMode::Vepa => mvdp_switch::Mode::Vepa,
+            NetMode::Passthru => mvdp_switch::Mode::Passthru,
         }
     }
 }

@@ -1,0 +1,471 @@
+//! The AF_XDP fast path: worker threads that receive on every socket, decide with
+//! [`decide_batch`](mvdp_switch::decide_batch), and move or copy frames between sockets of one shared
+//! UMEM.
+//!
+//! The control side ([`Engine`]) creates sockets (libxdp's UMEM bookkeeping is not thread safe,
+//! so only the control thread touches it), hands them to a worker through a crossbeam channel,
+//! and publishes forwarding state as an immutable [`Snapshot`]. Workers apply commands between
+//! batches; nothing on the per-frame path locks or allocates.
+
+mod pool;
+mod stats;
+mod worker;
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_queue::ArrayQueue;
+
+use crate::xsk::{Desc, Umem, UmemConfig, XskSocket};
+use mvdp_switch::decide::Ingress;
+use mvdp_switch::table::{ParentId, Tables};
+
+pub use stats::{DeviceCounts, DeviceStats, WorkerStats};
+
+use pool::Shared;
+
+/// How workers wait for frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PollMode {
+    /// Spin on the rings: lowest latency, one core per worker always busy.
+    BusyPoll,
+    /// Spin briefly after traffic, then sleep in poll(2): an idle host burns no core.
+    #[default]
+    Adaptive,
+}
+
+impl PollMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            PollMode::BusyPoll => "busy-poll",
+            PollMode::Adaptive => "adaptive",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct EngineConfig {
+    pub workers: usize,
+    pub poll: PollMode,
+    /// UMEM chunks shared by every socket.
+    pub frames: u32,
+    pub frame_size: u32,
+    /// Descriptors taken from one ring per turn (32–64 is the sweet spot).
+    pub batch: usize,
+    /// How long an adaptive worker keeps spinning after its last frame.
+    pub spin: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            workers: 1,
+            poll: PollMode::Adaptive,
+            frames: 16384,
+            frame_size: 4096,
+            batch: 64,
+            spin: Duration::from_micros(50),
+        }
+    }
+}
+
+/// Most devices (sockets) one worker serves.
+pub const MAX_DEVICES_PER_WORKER: usize = 2048;
+/// Largest batch.
+pub const MAX_BATCH: usize = 256;
+/// Bytes kept free in front of every frame the switch writes, so a tag can be pushed in place.
+pub const FRAME_OFFSET: u32 = crate::xsk::XDP_PACKET_HEADROOM;
+
+/// Where a device lives: its worker and its row in that worker's device table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DevRef {
+    pub worker: u16,
+    pub index: u16,
+    /// Unique for the engine's life: a stale reference to a reused row never matches.
+    pub uid: u32,
+}
+
+/// Forwarding state for the workers. Immutable; replaced whole.
+pub struct Snapshot {
+    pub tables: Tables,
+    /// Per `PortId` of `tables`: the port's device.
+    pub port_dev: Vec<DevRef>,
+    /// Per `ParentId`: the device that transmits to the wire.
+    pub parent_tx: Vec<Option<DevRef>>,
+    /// Per worker, per device row: the ingress its frames have.
+    pub ingress: Vec<Vec<Option<Ingress>>>,
+}
+
+impl Snapshot {
+    pub fn empty(workers: usize) -> Snapshot {
+        Snapshot {
+            tables: Tables::empty(),
+            port_dev: Vec::new(),
+            parent_tx: Vec::new(),
+            ingress: vec![Vec::new(); workers],
+        }
+    }
+}
+
+/// Broadcast and multicast frames the XDP program passed to the host, read back by userspace
+/// (the flood tap). Implemented outside this crate (AF_PACKET).
+pub trait FloodSource: Send {
+    /// Receives one frame into `buf`, returns (offset, len) of the frame in it (any outer
+    /// tag restored), or `None` when nothing is waiting.
+    fn recv(&mut self, buf: &mut [u8]) -> Option<(usize, usize)>;
+    fn fd(&self) -> RawFd;
+}
+
+/// A device as handed to a worker.
+pub(crate) struct Device {
+    pub(crate) sock: XskSocket,
+    pub(crate) uid: u32,
+    /// Chunks kept on the fill ring: grows while RX batches come back full (a burst, or a
+    /// worker that was off the CPU), shrinks again after a long idle spell, within
+    /// `fill_min..=fill_max`, so idle ports hold few chunks and busy ones ride out bursts.
+    pub(crate) fill_target: u32,
+    pub(crate) fill_min: u32,
+    pub(crate) fill_max: u32,
+    pub(crate) idle_turns: u32,
+    pub(crate) fill_level: u32,
+    pub(crate) tx_level: u32,
+    pub(crate) pending: Vec<Desc>,
+    pub(crate) stats: Arc<DeviceStats>,
+}
+
+/// A frame on its way to another worker's device.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Handoff {
+    pub(crate) desc: Desc,
+    pub(crate) to: DevRef,
+}
+
+pub(crate) enum Command {
+    AddDevice(u16, Box<Device>),
+    RemoveDevice(u16),
+    Reclaim(u32),
+    Snapshot(Arc<Snapshot>),
+    AddFlood(ParentId, Box<dyn FloodSource>),
+    RemoveFlood(ParentId),
+    Exit,
+}
+
+pub(crate) enum Reply {
+    Removed(Option<Box<Device>>),
+    Reclaimed(u64),
+    Garbage(#[allow(dead_code)] Arc<Snapshot>),
+    FloodRemoved(#[allow(dead_code)] Option<Box<dyn FloodSource>>),
+}
+
+struct WorkerHandle {
+    commands: Sender<Command>,
+    replies: Receiver<Reply>,
+    wake: Arc<OwnedFd>,
+    stats: Arc<WorkerStats>,
+    inbox: Arc<ArrayQueue<Handoff>>,
+    rows: Vec<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Frame accounting: where every UMEM chunk is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Accounting {
+    pub total: u64,
+    pub free: u64,
+    pub fill: u64,
+    pub tx_in_flight: u64,
+    pub in_transit: u64,
+}
+
+impl Accounting {
+    /// Holds whenever the workers are idle; under traffic a snapshot may straddle a turn.
+    pub fn balanced(&self) -> bool {
+        self.free + self.fill + self.tx_in_flight + self.in_transit == self.total
+    }
+}
+
+/// The fast path's control handle. Dropping it stops the workers.
+pub struct Engine {
+    cfg: EngineConfig,
+    umem: Umem,
+    shared: Arc<Shared>,
+    workers: Vec<WorkerHandle>,
+    next_uid: u32,
+}
+
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Engine {
+    /// Maps the UMEM and starts the workers (idle until devices arrive).
+    pub fn new(cfg: EngineConfig) -> io::Result<Engine> {
+        if cfg.workers == 0 || cfg.workers > 64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "workers must be 1..=64",
+            ));
+        }
+        if cfg.batch == 0 || cfg.batch > MAX_BATCH {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("batch must be 1..={MAX_BATCH}"),
+            ));
+        }
+        let umem = Umem::new(UmemConfig {
+            frames: cfg.frames,
+            frame_size: cfg.frame_size,
+            ring_size: 4096,
+        })?;
+        let shared = Arc::new(Shared::new(cfg.frames));
+        let inboxes: Vec<_> = (0..cfg.workers)
+            .map(|_| Arc::new(ArrayQueue::new(4096)))
+            .collect();
+        let mut wakes = Vec::new();
+        for _ in 0..cfg.workers {
+            // SAFETY: eventfd(2) with valid flags; the result is checked before use.
+            let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: a fresh descriptor we own.
+            wakes.push(Arc::new(unsafe {
+                <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+            }));
+        }
+        let sleeping: Vec<_> = (0..cfg.workers)
+            .map(|_| Arc::new(AtomicBool::new(false)))
+            .collect();
+        let mut workers = Vec::new();
+        for id in 0..cfg.workers {
+            let (ctx, crx) = bounded(256);
+            let (rtx, rrx) = bounded(256);
+            let stats = Arc::new(WorkerStats::default());
+            let w = worker::Worker::new(
+                id as u16,
+                cfg,
+                umem.clone(),
+                shared.clone(),
+                crx,
+                rtx,
+                wakes.clone(),
+                sleeping.clone(),
+                inboxes.clone(),
+                stats.clone(),
+            );
+            let thread = std::thread::Builder::new()
+                .name(format!("mvdp-worker-{id}"))
+                .spawn(move || w.run())?;
+            workers.push(WorkerHandle {
+                commands: ctx,
+                replies: rrx,
+                wake: wakes[id].clone(),
+                stats,
+                inbox: inboxes[id].clone(),
+                rows: vec![false; MAX_DEVICES_PER_WORKER],
+                thread: Some(thread),
+            });
+        }
+        Ok(Engine {
+            cfg,
+            umem,
+            shared,
+            workers,
+            next_uid: 1,
+        })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    pub fn umem(&self) -> &Umem {
+        &self.umem
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// The worker that owns a port's socket, sharding ports round robin by a stable key.
+    pub fn worker_for(&self, key: u32) -> u16 {
+        (key as usize % self.workers.len()) as u16
+    }
+
+    fn send(&self, worker: u16, cmd: Command) -> io::Result<()> {
+        let w = &self.workers[worker as usize];
+        w.commands
+            .send(cmd)
+            .map_err(|_| io::Error::other("worker thread is gone"))?;
+        wake(&w.wake);
+        Ok(())
+    }
+
+    fn wait_reply(&self, worker: u16, want: impl Fn(&Reply) -> bool) -> io::Result<Reply> {
+        let w = &self.workers[worker as usize];
+        let deadline = std::time::Instant::now() + REPLY_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match w.replies.recv_timeout(left) {
+                Ok(r) if want(&r) => return Ok(r),
+                // Old snapshots and flood sources come back to be freed here, off the fast path.
+                Ok(_) => continue,
+                Err(_) => return Err(io::Error::other("worker did not answer")),
+            }
+        }
+    }
+
+    /// Drops what workers sent back (old snapshots), so their reply queues never fill.
+    pub fn collect_garbage(&self) {
+        for w in &self.workers {
+            while w.replies.try_recv().is_ok() {}
+        }
+    }
+
+    /// Gives `sock` to worker `worker`, which keeps between `fill_max / 8` (at least 64) and
+    /// `fill_max` chunks on its fill ring, depending on the traffic.
+    pub fn add_device(
+        &mut self,
+        worker: u16,
+        sock: XskSocket,
+        fill_max: u32,
+    ) -> io::Result<(DevRef, Arc<DeviceStats>)> {
+        let w = self
+            .workers
+            .get_mut(worker as usize)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no such worker"))?;
+        let index = w
+            .rows
+            .iter()
+            .position(|used| !used)
+            .ok_or_else(|| io::Error::other("worker has no free device row"))?;
+        w.rows[index] = true;
+        let uid = self.next_uid;
+        self.next_uid = self.next_uid.wrapping_add(1).max(1) & !pool::TAG_TX;
+        let stats = Arc::new(DeviceStats::default());
+        let dev = Box::new(Device {
+            sock,
+            uid,
+            fill_target: (fill_max / 8).max(64).min(fill_max),
+            fill_min: (fill_max / 8).max(64).min(fill_max),
+            fill_max,
+            idle_turns: 0,
+            fill_level: 0,
+            tx_level: 0,
+            pending: Vec::with_capacity(MAX_BATCH * 2),
+            stats: stats.clone(),
+        });
+        let r = DevRef {
+            worker,
+            index: index as u16,
+            uid,
+        };
+        if let Err(e) = self.send(worker, Command::AddDevice(index as u16, dev)) {
+            self.workers[worker as usize].rows[index] = false;
+            return Err(e);
+        }
+        Ok((r, stats))
+    }
+
+    /// Takes a device back from its worker, deletes its socket, and returns the chunks it held
+    /// on its rings to the pool. Returns how many chunks were taken back that way.
+    pub fn remove_device(&mut self, dev: DevRef) -> io::Result<u64> {
+        self.send(dev.worker, Command::RemoveDevice(dev.index))?;
+        let removed = self.wait_reply(dev.worker, |r| matches!(r, Reply::Removed(_)))?;
+        if let Reply::Removed(d) = removed {
+            // The socket is deleted here, on the control thread (libxdp bookkeeping).
+            drop(d);
+        }
+        self.workers[dev.worker as usize].rows[dev.index as usize] = false;
+        self.send(dev.worker, Command::Reclaim(dev.uid))?;
+        match self.wait_reply(dev.worker, |r| matches!(r, Reply::Reclaimed(_)))? {
+            Reply::Reclaimed(n) => Ok(n),
+            _ => unreachable!("filtered by wait_reply"),
+        }
+    }
+
+    /// Publishes new forwarding state to every worker; it applies at their next turn.
+    pub fn publish(&mut self, snap: Snapshot) -> io::Result<()> {
+        let snap = Arc::new(snap);
+        for w in 0..self.workers.len() {
+            self.send(w as u16, Command::Snapshot(snap.clone()))?;
+        }
+        self.collect_garbage();
+        Ok(())
+    }
+
+    /// Worker `worker` reads `parent`'s flood tap.
+    pub fn add_flood_source(
+        &mut self,
+        worker: u16,
+        parent: ParentId,
+        src: Box<dyn FloodSource>,
+    ) -> io::Result<()> {
+        self.send(worker, Command::AddFlood(parent, src))
+    }
+
+    pub fn remove_flood_source(&mut self, worker: u16, parent: ParentId) -> io::Result<()> {
+        self.send(worker, Command::RemoveFlood(parent))?;
+        self.wait_reply(worker, |r| matches!(r, Reply::FloodRemoved(_)))
+            .map(|_| ())
+    }
+
+    /// The workers' kernel thread ids (waits for each to have started, up to a second).
+    pub fn worker_tids(&self) -> Vec<u32> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            let tids: Vec<u32> = self
+                .workers
+                .iter()
+                .map(|w| w.stats.tid.load(Ordering::Relaxed) as u32)
+                .collect();
+            if tids.iter().all(|t| *t != 0) || std::time::Instant::now() > deadline {
+                return tids.into_iter().filter(|t| *t != 0).collect();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    pub fn worker_stats(&self) -> Vec<Arc<WorkerStats>> {
+        self.workers.iter().map(|w| w.stats.clone()).collect()
+    }
+
+    /// Where every chunk is, summed over workers, the spare pool and the handoff queues.
+    pub fn accounting(&self) -> Accounting {
+        let mut a = Accounting {
+            total: u64::from(self.cfg.frames),
+            free: self.shared.spare.len() as u64,
+            ..Accounting::default()
+        };
+        for w in &self.workers {
+            let r = |x: &std::sync::atomic::AtomicU64| x.load(Ordering::Relaxed);
+            a.free += r(&w.stats.free);
+            a.fill += r(&w.stats.fill) + r(&w.stats.orphaned);
+            a.tx_in_flight += r(&w.stats.tx_in_flight);
+            a.in_transit += w.inbox.len() as u64;
+        }
+        a
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        for w in 0..self.workers.len() {
+            let _ = self.send(w as u16, Command::Exit);
+        }
+        for w in &mut self.workers {
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+pub(crate) fn wake(fd: &OwnedFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a local to our own eventfd.
+    unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+}

@@ -1,0 +1,93 @@
+//! Counters a worker publishes for the control plane: single writer (the worker), any number
+//! of readers; updated once per loop turn, never per frame.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use mvdp_switch::counters::{Counters, DropReason};
+
+/// Per device (a parent queue's or a port's socket).
+#[derive(Debug, Default)]
+pub struct DeviceStats {
+    pub rx_frames: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    pub tx_frames: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    /// Frames from this device the switch dropped.
+    pub rx_dropped: AtomicU64,
+    /// Frames for this device that found its TX ring full, or no chunk to copy into.
+    pub tx_dropped: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceCounts {
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
+}
+
+impl DeviceStats {
+    pub fn read(&self) -> DeviceCounts {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        DeviceCounts {
+            rx_frames: r(&self.rx_frames),
+            rx_bytes: r(&self.rx_bytes),
+            tx_frames: r(&self.tx_frames),
+            tx_bytes: r(&self.tx_bytes),
+            rx_dropped: r(&self.rx_dropped),
+            tx_dropped: r(&self.tx_dropped),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn add(a: &AtomicU64, n: u64) {
+        if n > 0 {
+            // Single writer: a load and a store, no locked instruction.
+            a.store(a.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Per worker.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// The worker thread's kernel thread id, for per-thread CPU accounting (0 until it runs).
+    pub tid: AtomicU64,
+    pub free: AtomicU64,
+    pub fill: AtomicU64,
+    pub tx_in_flight: AtomicU64,
+    /// Chunks on the rings of removed devices, not yet taken back.
+    pub orphaned: AtomicU64,
+    pub frames: AtomicU64,
+    pub to_port: AtomicU64,
+    pub to_wire: AtomicU64,
+    pub floods: AtomicU64,
+    pub flood_copies: AtomicU64,
+    pub drops: [AtomicU64; DropReason::COUNT],
+    /// Copies not made because no free chunk was left.
+    pub no_chunk: AtomicU64,
+    /// Handoffs to another worker that found its queue full.
+    pub handoff_full: AtomicU64,
+    /// Frames the decision sent to the host stack from an AF_XDP socket (never expected:
+    /// the XDP program passes host traffic itself), dropped.
+    pub host_from_socket: AtomicU64,
+    /// Flood-tap frames received.
+    pub tapped: AtomicU64,
+    pub sleeps: AtomicU64,
+    pub turns: AtomicU64,
+}
+
+impl WorkerStats {
+    pub(crate) fn publish_counters(&self, c: &Counters) {
+        let s = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
+        s(&self.frames, c.frames);
+        s(&self.to_port, c.to_port);
+        s(&self.to_wire, c.to_wire);
+        s(&self.floods, c.floods);
+        for (a, v) in self.drops.iter().zip(c.drops.iter()) {
+            s(a, *v);
+        }
+    }
+}

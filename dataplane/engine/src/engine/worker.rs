@@ -1,0 +1,819 @@
+//! One worker thread: a loop of turns. Each turn applies pending commands, then for every
+//! device reaps TX completions, tops up the fill ring, takes one batch from the RX ring,
+//! decides it and stages the results on the destinations' TX queues; then the flood taps and
+//! the handoffs from other workers; then flushes every TX queue and kicks the kernel.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+use crossbeam_queue::ArrayQueue;
+
+use super::pool::{FreeStack, Shared, TAG_TX};
+use super::stats::{DeviceStats, WorkerStats};
+use super::{
+    Command, DevRef, Device, EngineConfig, FloodSource, Handoff, PollMode, Reply, Snapshot,
+    FRAME_OFFSET, MAX_BATCH, MAX_DEVICES_PER_WORKER,
+};
+use crate::xsk::{Desc, Umem};
+use mvdp_switch::counters::Counters;
+use mvdp_switch::decide::{decide_batch, Delivery, Ingress, Ports, Verdict};
+use mvdp_switch::flood::FloodBudget;
+use mvdp_switch::table::ParentId;
+use mvdp_switch::wire;
+
+/// Bytes of an 802.1Q tag.
+const TAG: usize = 4;
+/// sendto calls per device per turn; copy-mode TX sends at most 32 frames per call.
+const MAX_KICKS: usize = 64;
+/// How long an adaptive worker sleeps in poll(2) at most before looking at its rings again.
+const POLL_TIMEOUT_MS: i32 = 100;
+
+/// A received frame as the decision sees it.
+#[derive(Clone, Copy)]
+struct View {
+    ptr: *const u8,
+    len: usize,
+}
+
+impl AsRef<[u8]> for View {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: built from a chunk this worker owns (just taken off an RX ring or filled by
+        // the flood tap), used only within the turn that built it, before any write to it.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl Default for View {
+    fn default() -> View {
+        View {
+            ptr: std::ptr::NonNull::<u8>::dangling().as_ptr(),
+            len: 0,
+        }
+    }
+}
+
+pub(crate) struct Worker {
+    id: u16,
+    cfg: EngineConfig,
+    umem: Umem,
+    frame_size: u64,
+    shared: Arc<Shared>,
+    commands: Receiver<Command>,
+    replies: Sender<Reply>,
+    wakes: Vec<Arc<OwnedFd>>,
+    sleeping: Vec<Arc<AtomicBool>>,
+    inboxes: Vec<Arc<ArrayQueue<Handoff>>>,
+    stats: Arc<WorkerStats>,
+    devices: Vec<Option<Box<Device>>>,
+    active: Vec<u16>,
+    floods: Vec<(ParentId, Box<dyn FloodSource>)>,
+    snap: Arc<Snapshot>,
+    free: FreeStack,
+    budget: FloodBudget,
+    counters: Counters,
+    orphaned: u64,
+    /// Workers owed a wake-up for handoffs pushed this turn (bit per worker).
+    wake_owed: u64,
+    addrs: Vec<u64>,
+    pollfds: Vec<libc::pollfd>,
+    pollfds_dirty: bool,
+    last_work: Instant,
+    // Counted locally, published once per turn.
+    no_chunk: u64,
+    handoff_full: u64,
+    host_from_socket: u64,
+    tapped: u64,
+    flood_copies: u64,
+    sleeps: u64,
+    turns: u64,
+}
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        id: u16,
+        cfg: EngineConfig,
+        umem: Umem,
+        shared: Arc<Shared>,
+        commands: Receiver<Command>,
+        replies: Sender<Reply>,
+        wakes: Vec<Arc<OwnedFd>>,
+        sleeping: Vec<Arc<AtomicBool>>,
+        inboxes: Vec<Arc<ArrayQueue<Handoff>>>,
+        stats: Arc<WorkerStats>,
+    ) -> Worker {
+        let snap = Arc::new(Snapshot::empty(cfg.workers));
+        let mut counters = Counters::new(&snap.tables);
+        counters.per_port.reserve(4096);
+        Worker {
+            id,
+            cfg,
+            frame_size: u64::from(umem.frame_size()),
+            umem,
+            free: FreeStack::new(shared.tags.len() as u32),
+            shared,
+            commands,
+            replies,
+            wakes,
+            sleeping,
+            inboxes,
+            stats,
+            devices: (0..MAX_DEVICES_PER_WORKER).map(|_| None).collect(),
+            active: Vec::with_capacity(MAX_DEVICES_PER_WORKER),
+            floods: Vec::with_capacity(64),
+            budget: FloodBudget::new(&snap.tables),
+            snap,
+            counters,
+            orphaned: 0,
+            wake_owed: 0,
+            addrs: vec![0; 4096],
+            pollfds: Vec::with_capacity(MAX_DEVICES_PER_WORKER + 64 + 1),
+            pollfds_dirty: true,
+            last_work: Instant::now(),
+            no_chunk: 0,
+            handoff_full: 0,
+            host_from_socket: 0,
+            tapped: 0,
+            flood_copies: 0,
+            sleeps: 0,
+            turns: 0,
+        }
+    }
+
+    pub(crate) fn run(mut self) {
+        // SAFETY: gettid(2) takes no arguments and cannot fail.
+        let tid = unsafe { libc::gettid() };
+        self.stats.tid.store(tid as u64, Ordering::Relaxed);
+        while self.apply_commands() {
+            let snap = self.snap.clone();
+            self.budget.refill(&snap.tables);
+            let mut work = 0;
+            for k in 0..self.active.len() {
+                let i = self.active[k] as usize;
+                work += self.service(i, &snap);
+            }
+            for f in 0..self.floods.len() {
+                work += self.service_flood(f, &snap);
+            }
+            work += self.drain_inbox();
+            work += self.flush_all();
+            self.wake_others();
+            let want: usize = self
+                .active
+                .iter()
+                .filter_map(|&i| self.devices[i as usize].as_ref())
+                .map(|d| d.fill_target.saturating_sub(d.fill_level) as usize)
+                .sum();
+            self.free
+                .balance(&self.shared, want.max(self.cfg.batch * 2));
+            self.turns += 1;
+            self.publish();
+            if work > 0 {
+                self.last_work = Instant::now();
+            } else if self.cfg.poll == PollMode::Adaptive
+                && self.last_work.elapsed() >= self.cfg.spin
+            {
+                self.sleep();
+            }
+        }
+        // Leaving: sockets are deleted by the Engine's thread only after join, so hand nothing
+        // back; dropping the devices here is safe because the control thread is waiting in join.
+    }
+
+    /// Applies every queued command. `false` when told to exit.
+    fn apply_commands(&mut self) -> bool {
+        while let Ok(cmd) = self.commands.try_recv() {
+            match cmd {
+                Command::AddDevice(i, dev) => {
+                    self.devices[i as usize] = Some(dev);
+                    self.active.push(i);
+                    self.pollfds_dirty = true;
+                }
+                Command::RemoveDevice(i) => {
+                    let dev = self.devices[i as usize].take().map(|mut d| {
+                        self.retire(&mut d);
+                        d
+                    });
+                    self.active.retain(|&x| x != i);
+                    self.pollfds_dirty = true;
+                    let _ = self.replies.send(Reply::Removed(dev));
+                }
+                Command::Reclaim(uid) => {
+                    let n = self.reclaim(uid);
+                    let _ = self.replies.send(Reply::Reclaimed(n));
+                }
+                Command::Snapshot(s) => {
+                    let old = std::mem::replace(&mut self.snap, s);
+                    self.counters.fit(&self.snap.tables);
+                    self.budget.refill(&self.snap.tables);
+                    // Freed on the control thread, not here.
+                    let _ = self.replies.try_send(Reply::Garbage(old));
+                }
+                Command::AddFlood(p, src) => {
+                    self.floods.push((p, src));
+                    self.pollfds_dirty = true;
+                }
+                Command::RemoveFlood(p) => {
+                    let src = self
+                        .floods
+                        .iter()
+                        .position(|(q, _)| *q == p)
+                        .map(|k| self.floods.swap_remove(k).1);
+                    self.pollfds_dirty = true;
+                    let _ = self.replies.send(Reply::FloodRemoved(src));
+                }
+                Command::Exit => return false,
+            }
+        }
+        true
+    }
+
+    /// A device leaves: what userspace can see of its frames comes back now; what the kernel
+    /// still holds (fill ring, unfinished TX) is counted as orphaned until `reclaim`.
+    fn retire(&mut self, dev: &mut Device) {
+        let mut descs = [Desc::default(); MAX_BATCH];
+        loop {
+            let n = dev.sock.rx.pop_descs(&mut descs);
+            if n == 0 {
+                break;
+            }
+            dev.fill_level = dev.fill_level.saturating_sub(n as u32);
+            for d in &descs[..n] {
+                self.free_chunk(d.addr);
+            }
+        }
+        reap(
+            dev,
+            &mut self.free,
+            &self.shared,
+            &mut self.addrs,
+            self.frame_size,
+        );
+        for k in 0..dev.pending.len() {
+            let a = dev.pending[k].addr;
+            self.free_chunk(a);
+        }
+        dev.pending.clear();
+        self.orphaned += u64::from(dev.fill_level) + u64::from(dev.tx_level);
+        dev.fill_level = 0;
+        dev.tx_level = 0;
+    }
+
+    /// Takes back every chunk still tagged as on the rings of the (deleted) device `uid`.
+    fn reclaim(&mut self, uid: u32) -> u64 {
+        let mut n = 0;
+        for (c, t) in self.shared.tags.iter().enumerate() {
+            let v = t.load(Ordering::Relaxed);
+            if v != 0 && v & !TAG_TX == uid {
+                t.store(0, Ordering::Relaxed);
+                self.free.push(c as u32);
+                n += 1;
+            }
+        }
+        self.orphaned = self.orphaned.saturating_sub(n);
+        n
+    }
+
+    #[inline]
+    fn chunk(&self, addr: u64) -> u32 {
+        (addr / self.frame_size) as u32
+    }
+
+    #[inline]
+    fn free_chunk(&mut self, addr: u64) {
+        let c = self.chunk(addr);
+        self.free.push(c);
+    }
+
+    fn take_chunk(&mut self) -> Option<u32> {
+        if let Some(c) = self.free.pop() {
+            return Some(c);
+        }
+        self.free.balance(&self.shared, self.cfg.batch);
+        self.free.pop()
+    }
+
+    /// One device's share of a turn; returns the frames handled.
+    fn service(&mut self, i: usize, snap: &Snapshot) -> usize {
+        let batch = self.cfg.batch;
+        let mut descs = [Desc::default(); MAX_BATCH];
+        let n;
+        let stats: Arc<DeviceStats>;
+        {
+            let Some(dev) = self.devices[i].as_deref_mut() else {
+                return 0;
+            };
+            let mut work = reap(
+                dev,
+                &mut self.free,
+                &self.shared,
+                &mut self.addrs,
+                self.frame_size,
+            );
+            work += refill(
+                dev,
+                &mut self.free,
+                &self.shared,
+                &mut self.addrs,
+                self.frame_size,
+            );
+            if dev.sock.tx.pending() > 0 {
+                kick(dev);
+                work += 1;
+            }
+            n = dev.sock.rx.pop_descs(&mut descs[..batch]);
+            adapt_fill(dev, n, batch);
+            if n == 0 {
+                return work;
+            }
+            dev.fill_level = dev.fill_level.saturating_sub(n as u32);
+            for d in &descs[..n] {
+                self.shared.tag((d.addr / self.frame_size) as u32, 0);
+            }
+            stats = dev.stats.clone();
+        }
+        let ingress = snap
+            .ingress
+            .get(self.id as usize)
+            .and_then(|rows| rows.get(i).copied().flatten());
+        let bytes: u64 = descs[..n].iter().map(|d| u64::from(d.len)).sum();
+        DeviceStats::add(&stats.rx_frames, n as u64);
+        DeviceStats::add(&stats.rx_bytes, bytes);
+        let Some(ingress) = ingress else {
+            // Not in the published state yet (being added) or any more (being removed).
+            for d in &descs[..n] {
+                self.free_chunk(d.addr);
+            }
+            DeviceStats::add(&stats.rx_dropped, n as u64);
+            return n;
+        };
+        let dropped = self.decide_and_deliver(ingress, &descs[..n], snap);
+        DeviceStats::add(&stats.rx_dropped, dropped);
+        n
+    }
+
+    /// Decides a batch of frames this worker owns and hands each to its destinations.
+    /// Returns how many were dropped.
+    fn decide_and_deliver(&mut self, ingress: Ingress, descs: &[Desc], snap: &Snapshot) -> u64 {
+        let n = descs.len();
+        let mut views = [View::default(); MAX_BATCH];
+        for (v, d) in views.iter_mut().zip(descs) {
+            let c = self.chunk(d.addr);
+            let off = (d.addr % self.frame_size) as usize;
+            // SAFETY: the chunk came off an RX ring (or the flood tap) this turn; this
+            // worker owns it and nothing writes it until the verdicts are applied below.
+            let bytes = unsafe { self.umem.chunk_mut(c) };
+            let len = (d.len as usize).min(bytes.len().saturating_sub(off));
+            *v = View {
+                ptr: bytes[off..].as_ptr(),
+                len,
+            };
+        }
+        let mut verdicts = [Verdict::default(); MAX_BATCH];
+        decide_batch(
+            &snap.tables,
+            ingress,
+            &views[..n],
+            &mut verdicts[..n],
+            &mut self.budget,
+            &mut self.counters,
+        );
+        let mut dropped = 0;
+        for (d, v) in descs.iter().zip(&verdicts[..n]) {
+            match *v {
+                Verdict::Drop(_) => {
+                    dropped += 1;
+                    self.free_chunk(d.addr);
+                }
+                Verdict::Deliver(del) => self.deliver(*d, &del, snap),
+            }
+        }
+        dropped
+    }
+
+    fn deliver(&mut self, desc: Desc, del: &Delivery, snap: &Snapshot) {
+        if del.host {
+            self.host_from_socket += 1;
+        }
+        if let Some(p) = del.single_port() {
+            match snap.port_dev.get(p.0 as usize) {
+                Some(&to) => {
+                    let desc = if del.tagged {
+                        self.pop_tag(desc)
+                    } else {
+                        Some(desc)
+                    };
+                    if let Some(desc) = desc {
+                        self.enqueue(to, desc);
+                    }
+                }
+                None => self.free_chunk(desc.addr),
+            }
+            return;
+        }
+        match del.ports {
+            Ports::None => {}
+            Ports::One(p) => self.copy_to_port(desc, del.tagged, p.0, snap),
+            Ports::Flood { modes, except } => {
+                for p in snap.tables.flood_ports(del.segment, modes, except) {
+                    self.copy_to_port(desc, del.tagged, p.0, snap);
+                    self.flood_copies += 1;
+                }
+            }
+        }
+        if let Some(set) = del.taps {
+            for &p in snap.tables.taps(set) {
+                self.copy_to_port(desc, del.tagged, p.0, snap);
+            }
+        }
+        let wire_to = snap
+            .tables
+            .segment(del.segment)
+            .and_then(|s| snap.parent_tx.get(s.parent.0 as usize).copied().flatten());
+        match (del.wire, wire_to) {
+            (true, Some(to)) => {
+                // The original goes to the wire: tag pushed in place when the network has one.
+                let desc = match (del.wire_tci(), del.tagged) {
+                    (Some(tci), false) => self.push_tag(desc, tci),
+                    _ => Some(desc),
+                };
+                if let Some(desc) = desc {
+                    self.enqueue(to, desc);
+                }
+            }
+            _ => self.free_chunk(desc.addr),
+        }
+    }
+
+    fn pop_tag(&mut self, desc: Desc) -> Option<Desc> {
+        let c = self.chunk(desc.addr);
+        let off = (desc.addr % self.frame_size) as usize;
+        // SAFETY: this worker owns the chunk (taken off an RX ring this turn, not yet staged).
+        let bytes = unsafe { self.umem.chunk_mut(c) };
+        match wire::pop_vlan_tag(bytes, off, desc.len as usize) {
+            Ok(start) => Some(Desc {
+                addr: u64::from(c) * self.frame_size + start as u64,
+                len: desc.len - TAG as u32,
+            }),
+            Err(_) => {
+                self.free_chunk(desc.addr);
+                None
+            }
+        }
+    }
+
+    fn push_tag(&mut self, desc: Desc, tci: u16) -> Option<Desc> {
+        let c = self.chunk(desc.addr);
+        let off = (desc.addr % self.frame_size) as usize;
+        // SAFETY: as in pop_tag.
+        let bytes = unsafe { self.umem.chunk_mut(c) };
+        match wire::push_vlan_tag(bytes, off, desc.len as usize, tci) {
+            Ok(start) => Some(Desc {
+                addr: u64::from(c) * self.frame_size + start as u64,
+                len: desc.len + TAG as u32,
+            }),
+            Err(_) => {
+                self.free_chunk(desc.addr);
+                None
+            }
+        }
+    }
+
+    /// Copies a frame into a fresh chunk for port `port` (without its tag when `strip`).
+    fn copy_to_port(&mut self, src: Desc, strip: bool, port: u32, snap: &Snapshot) {
+        let Some(&to) = snap.port_dev.get(port as usize) else {
+            return;
+        };
+        let Some(c) = self.take_chunk() else {
+            self.no_chunk += 1;
+            return;
+        };
+        let sc = self.chunk(src.addr);
+        let soff = (src.addr % self.frame_size) as usize;
+        let len = src.len as usize;
+        // SAFETY: `sc` and `c` are distinct chunks owned by this worker: `sc` is the frame
+        // being delivered, `c` was just taken from the free stack.
+        let (s, d) = unsafe { (self.umem.chunk_mut(sc), self.umem.chunk_mut(c)) };
+        let o = FRAME_OFFSET as usize;
+        let Some(s) = s.get(soff..soff + len) else {
+            self.free.push(c);
+            return;
+        };
+        let out_len = if strip && len >= 12 + TAG {
+            d[o..o + 12].copy_from_slice(&s[..12]);
+            d[o + 12..o + len - TAG].copy_from_slice(&s[12 + TAG..]);
+            len - TAG
+        } else {
+            d[o..o + len].copy_from_slice(s);
+            len
+        };
+        self.enqueue(
+            to,
+            Desc {
+                addr: u64::from(c) * self.frame_size + o as u64,
+                len: out_len as u32,
+            },
+        );
+    }
+
+    /// Stages a frame for a device's TX ring, here or on another worker.
+    fn enqueue(&mut self, to: DevRef, desc: Desc) {
+        if to.worker == self.id {
+            let fs = self.frame_size;
+            match self.devices.get_mut(to.index as usize) {
+                Some(Some(dev)) if dev.uid == to.uid => {
+                    if dev.pending.len() == dev.pending.capacity() {
+                        flush(dev, &mut self.free, &self.shared, &mut self.addrs, fs);
+                    }
+                    dev.pending.push(desc);
+                }
+                _ => self.free_chunk(desc.addr),
+            }
+            return;
+        }
+        match self.inboxes.get(to.worker as usize) {
+            Some(q) => match q.push(Handoff { desc, to }) {
+                Ok(()) => self.wake_owed |= 1 << to.worker,
+                Err(h) => {
+                    self.handoff_full += 1;
+                    self.free_chunk(h.desc.addr);
+                }
+            },
+            None => self.free_chunk(desc.addr),
+        }
+    }
+
+    fn drain_inbox(&mut self) -> usize {
+        let mut n = 0;
+        while n < MAX_BATCH * 4 {
+            let Some(h) = self.inboxes[self.id as usize].pop() else {
+                break;
+            };
+            n += 1;
+            self.enqueue(h.to, h.desc);
+        }
+        n
+    }
+
+    fn service_flood(&mut self, f: usize, snap: &Snapshot) -> usize {
+        let batch = self.cfg.batch;
+        let mut descs = [Desc::default(); MAX_BATCH];
+        let mut n = 0;
+        let fs = self.frame_size;
+        while n < batch {
+            let Some(c) = self.take_chunk() else {
+                self.no_chunk += 1;
+                break;
+            };
+            // The tap restores a stripped tag in front of the frame: start 4 bytes early.
+            let base = FRAME_OFFSET as usize - TAG;
+            // SAFETY: `c` was just taken from the free stack; this worker owns it.
+            let bytes = unsafe { self.umem.chunk_mut(c) };
+            match self.floods[f].1.recv(&mut bytes[base..]) {
+                Some((off, len)) => {
+                    descs[n] = Desc {
+                        addr: u64::from(c) * fs + (base + off) as u64,
+                        len: len as u32,
+                    };
+                    n += 1;
+                }
+                None => {
+                    self.free.push(c);
+                    break;
+                }
+            }
+        }
+        if n == 0 {
+            return 0;
+        }
+        self.tapped += n as u64;
+        let parent = self.floods[f].0;
+        self.decide_and_deliver(Ingress::WireFlood(parent), &descs[..n], snap);
+        n
+    }
+
+    fn flush_all(&mut self) -> usize {
+        let fs = self.frame_size;
+        let mut work = 0;
+        for k in 0..self.active.len() {
+            let i = self.active[k] as usize;
+            if let Some(dev) = self.devices[i].as_deref_mut() {
+                if !dev.pending.is_empty() {
+                    work += flush(dev, &mut self.free, &self.shared, &mut self.addrs, fs);
+                }
+            }
+        }
+        work
+    }
+
+    fn wake_others(&mut self) {
+        while self.wake_owed != 0 {
+            let w = self.wake_owed.trailing_zeros() as usize;
+            self.wake_owed &= !(1 << w);
+            if self.sleeping[w].load(Ordering::SeqCst) {
+                super::wake(&self.wakes[w]);
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let s = &self.stats;
+        let st = |a: &std::sync::atomic::AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
+        let (mut fill, mut tx) = (0u64, 0u64);
+        for &i in &self.active {
+            if let Some(d) = self.devices[i as usize].as_ref() {
+                fill += u64::from(d.fill_level);
+                tx += u64::from(d.tx_level);
+            }
+        }
+        st(&s.free, self.free.len() as u64);
+        st(&s.fill, fill);
+        st(&s.tx_in_flight, tx);
+        st(&s.orphaned, self.orphaned);
+        st(&s.no_chunk, self.no_chunk);
+        st(&s.handoff_full, self.handoff_full);
+        st(&s.host_from_socket, self.host_from_socket);
+        st(&s.tapped, self.tapped);
+        st(&s.flood_copies, self.flood_copies);
+        st(&s.sleeps, self.sleeps);
+        st(&s.turns, self.turns);
+        s.publish_counters(&self.counters);
+    }
+
+    /// Sleeps in poll(2) until a socket, a flood tap, a command or a handoff needs us.
+    fn sleep(&mut self) {
+        if self.pollfds_dirty {
+            self.pollfds.clear();
+            let ev = |fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            self.pollfds
+                .push(ev(self.wakes[self.id as usize].as_raw_fd()));
+            for &i in &self.active {
+                if let Some(d) = self.devices[i as usize].as_ref() {
+                    self.pollfds.push(ev(d.sock.fd()));
+                }
+            }
+            for (_, f) in &self.floods {
+                self.pollfds.push(ev(f.fd()));
+            }
+            self.pollfds_dirty = false;
+        }
+        // Frames still staged for the kernel: keep turning instead of sleeping.
+        let busy = self.active.iter().any(|&i| {
+            self.devices[i as usize]
+                .as_ref()
+                .is_some_and(|d| d.sock.tx.pending() > 0 || d.tx_level > 0)
+        });
+        if busy {
+            return;
+        }
+        let me = &self.sleeping[self.id as usize];
+        me.store(true, Ordering::SeqCst);
+        if self.inboxes[self.id as usize].is_empty() && self.commands.is_empty() {
+            self.sleeps += 1;
+            // SAFETY: `pollfds` is a live array of initialised pollfd structs.
+            unsafe {
+                libc::poll(
+                    self.pollfds.as_mut_ptr(),
+                    self.pollfds.len() as libc::nfds_t,
+                    POLL_TIMEOUT_MS,
+                )
+            };
+            let mut buf = 0u64;
+            // SAFETY: reads 8 bytes into a local from our own non-blocking eventfd.
+            unsafe {
+                libc::read(
+                    self.wakes[self.id as usize].as_raw_fd(),
+                    (&mut buf as *mut u64).cast(),
+                    8,
+                )
+            };
+        }
+        me.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Turns without frames after which a device's fill target halves.
+const FILL_SHRINK_TURNS: u32 = 100_000;
+
+fn adapt_fill(dev: &mut Device, got: usize, batch: usize) {
+    if got == batch {
+        dev.fill_target = (dev.fill_target * 2).min(dev.fill_max);
+        dev.idle_turns = 0;
+    } else if got == 0 {
+        dev.idle_turns += 1;
+        if dev.idle_turns >= FILL_SHRINK_TURNS {
+            dev.fill_target = (dev.fill_target / 2).max(dev.fill_min);
+            dev.idle_turns = 0;
+        }
+    } else {
+        dev.idle_turns = 0;
+    }
+}
+
+/// Returns completed TX chunks to the free stack.
+fn reap(
+    dev: &mut Device,
+    free: &mut FreeStack,
+    shared: &Shared,
+    addrs: &mut [u64],
+    fs: u64,
+) -> usize {
+    let mut total = 0;
+    loop {
+        let n = dev.sock.comp.pop_addrs(&mut addrs[..MAX_BATCH]);
+        for &a in &addrs[..n] {
+            let c = (a / fs) as u32;
+            shared.tag(c, 0);
+            free.push(c);
+        }
+        dev.tx_level = dev.tx_level.saturating_sub(n as u32);
+        total += n;
+        if n < MAX_BATCH {
+            return total;
+        }
+    }
+}
+
+/// Tops up the fill ring to the device's target.
+fn refill(
+    dev: &mut Device,
+    free: &mut FreeStack,
+    shared: &Shared,
+    addrs: &mut [u64],
+    fs: u64,
+) -> usize {
+    let want = (dev.fill_target.saturating_sub(dev.fill_level) as usize).min(addrs.len());
+    if want < 16.min(dev.fill_target as usize) {
+        return 0;
+    }
+    let mut k = 0;
+    while k < want {
+        let Some(c) = free.pop() else { break };
+        addrs[k] = u64::from(c) * fs;
+        k += 1;
+    }
+    let pushed = dev.sock.fill.push_addrs(&addrs[..k]);
+    for &a in &addrs[..pushed] {
+        shared.tag((a / fs) as u32, dev.uid);
+    }
+    for &a in addrs[pushed..k].iter().rev() {
+        free.push((a / fs) as u32);
+    }
+    dev.fill_level += pushed as u32;
+    0
+}
+
+/// Moves staged frames onto the TX ring and kicks the kernel until it has taken them or the
+/// kick budget is spent. Frames that find the ring full after a reap are dropped and counted.
+fn flush(
+    dev: &mut Device,
+    free: &mut FreeStack,
+    shared: &Shared,
+    addrs: &mut [u64],
+    fs: u64,
+) -> usize {
+    let staged = dev.pending.len();
+    let mut sent = 0;
+    for attempt in 0..2 {
+        let n = dev.sock.tx.push_descs(&dev.pending[sent..]);
+        let mut bytes = 0u64;
+        for d in &dev.pending[sent..sent + n] {
+            shared.tag((d.addr / fs) as u32, dev.uid | TAG_TX);
+            bytes += u64::from(d.len);
+        }
+        dev.tx_level += n as u32;
+        DeviceStats::add(&dev.stats.tx_frames, n as u64);
+        DeviceStats::add(&dev.stats.tx_bytes, bytes);
+        sent += n;
+        kick(dev);
+        if sent == staged || attempt == 1 {
+            break;
+        }
+        reap(dev, free, shared, addrs, fs);
+    }
+    for d in &dev.pending[sent..] {
+        free.push((d.addr / fs) as u32);
+    }
+    DeviceStats::add(&dev.stats.tx_dropped, (staged - sent) as u64);
+    dev.pending.clear();
+    staged
+}
+
+/// Copy-mode TX is synchronous and bounded per sendto: kick until the ring drains.
+fn kick(dev: &mut Device) {
+    for _ in 0..MAX_KICKS {
+        if dev.sock.tx.pending() == 0 || !dev.sock.tx.needs_wakeup() {
+            break;
+        }
+        if dev.sock.kick_tx().is_err() {
+            break;
+        }
+    }
+}

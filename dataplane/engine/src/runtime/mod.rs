@@ -1,0 +1,634 @@
+//! The real forwarding plane: XDP demux on each parent, one shared UMEM, AF_XDP sockets on the
+//! parents' queues and the ports' veths, and the switch workers. Implements
+//! [`mvdp_switch::plane::Dataplane`] for the daemon.
+//!
+//! Everything happens in the calling thread's network namespace (the daemon's).
+//! Order of operations is chosen so a frame never meets half-made state: a port's socket is
+//! handed to its worker and published before any XDP program sends it frames, and on removal the
+//! programs stop sending before the socket goes.
+
+mod tap;
+
+use std::collections::BTreeMap;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
+use crate::engine::{DevRef, DeviceStats, Engine, EngineConfig, Snapshot, MAX_DEVICES_PER_WORKER};
+use crate::xsk::{SocketConfig, XskSocket};
+use mvdp_ebpf::{Demux, FloodTap, ModePolicy, PortRedirect};
+use mvdp_switch::plane::{
+    Dataplane, DataplaneError, DataplaneStats, ParentHandle, ParentStats, PortConfig, PortHandle,
+    PortStats, UmemStats, XskCounters,
+};
+use mvdp_switch::{DropReason, Ingress, Mac, Mode, NetworkSpec, ParentId, PortSpec, TablesBuilder};
+
+pub use crate::engine::PollMode;
+
+/// Largest MTU a port (and its parent) may have: a 4 KiB UMEM frame less the kernel's XDP
+/// headroom (256 B), the Ethernet header and an 802.1Q tag, rounded down with margin.
+pub const MAX_MTU: u32 = 3500;
+
+/// Most chunks a parent queue's fill ring is stocked with under load; a port's. Idle devices
+/// keep an eighth of that (see the engine's adaptive fill).
+const PARENT_FILL: u32 = 4096;
+const PORT_FILL: u32 = 2048;
+/// Most rx queues of a parent the switch serves (the XSKMAP's width).
+const MAX_QUEUES: u32 = mvdp_ebpf::abi::MAX_QUEUES;
+
+#[derive(Clone, Debug)]
+pub struct RuntimeOptions {
+    /// Worker threads; ports are sharded across them.
+    pub workers: usize,
+    pub poll: PollMode,
+    pub xdp_mode: ModePolicy,
+    /// UMEM frames (4 KiB each) shared by every socket.
+    pub frames: u32,
+    /// Descriptors handled per ring per turn.
+    pub batch: usize,
+    /// Adaptive poll: how long a worker keeps spinning after its last frame before it sleeps.
+    pub spin: std::time::Duration,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            workers: 1,
+            poll: PollMode::Adaptive,
+            xdp_mode: ModePolicy::NativeOrGeneric,
+            frames: 16384,
+            batch: 64,
+            spin: EngineConfig::default().spin,
+        }
+    }
+}
+
+struct ParentState {
+    ifname: String,
+    demux: Demux,
+    /// Per rx queue: the device and its socket's fd (for the demux's XSKMAP).
+    queues: Vec<(DevRef, RawFd, Arc<DeviceStats>)>,
+    tap_worker: u16,
+}
+
+struct PortState {
+    cfg: PortConfig,
+    dev: DevRef,
+    /// Its socket's fd, valid while the device is registered (for XDP_STATISTICS).
+    fd: RawFd,
+    ifindex: u32,
+    up: bool,
+    /// Its demux entries are in place (so removing them cannot disturb another port's).
+    programmed: bool,
+    stats: Arc<DeviceStats>,
+}
+
+pub struct Runtime {
+    opts: RuntimeOptions,
+    engine: Engine,
+    redirect: Option<PortRedirect>,
+    parents: BTreeMap<u16, ParentState>,
+    ports: BTreeMap<u32, PortState>,
+}
+
+fn failed(what: impl std::fmt::Display) -> DataplaneError {
+    DataplaneError::Failed(what.to_string())
+}
+
+fn reflects_to_self(mode: Mode) -> bool {
+    matches!(mode, Mode::Private | Mode::Passthru | Mode::Source)
+}
+
+impl Runtime {
+    /// Maps the UMEM and starts the workers. Needs root (CAP_NET_ADMIN, CAP_BPF).
+    pub fn new(opts: RuntimeOptions) -> std::io::Result<Runtime> {
+        let engine = Engine::new(EngineConfig {
+            workers: opts.workers,
+            poll: opts.poll,
+            frames: opts.frames,
+            batch: opts.batch,
+            spin: opts.spin,
+            ..EngineConfig::default()
+        })
+        .map_err(|e| std::io::Error::new(e.kind(), format!("starting the AF_XDP engine: {e}")))?;
+        Ok(Runtime {
+            opts,
+            engine,
+            redirect: None,
+            parents: BTreeMap::new(),
+            ports: BTreeMap::new(),
+        })
+    }
+
+    pub fn options(&self) -> &RuntimeOptions {
+        &self.opts
+    }
+
+    /// Kernel thread ids of the switch's worker threads (for CPU accounting).
+    pub fn worker_tids(&self) -> Vec<u32> {
+        self.engine.worker_tids()
+    }
+
+    /// Rebuilds the forwarding tables from the ports and hands them to the workers.
+    fn publish(&mut self) -> Result<(), DataplaneError> {
+        let mut b = TablesBuilder::new();
+        let mut networks = BTreeMap::new();
+        let mut port_dev = Vec::new();
+        let mut port_ids = BTreeMap::new();
+        for (slot, p) in &self.ports {
+            let key = (p.cfg.parent.0, p.cfg.vlan, p.cfg.mode as u8);
+            let net = *networks.entry(key).or_insert_with(|| {
+                b.add_network(NetworkSpec::new(
+                    ParentId(p.cfg.parent.0),
+                    p.cfg.vlan,
+                    p.cfg.mode,
+                ))
+            });
+            let mut spec = PortSpec::new(net, p.cfg.mac);
+            spec.up = p.up;
+            let id = b.add_port(spec);
+            port_ids.insert(*slot, id);
+            port_dev.push(p.dev);
+        }
+        let tables = b
+            .build()
+            .map_err(|e| DataplaneError::Refused(e.to_string()))?;
+        let max_parent = self.parents.keys().max().map_or(0, |m| *m as usize + 1);
+        let mut parent_tx = vec![None; max_parent];
+        let mut ingress = vec![Vec::new(); self.engine.workers()];
+        let mut set = |dev: DevRef, ing: Ingress| {
+            let rows: &mut Vec<Option<Ingress>> = &mut ingress[dev.worker as usize];
+            let i = dev.index as usize;
+            if rows.len() <= i {
+                rows.resize((i + 1).min(MAX_DEVICES_PER_WORKER), None);
+            }
+            if let Some(r) = rows.get_mut(i) {
+                *r = Some(ing);
+            }
+        };
+        for (id, p) in &self.parents {
+            parent_tx[*id as usize] = p.queues.first().map(|q| q.0);
+            for (dev, _, _) in &p.queues {
+                set(*dev, Ingress::Wire(ParentId(*id)));
+            }
+        }
+        for (slot, p) in &self.ports {
+            set(p.dev, Ingress::Port(port_ids[slot]));
+        }
+        self.engine
+            .publish(Snapshot {
+                tables,
+                port_dev,
+                parent_tx,
+                ingress,
+            })
+            .map_err(failed)
+    }
+
+    fn parent(&self, h: ParentHandle) -> Result<&ParentState, DataplaneError> {
+        self.parents
+            .get(&h.0)
+            .ok_or_else(|| DataplaneError::Refused(format!("no attached parent #{}", h.0)))
+    }
+
+    fn remove_devices(&mut self, devs: &[DevRef]) {
+        for d in devs {
+            if let Err(e) = self.engine.remove_device(*d) {
+                tracing::error!(error = %e, "removing a device from its worker");
+            }
+        }
+    }
+
+    fn rx_queues(ifname: &str) -> u32 {
+        let n = std::fs::read_dir(format!("/sys/class/net/{ifname}/queues"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                    .count() as u32
+            })
+            .unwrap_or(1);
+        n.clamp(1, MAX_QUEUES)
+    }
+
+    /// Lowest free port slot.
+    fn free_slot(&self) -> Result<u32, DataplaneError> {
+        (0..mvdp_ebpf::abi::MAX_SLOTS)
+            .find(|s| !self.ports.contains_key(s))
+            .ok_or_else(|| DataplaneError::Refused("no free port slot".into()))
+    }
+
+    /// Whether the ports plus `extra` make valid tables (duplicate MACs, passthru alone, ...).
+    fn check_with(&self, extra: &PortConfig) -> Result<(), DataplaneError> {
+        let mut b = TablesBuilder::new();
+        let mut networks = BTreeMap::new();
+        for cfg in self.ports.values().map(|p| &p.cfg).chain([extra]) {
+            let key = (cfg.parent.0, cfg.vlan, cfg.mode as u8);
+            let net = *networks.entry(key).or_insert_with(|| {
+                b.add_network(NetworkSpec::new(ParentId(cfg.parent.0), cfg.vlan, cfg.mode))
+            });
+            b.add_port(PortSpec::new(net, cfg.mac));
+        }
+        b.build()
+            .map(|_| ())
+            .map_err(|e| DataplaneError::Refused(e.to_string()))
+    }
+
+    /// Whether the port's MAC belongs in the demux: up, or passthru (which owns the wire even down).
+    fn hashed(&self, slot: u32) -> bool {
+        self.ports
+            .get(&slot)
+            .is_some_and(|p| p.up || p.cfg.mode == Mode::Passthru)
+    }
+
+    /// The demux entries of one port on its parent.
+    fn program_demux(&mut self, slot: u32) -> Result<(), DataplaneError> {
+        let p = self.ports.get_mut(&slot).expect("caller checked");
+        p.programmed = true;
+        let cfg = p.cfg.clone();
+        let parent = self
+            .parents
+            .get_mut(&cfg.parent.0)
+            .ok_or_else(|| DataplaneError::Refused("parent vanished".into()))?;
+        for (q, (_, fd, _)) in parent.queues.iter().enumerate() {
+            parent
+                .demux
+                .set_socket(slot, q as u32, *fd)
+                .map_err(failed)?;
+        }
+        parent
+            .demux
+            .insert_port(cfg.vlan, cfg.mac.0, slot, reflects_to_self(cfg.mode))
+            .map_err(failed)?;
+        if cfg.mode == Mode::Passthru {
+            parent
+                .demux
+                .set_passthru(Some((slot, cfg.vlan)))
+                .map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    fn unprogram_demux(&mut self, slot: u32) {
+        let Some(p) = self.ports.get_mut(&slot).filter(|p| p.programmed) else {
+            return;
+        };
+        p.programmed = false;
+        let cfg = p.cfg.clone();
+        if let Some(parent) = self.parents.get_mut(&cfg.parent.0) {
+            let _ = parent.demux.remove_port(cfg.vlan, cfg.mac.0);
+            if cfg.mode == Mode::Passthru {
+                let _ = parent.demux.set_passthru(None);
+            }
+            for q in 0..parent.queues.len() {
+                let _ = parent.demux.clear_socket(slot, q as u32);
+            }
+        }
+    }
+}
+
+impl Dataplane for Runtime {
+    fn attach_parent(&mut self, ifname: &str) -> Result<ParentHandle, DataplaneError> {
+        if self.parents.values().any(|p| p.ifname == ifname) {
+            return Err(DataplaneError::Refused(format!(
+                "{ifname} is already attached"
+            )));
+        }
+        let id = (0..u16::MAX)
+            .find(|i| !self.parents.contains_key(i))
+            .ok_or_else(|| DataplaneError::Refused("too many parents".into()))?;
+        let demux = Demux::attach(ifname, self.opts.xdp_mode).map_err(|e| match e {
+            mvdp_ebpf::DemuxError::NoSuchInterface(n) => DataplaneError::NoSuchInterface(n),
+            other => DataplaneError::Refused(other.to_string()),
+        })?;
+        let tap = FloodTap::open(ifname).map_err(failed)?;
+        tap.hold_promisc()
+            .map_err(|e| failed(format!("making {ifname} promiscuous: {e}")))?;
+        let mut queues = Vec::new();
+        for q in 0..Self::rx_queues(ifname) {
+            let sock = match XskSocket::new(self.engine.umem(), ifname, q, SocketConfig::default())
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    let devs: Vec<_> = queues.iter().map(|(d, _, _)| *d).collect();
+                    self.remove_devices(&devs);
+                    return Err(failed(e));
+                }
+            };
+            let fd = sock.fd();
+            let worker = self.engine.worker_for(q);
+            match self.engine.add_device(worker, sock, PARENT_FILL) {
+                Ok((dev, stats)) => queues.push((dev, fd, stats)),
+                Err(e) => {
+                    let devs: Vec<_> = queues.iter().map(|(d, _, _)| *d).collect();
+                    self.remove_devices(&devs);
+                    return Err(failed(e));
+                }
+            }
+        }
+        let tap_worker = queues[0].0.worker;
+        if let Err(e) =
+            self.engine
+                .add_flood_source(tap_worker, ParentId(id), Box::new(tap::Tap(tap)))
+        {
+            let devs: Vec<_> = queues.iter().map(|(d, _, _)| *d).collect();
+            self.remove_devices(&devs);
+            return Err(failed(e));
+        }
+        tracing::info!(
+            parent = ifname,
+            xdp = demux.mode().as_str(),
+            queues = queues.len(),
+            "attached"
+        );
+        self.parents.insert(
+            id,
+            ParentState {
+                ifname: ifname.into(),
+                demux,
+                queues,
+                tap_worker,
+            },
+        );
+        self.publish()?;
+        Ok(ParentHandle(id))
+    }
+
+    fn detach_parent(&mut self, parent: ParentHandle) -> Result<(), DataplaneError> {
+        self.parent(parent)?;
+        if self.ports.values().any(|p| p.cfg.parent == parent) {
+            return Err(DataplaneError::Refused(
+                "the parent still has ports; remove them first".into(),
+            ));
+        }
+        let p = self.parents.remove(&parent.0).expect("checked above");
+        // The demux goes first (link dropped): frames stop arriving in the sockets.
+        drop(p.demux);
+        let _ = self
+            .engine
+            .remove_flood_source(p.tap_worker, ParentId(parent.0));
+        self.publish()?;
+        let devs: Vec<_> = p.queues.iter().map(|(d, _, _)| *d).collect();
+        self.remove_devices(&devs);
+        tracing::info!(parent = p.ifname, "detached");
+        Ok(())
+    }
+
+    fn add_port(&mut self, cfg: &PortConfig) -> Result<PortHandle, DataplaneError> {
+        self.parent(cfg.parent)?;
+        if cfg.vlan > 4094 {
+            return Err(DataplaneError::Refused(format!(
+                "VLAN {} is outside 0..=4094",
+                cfg.vlan
+            )));
+        }
+        if !cfg.mac.is_valid_unicast() {
+            return Err(DataplaneError::Refused(format!(
+                "{} is not a unicast MAC",
+                cfg.mac
+            )));
+        }
+        if let Some(other) = self
+            .ports
+            .values()
+            .find(|p| p.cfg.parent == cfg.parent && p.cfg.vlan == cfg.vlan && p.cfg.mac == cfg.mac)
+        {
+            return Err(DataplaneError::Refused(format!(
+                "MAC {} is already used by port {} on this parent and VLAN",
+                cfg.mac, other.cfg.veth_ifname
+            )));
+        }
+        let ifindex = nix::net::if_::if_nametoindex(cfg.veth_ifname.as_str())
+            .map_err(|_| DataplaneError::NoSuchInterface(cfg.veth_ifname.clone()))?;
+        let slot = self.free_slot()?;
+        self.check_with(cfg)?;
+        let sock = XskSocket::new(
+            self.engine.umem(),
+            &cfg.veth_ifname,
+            0,
+            SocketConfig::default(),
+        )
+        .map_err(failed)?;
+        let fd = sock.fd();
+        let worker = self.engine.worker_for(slot);
+        let (dev, stats) = self
+            .engine
+            .add_device(worker, sock, PORT_FILL)
+            .map_err(failed)?;
+        self.ports.insert(
+            slot,
+            PortState {
+                cfg: cfg.clone(),
+                dev,
+                fd,
+                ifindex,
+                up: true,
+                programmed: false,
+                stats,
+            },
+        );
+        let undo = |rt: &mut Runtime, e: DataplaneError| {
+            rt.unprogram_demux(slot);
+            if let Some(r) = rt.redirect.as_mut() {
+                r.detach(ifindex);
+            }
+            rt.ports.remove(&slot);
+            let _ = rt.publish();
+            rt.remove_devices(&[dev]);
+            Err(e)
+        };
+        if let Err(e) = self.publish() {
+            return undo(self, e);
+        }
+        if self.redirect.is_none() {
+            match PortRedirect::load() {
+                Ok(r) => self.redirect = Some(r),
+                Err(e) => return undo(self, failed(e)),
+            }
+        }
+        let attached =
+            self.redirect
+                .as_mut()
+                .expect("loaded above")
+                .attach(&cfg.veth_ifname, slot, fd);
+        if let Err(e) = attached {
+            return undo(self, failed(e));
+        }
+        if let Err(e) = self.program_demux(slot) {
+            return undo(self, e);
+        }
+        tracing::info!(port = cfg.veth_ifname, slot, mac = %cfg.mac, vlan = cfg.vlan, mode = cfg.mode.name(), "port added");
+        Ok(PortHandle(slot))
+    }
+
+    fn remove_port(&mut self, port: PortHandle) -> Result<(), DataplaneError> {
+        let slot = port.0;
+        let Some(p) = self.ports.get(&slot) else {
+            return Err(DataplaneError::Refused(format!("no port #{slot}")));
+        };
+        let (ifindex, dev) = (p.ifindex, p.dev);
+        self.unprogram_demux(slot);
+        if let Some(r) = self.redirect.as_mut() {
+            r.detach(ifindex);
+        }
+        let p = self.ports.remove(&slot).expect("checked above");
+        self.publish()?;
+        self.remove_devices(&[dev]);
+        tracing::info!(port = p.cfg.veth_ifname, slot, "port removed");
+        Ok(())
+    }
+
+    fn set_port_up(&mut self, port: PortHandle, up: bool) -> Result<(), DataplaneError> {
+        let p = self
+            .ports
+            .get_mut(&port.0)
+            .ok_or_else(|| DataplaneError::Refused(format!("no port #{}", port.0)))?;
+        if p.up != up {
+            p.up = up;
+            self.publish()?;
+            // The kernel unhashes a down macvlan: frames for its MAC go to the host stack again,
+            // which only the demux can do (XDP_PASS). A down passthru port still owns all
+            // unicast and drops it.
+            if self.hashed(port.0) {
+                self.program_demux(port.0)?;
+            } else {
+                self.unprogram_demux(port.0);
+            }
+        }
+        Ok(())
+    }
+
+    fn set_port_mac(&mut self, port: PortHandle, mac: Mac) -> Result<(), DataplaneError> {
+        if !mac.is_valid_unicast() {
+            return Err(DataplaneError::Refused(format!(
+                "{mac} is not a unicast MAC"
+            )));
+        }
+        let slot = port.0;
+        let old = self
+            .ports
+            .get(&slot)
+            .ok_or_else(|| DataplaneError::Refused(format!("no port #{slot}")))?
+            .cfg
+            .mac;
+        self.unprogram_demux(slot);
+        self.ports.get_mut(&slot).expect("checked").cfg.mac = mac;
+        let hashed = self.hashed(slot);
+        let res = self.publish().and_then(|_| {
+            if hashed {
+                self.program_demux(slot)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = res {
+            self.unprogram_demux(slot);
+            self.ports.get_mut(&slot).expect("checked").cfg.mac = old;
+            let _ = self.publish();
+            if hashed {
+                let _ = self.program_demux(slot);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> DataplaneStats {
+        let mut out = DataplaneStats {
+            workers: self.engine.workers(),
+            poll_mode: self.opts.poll.name().into(),
+            ..Default::default()
+        };
+        for p in self.parents.values() {
+            let mut ps = ParentStats {
+                xdp_mode: p.demux.mode().as_str().into(),
+                rx_queues: p.queues.len() as u32,
+                ..Default::default()
+            };
+            if let Ok(c) = p.demux.counters() {
+                ps.xdp = c.iter().map(|(k, v)| (k.to_string(), v)).collect();
+            }
+            for (_, fd, s) in &p.queues {
+                let c = s.read();
+                ps.rx_frames += c.rx_frames;
+                ps.tx_frames += c.tx_frames;
+                add_xsk(&mut ps.xsk, *fd);
+            }
+            out.parents.insert(p.ifname.clone(), ps);
+        }
+        let workers = self.engine.worker_stats();
+        for (name, parent_tapped) in self.parents.values().map(|p| {
+            let tapped = workers
+                .get(p.tap_worker as usize)
+                .map_or(0, |w| w.tapped.load(std::sync::atomic::Ordering::Relaxed));
+            (p.ifname.clone(), tapped)
+        }) {
+            if let Some(ps) = out.parents.get_mut(&name) {
+                ps.flood_frames = parent_tapped;
+            }
+        }
+        for (slot, p) in &self.ports {
+            let c = p.stats.read();
+            out.ports.insert(
+                *slot,
+                PortStats {
+                    rx_frames: c.rx_frames,
+                    rx_bytes: c.rx_bytes,
+                    tx_frames: c.tx_frames,
+                    tx_bytes: c.tx_bytes,
+                    rx_dropped: c.rx_dropped,
+                    tx_dropped: c.tx_dropped,
+                    xsk: {
+                        let mut x = XskCounters::default();
+                        add_xsk(&mut x, p.fd);
+                        x
+                    },
+                },
+            );
+        }
+        for r in DropReason::ALL {
+            let n: u64 = workers
+                .iter()
+                .map(|w| w.drops[r.index()].load(std::sync::atomic::Ordering::Relaxed))
+                .sum();
+            out.drops.insert(r.name().into(), n);
+        }
+        let ld = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        let no_chunk = workers.iter().map(|w| ld(&w.no_chunk)).sum();
+        let handoff_full = workers.iter().map(|w| ld(&w.handoff_full)).sum();
+        out.drops.insert("no_free_frame".into(), no_chunk);
+        out.drops.insert("handoff_full".into(), handoff_full);
+        let a = self.engine.accounting();
+        out.umem = UmemStats {
+            total: a.total,
+            free: a.free,
+            fill: a.fill,
+            rx: 0,
+            tx_in_flight: a.tx_in_flight,
+            in_transit: a.in_transit,
+            frame_size: self.engine.umem().frame_size(),
+        };
+        out
+    }
+}
+
+fn add_xsk(into: &mut XskCounters, fd: RawFd) {
+    if let Ok(st) = crate::xsk::xsk_statistics(fd) {
+        into.rx_dropped += st.rx_dropped;
+        into.rx_ring_full += st.rx_ring_full;
+        into.fill_ring_empty += st.rx_fill_ring_empty;
+        into.tx_invalid += st.tx_invalid_descs;
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Programs first, so nothing is redirected into sockets that are going away.
+        let slots: Vec<u32> = self.ports.keys().copied().collect();
+        for s in slots {
+            let _ = self.remove_port(PortHandle(s));
+        }
+        let parents: Vec<u16> = self.parents.keys().copied().collect();
+        for p in parents {
+            let _ = self.detach_parent(ParentHandle(p));
+        }
+    }
+}

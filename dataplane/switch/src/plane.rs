@@ -1,0 +1,135 @@
+//! What the control plane needs from the forwarding plane, as a trait, so the daemon's state machine
+//! (validation, IPAM, netlink, persistence) is written and tested apart from the AF_XDP machinery.
+//!
+//! The real implementation is `mvdp_engine::runtime::Runtime` (XDP demux on the parent, one shared UMEM,
+//! worker threads); tests of the control plane may use a recording fake.
+//!
+//! Division of labour: the daemon creates and removes veth pairs, addresses, routes and namespaces;
+//! the dataplane only attaches to interfaces that already exist in the daemon's own netns and forwards
+//! between them. Every method either succeeds completely or leaves the dataplane as it was.
+
+use std::collections::BTreeMap;
+
+use crate::{Mac, Mode};
+use serde::Serialize;
+
+/// A parent NIC the dataplane is attached to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ParentHandle(pub u16);
+
+/// A virtual port (one veth pair's host end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct PortHandle(pub u32);
+
+/// One virtual port as the dataplane sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortConfig {
+    pub parent: ParentHandle,
+    /// 0 = untagged network; 1..=4094 = that 802.1Q VLAN on the parent.
+    pub vlan: u16,
+    pub mode: Mode,
+    /// The container-side MAC: frames to it are delivered to this port, and (anti-spoofing) the
+    /// only source MAC the port may send with, except in passthru mode.
+    pub mac: Mac,
+    /// The veth end in the daemon's netns (already created and up); its peer is the container's interface.
+    pub veth_ifname: String,
+}
+
+/// Why the dataplane refused a request. The message is for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    #[error("interface {0:?} does not exist")]
+    NoSuchInterface(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("dataplane failure: {0}")]
+    Failed(String),
+}
+
+/// The forwarding plane. Called from one control thread; `Send` so the daemon may own it on any thread.
+pub trait Dataplane: Send {
+    /// Attaches to a parent NIC: XDP demux, AF_XDP sockets on each rx queue, the flood path, promiscuous
+    /// mode held for as long as it is attached. Called when the first network on `ifname` is created.
+    fn attach_parent(&mut self, ifname: &str) -> Result<ParentHandle, DataplaneError>;
+    /// Detaches (XDP program, sockets, promiscuity all released). Refused while ports use it.
+    fn detach_parent(&mut self, parent: ParentHandle) -> Result<(), DataplaneError>;
+    /// Starts forwarding for one port. A passthru port makes all wire unicast on its (parent, VLAN) go to it.
+    fn add_port(&mut self, port: &PortConfig) -> Result<PortHandle, DataplaneError>;
+    /// Stops forwarding for a port and takes back every frame it held; the veth is left to the caller.
+    fn remove_port(&mut self, port: PortHandle) -> Result<(), DataplaneError>;
+    /// Marks a port up or down (down ports receive nothing, as in the kernel); used for carrier follow.
+    fn set_port_up(&mut self, port: PortHandle, up: bool) -> Result<(), DataplaneError>;
+    /// A passthru port changed its MAC (the kernel lets a passthru macvlan do that).
+    fn set_port_mac(&mut self, port: PortHandle, mac: Mac) -> Result<(), DataplaneError>;
+    /// Counters and frame accounting, as of now.
+    fn stats(&self) -> DataplaneStats;
+}
+
+/// Everything `mvdp stats` shows about the forwarding plane.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DataplaneStats {
+    /// "native" or "generic" per attached parent.
+    pub parents: BTreeMap<String, ParentStats>,
+    pub ports: BTreeMap<u32, PortStats>,
+    /// Switch-core drops by reason (snake_case names), summed over workers.
+    pub drops: BTreeMap<String, u64>,
+    pub umem: UmemStats,
+    pub workers: usize,
+    /// "busy-poll" or "adaptive".
+    pub poll_mode: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ParentStats {
+    pub xdp_mode: String,
+    pub rx_queues: u32,
+    /// The XDP demux program's own counters (rx, redirect, pass_host, ...).
+    pub xdp: BTreeMap<String, u64>,
+    pub rx_frames: u64,
+    pub tx_frames: u64,
+    pub flood_frames: u64,
+    /// The kernel's counters for the parent queues' AF_XDP sockets, summed.
+    pub xsk: XskCounters,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PortStats {
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    /// Frames from this port the switch dropped (spoofed source, injected tag, no receiver, ...).
+    pub rx_dropped: u64,
+    /// Frames for this port that found its TX ring full.
+    pub tx_dropped: u64,
+    /// The kernel's own counters for the port's AF_XDP socket (XDP_STATISTICS).
+    pub xsk: XskCounters,
+}
+
+/// The kernel's counters for one AF_XDP socket: frames it dropped before userspace saw them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct XskCounters {
+    pub rx_dropped: u64,
+    pub rx_ring_full: u64,
+    pub fill_ring_empty: u64,
+    pub tx_invalid: u64,
+}
+
+/// Where every UMEM frame is. `free + fill + rx + tx_in_flight + in_transit == total` always.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct UmemStats {
+    pub total: u64,
+    pub free: u64,
+    pub fill: u64,
+    pub rx: u64,
+    pub tx_in_flight: u64,
+    /// Handed between worker threads (queues) at the moment of the snapshot.
+    pub in_transit: u64,
+    pub frame_size: u32,
+}
+
+impl UmemStats {
+    pub fn balanced(&self) -> bool {
+        self.free + self.fill + self.rx + self.tx_in_flight + self.in_transit == self.total
+    }
+}

@@ -1,0 +1,149 @@
+//! What connects a lab's containers to the host's parent NIC: nothing, kernel macvlan, a Linux bridge, or
+//! mvdp. The same lab shape with each backend is what the benchmarks and the conformance suite compare.
+
+use std::fmt;
+use std::str::FromStr;
+
+use mvdp_control::error::{Error, Result};
+use mvdp_control::netlink::MacvlanMode;
+
+/// How a lab's containers reach the parent NIC `eth1` of the (first) host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Backend {
+    /// Empty container namespaces (only `lo`): the caller attaches them itself.
+    #[default]
+    None,
+    /// One kernel macvlan child of the parent per container, moved into the container as `eth0`.
+    Macvlan(MacvlanMode),
+    /// A Linux bridge in the host namespace holding the parent and one veth per container; the host's IP
+    /// moves from the parent to the bridge.
+    Bridge,
+    /// mvdp ports (veths attached by the mvdp daemon). The lab cannot build these by itself: the daemon
+    /// owns them.
+    Mvdp(MacvlanMode),
+}
+
+impl Backend {
+    /// The macvlan mode, for the backends that have one.
+    pub fn mode(self) -> Option<MacvlanMode> {
+        match self {
+            Backend::Macvlan(m) | Backend::Mvdp(m) => Some(m),
+            Backend::None | Backend::Bridge => None,
+        }
+    }
+
+    /// The backend's kind without its mode: "none", "macvlan", "bridge" or "mvdp".
+    pub fn kind(self) -> &'static str {
+        match self {
+            Backend::None => "none",
+            Backend::Macvlan(_) => "macvlan",
+            Backend::Bridge => "bridge",
+            Backend::Mvdp(_) => "mvdp",
+        }
+    }
+
+    /// Builds a backend from its kind and an optional mode (default bridge), as the CLI gets them.
+    /// A mode given to a backend without modes is refused rather than ignored.
+    pub fn from_parts(kind: &str, mode: Option<MacvlanMode>) -> Result<Backend> {
+        let modeless = |b: Backend| match mode {
+            Some(m) => Err(Error::invalid(
+                "backend mode",
+                m.to_string(),
+                format!("the {kind} backend has no modes"),
+            )),
+            None => Ok(b),
+        };
+        match kind {
+            "none" => modeless(Backend::None),
+            "bridge" => modeless(Backend::Bridge),
+            "macvlan" => Ok(Backend::Macvlan(mode.unwrap_or(MacvlanMode::Bridge))),
+            "mvdp" => Ok(Backend::Mvdp(mode.unwrap_or(MacvlanMode::Bridge))),
+            other => Err(Error::invalid(
+                "backend",
+                other,
+                "expected none, macvlan, bridge or mvdp",
+            )),
+        }
+    }
+
+    /// Checks that the backend can serve `containers` containers.
+    pub fn validate(self, containers: u32) -> Result<()> {
+        match self.mode() {
+            Some(MacvlanMode::Source) => Err(Error::invalid(
+                "backend mode",
+                "source",
+                "source mode only filters by sender MAC and is no container network; use bridge, \
+                 private, vepa or passthru",
+            )),
+            Some(MacvlanMode::Passthru) if containers > 1 => Err(Error::invalid(
+                "container count",
+                containers.to_string(),
+                "passthru mode takes the whole parent: at most 1 container",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    /// "none", "bridge", "macvlan:vepa", "mvdp:bridge".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.mode() {
+            Some(m) => write!(f, "{}:{m}", self.kind()),
+            None => f.write_str(self.kind()),
+        }
+    }
+}
+
+impl FromStr for Backend {
+    type Err = Error;
+    /// Parses what `Display` prints ("macvlan" alone means bridge mode).
+    fn from_str(s: &str) -> Result<Self> {
+        let (kind, mode) = match s.split_once(':') {
+            Some((k, m)) => (k, Some(m.parse::<MacvlanMode>()?)),
+            None => (s, None),
+        };
+        Backend::from_parts(kind, mode)
+    }
+}
+
+impl serde::Serialize for Backend {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backends_print_and_parse() {
+        for b in [
+            Backend::None,
+            Backend::Bridge,
+            Backend::Macvlan(MacvlanMode::Vepa),
+            Backend::Mvdp(MacvlanMode::Passthru),
+        ] {
+            assert_eq!(b.to_string().parse::<Backend>().unwrap(), b);
+        }
+        assert_eq!(
+            "macvlan".parse::<Backend>().unwrap(),
+            Backend::Macvlan(MacvlanMode::Bridge)
+        );
+        assert!("bridge:vepa".parse::<Backend>().is_err());
+        assert!("ovs".parse::<Backend>().is_err());
+        assert!("macvlan:passthrough".parse::<Backend>().is_err());
+    }
+
+    #[test]
+    fn passthru_takes_one_container_and_source_none() {
+        assert!(Backend::Macvlan(MacvlanMode::Passthru).validate(1).is_ok());
+        let e = Backend::Macvlan(MacvlanMode::Passthru)
+            .validate(2)
+            .unwrap_err();
+        assert!(e.to_string().contains("at most 1 container"), "{e}");
+        assert!(Backend::Macvlan(MacvlanMode::Source).validate(1).is_err());
+        assert!(Backend::Bridge.validate(200).is_ok());
+    }
+}

@@ -1,0 +1,435 @@
+//! The labs being compared. Every backend gets the same shape — the lab's wire switch with the
+//! external host, one host with parent NIC eth1, containers c1 and c2 — and differs only in how
+//! the containers are attached to the parent: kernel macvlan children, a Linux bridge over veths,
+//! mvdp, or (for the ceiling) a bare AF_XDP forwarder between the two container veths.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use crate::backend::Backend as LabBackend;
+use crate::lab::Lab;
+use anyhow::{anyhow, Context, Result};
+use mvdp_control::{MacvlanMode, NetNs};
+use serde::Serialize;
+
+use super::ceiling::Forwarder;
+use super::udp::{wait_reachable, EchoServer};
+
+/// How the containers are attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// mvdp's XDP demux + AF_XDP switch, in a macvlan mode.
+    Mvdp(MacvlanMode),
+    /// Kernel macvlan children of the parent, in a mode.
+    Macvlan(MacvlanMode),
+    /// Containers on veths enslaved to a Linux bridge that also holds the parent.
+    Bridge,
+    /// A bare AF_XDP forwarder between the two container veths (container <-> container only).
+    Ceiling,
+}
+
+impl Backend {
+    /// Stable name used in results.json, plots and criterion ids.
+    pub fn name(&self) -> String {
+        match self {
+            Backend::Mvdp(m) => format!("mvdp-{m}"),
+            Backend::Macvlan(m) => format!("macvlan-{m}"),
+            Backend::Bridge => "bridge".into(),
+            Backend::Ceiling => "ceiling".into(),
+        }
+    }
+
+    /// Short suffix of this backend's lab name (lab names stay within 40 bytes).
+    fn tag(&self) -> String {
+        let m = |m: &MacvlanMode| match m {
+            MacvlanMode::Bridge => "b",
+            MacvlanMode::Private => "p",
+            MacvlanMode::Vepa => "v",
+            MacvlanMode::Passthru => "t",
+            MacvlanMode::Source => "s",
+        };
+        match self {
+            Backend::Mvdp(mode) => format!("d{}", m(mode)),
+            Backend::Macvlan(mode) => format!("k{}", m(mode)),
+            Backend::Bridge => "br".into(),
+            Backend::Ceiling => "x".into(),
+        }
+    }
+
+    /// The lab name this backend uses under run name `run`.
+    pub fn lab_name(&self, run: &str) -> String {
+        format!("{run}{}", self.tag())
+    }
+
+    /// `Some(reason)` when this backend cannot be measured at all in this build.
+    pub fn unavailable(&self) -> Option<String> {
+        match self {
+            Backend::Macvlan(MacvlanMode::Source) => {
+                Some("source mode needs per-port allowed-MAC lists; not benchmarked".into())
+            }
+            _ => None,
+        }
+    }
+
+    /// `Err(reason)` when `scenario` does not exist for this backend.
+    pub fn supports(&self, scenario: Scenario) -> Result<(), String> {
+        match (self, scenario) {
+            (Backend::Ceiling, Scenario::ContainerExternal) => {
+                Err("the ceiling forwards between the two container veths only".into())
+            }
+            (
+                Backend::Macvlan(MacvlanMode::Passthru) | Backend::Mvdp(MacvlanMode::Passthru),
+                Scenario::ContainerContainer,
+            ) => Err("passthru allows a single port per parent".into()),
+            // The kernel delivers a private port's broadcasts back to itself only, so a sibling
+            // never sees its ARP request: siblings cannot talk at all.
+            (
+                Backend::Macvlan(MacvlanMode::Private) | Backend::Mvdp(MacvlanMode::Private),
+                Scenario::ContainerContainer,
+            ) => Err("private mode isolates ports of one parent from each other".into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn containers(&self) -> u32 {
+        match self {
+            Backend::Macvlan(MacvlanMode::Passthru) | Backend::Mvdp(MacvlanMode::Passthru) => 1,
+            _ => 2,
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl Serialize for Backend {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+/// Who talks to whom. The client is always container 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    /// Container 1 <-> container 2 on the same host.
+    ContainerContainer,
+    /// Container 1 <-> the external host behind the wire switch.
+    ContainerExternal,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 2] = [Scenario::ContainerContainer, Scenario::ContainerExternal];
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scenario::ContainerContainer => "container_container",
+            Scenario::ContainerExternal => "container_external",
+        }
+    }
+    pub fn label(&self) -> &'static str {
+        match self {
+            Scenario::ContainerContainer => "container <-> container (same host)",
+            Scenario::ContainerExternal => "container <-> external host",
+        }
+    }
+}
+
+/// One backend's lab with echo servers running on every possible server endpoint.
+pub struct BenchLab {
+    pub backend: Backend,
+    // Field order is drop order: servers and the forwarder go before the namespaces.
+    echo: Vec<EchoServer>,
+    forwarder: Option<Forwarder>,
+    /// The mvdp daemon serving this lab (in this process, inside the lab's host netns) and its
+    /// worker threads, whose CPU time is the switching cost counted next to every throughput.
+    daemon: Option<MvdpDaemon>,
+    lab: Lab,
+}
+
+/// An endpoint of a scenario.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub ns: NetNs,
+    pub ip: Ipv4Addr,
+}
+
+/// Thread-name prefix of the daemon's busy-polling workers.
+pub const DAEMON_WORKER_PREFIX: &str = "mvdp-worker-";
+
+impl BenchLab {
+    /// Builds `backend`'s lab named `lab_name` and checks every scenario's path answers. On any
+    /// error everything built so far is removed.
+    pub fn build(lab_name: &str, backend: Backend) -> Result<BenchLab> {
+        if let Some(why) = backend.unavailable() {
+            return Err(anyhow!("{backend}: unavailable: {why}"));
+        }
+        // Kernel macvlan and the bridge are the lab's own backends; the ceiling (and mvdp, once
+        // its daemon exists) attach to plain container veths / empty containers themselves.
+        let lab_backend = match backend {
+            Backend::Macvlan(m) => LabBackend::Macvlan(m),
+            Backend::Bridge => LabBackend::Bridge,
+            Backend::Ceiling | Backend::Mvdp(_) => LabBackend::None,
+        };
+        let lab = Lab::builder(lab_name)
+            .containers(backend.containers())
+            // VEPA exchanges container traffic only through a reflecting switch.
+            .hairpin(matches!(
+                backend,
+                Backend::Macvlan(MacvlanMode::Vepa) | Backend::Mvdp(MacvlanMode::Vepa)
+            ))
+            .container_veths(backend == Backend::Ceiling)
+            .backend(lab_backend)
+            .build()
+            .with_context(|| format!("building lab {lab_name} for {backend}"))?;
+        let mut bl = BenchLab {
+            backend,
+            echo: Vec::new(),
+            forwarder: None,
+            daemon: None,
+            lab,
+        };
+        bl.attach()
+            .with_context(|| format!("attaching containers for {backend}"))?;
+        for sc in Scenario::ALL {
+            if backend.supports(sc).is_ok() {
+                let server = bl.server(sc);
+                bl.echo.push(EchoServer::start(&server.ns, server.ip)?);
+            }
+        }
+        if let Some(f) = &bl.forwarder {
+            f.set_active(true);
+        }
+        for sc in Scenario::ALL {
+            if backend.supports(sc).is_ok() {
+                let (c, s) = (bl.client(), bl.server(sc));
+                wait_reachable(&c.ns, c.ip, s.ip, Duration::from_secs(5))
+                    .with_context(|| format!("{backend}: {}", sc.label()))?;
+            }
+        }
+        if let Some(f) = &bl.forwarder {
+            f.set_active(false);
+        }
+        Ok(bl)
+    }
+
+    fn attach(&mut self) -> Result<()> {
+        if let Backend::Mvdp(mode) = self.backend {
+            self.daemon = Some(MvdpDaemon::start(&self.lab, mode)?);
+        }
+        if self.backend == Backend::Ceiling {
+            let lab = &self.lab;
+            let (a, b) = (&lab.container(1).host_ifname, &lab.container(2).host_ifname);
+            self.forwarder = Some(Forwarder::start(lab.host(), a, b)?);
+        }
+        Ok(())
+    }
+
+    /// mvdp's counters as `mvdp stats --json` shows them (mvdp backends only).
+    pub fn mvdp_stats(&self) -> Option<serde_json::Value> {
+        use mvdp_control::daemon::api::Request;
+        let d = self.daemon.as_ref()?;
+        // Right after a blast the worker may still be draining; its books are exact once idle.
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            let st = mvdp_control::daemon::call(&d.socket, &Request::Stats).ok()?;
+            let balanced = st.pointer("/umem/balanced").and_then(|b| b.as_bool()) == Some(true);
+            if balanced || std::time::Instant::now() > deadline {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn lab(&self) -> &Lab {
+        &self.lab
+    }
+
+    /// Container 1: the client of every scenario and the sender of every flow.
+    pub fn client(&self) -> Endpoint {
+        let c = self.lab.container(1);
+        Endpoint {
+            ns: c.ns.clone(),
+            ip: c.ip,
+        }
+    }
+
+    /// The other end of `scenario`.
+    pub fn server(&self, scenario: Scenario) -> Endpoint {
+        match scenario {
+            Scenario::ContainerContainer => {
+                let c = self.lab.container(2);
+                Endpoint {
+                    ns: c.ns.clone(),
+                    ip: c.ip,
+                }
+            }
+            Scenario::ContainerExternal => Endpoint {
+                ns: self.lab.ext().clone(),
+                ip: self.lab.ext_ip(),
+            },
+        }
+    }
+
+    /// Marks the start/end of a measurement on this lab (the ceiling busy-polls only then).
+    pub fn set_measuring(&self, on: bool) {
+        if let Some(f) = &self.forwarder {
+            f.set_active(on);
+        }
+    }
+
+    /// Stops the ceiling forwarder (if this lab has one) and returns what it counted.
+    pub fn stop_forwarder(&mut self) -> Option<Result<super::ceiling::ForwardCounters>> {
+        self.forwarder.take().map(Forwarder::stop)
+    }
+
+    /// CPU time so far of the switching threads outside the endpoints (the ceiling's forwarder;
+    /// mvdp's `mvdp-worker-N` threads once the daemon exists), if there are any.
+    pub fn switch_cpu(&self) -> Option<Duration> {
+        if let Some(d) = &self.daemon {
+            return Some(super::cpu::tids_cpu(&d.worker_tids));
+        }
+        self.forwarder.as_ref().map(|f| f.cpu())
+    }
+}
+
+/// mvdp serving a bench lab: the runtime and the daemon's control thread run in this process,
+/// inside the lab's host netns; the containers are attached through the daemon's API, as
+/// `mvdp network create` / `mvdp port add` would.
+struct MvdpDaemon {
+    server: Option<mvdp_control::daemon::Server>,
+    socket: std::path::PathBuf,
+    worker_tids: Vec<u32>,
+}
+
+static MVDP_POLL: std::sync::OnceLock<mvdp_engine::runtime::PollMode> = std::sync::OnceLock::new();
+
+/// How mvdp's workers wait in this run (set once, before any lab is built; adaptive otherwise).
+pub fn set_mvdp_poll(mode: mvdp_engine::runtime::PollMode) {
+    let _ = MVDP_POLL.set(mode);
+}
+
+pub fn mvdp_poll() -> mvdp_engine::runtime::PollMode {
+    MVDP_POLL.get().copied().unwrap_or_default()
+}
+
+impl MvdpDaemon {
+    fn start(lab: &Lab, mode: MacvlanMode) -> Result<MvdpDaemon> {
+        use mvdp_control::daemon::api::{NetworkCreate, PortAdd, Request};
+        use mvdp_control::daemon::{call, serve, DaemonConfig};
+        let socket = std::path::PathBuf::from(format!("/run/mvdp/bench-{}.sock", lab.prefix()));
+        let sock = socket.clone();
+        let (server, worker_tids) = lab
+            .host()
+            .run(move || -> Result<_> {
+                let rt =
+                    mvdp_engine::runtime::Runtime::new(mvdp_engine::runtime::RuntimeOptions {
+                        poll: mvdp_poll(),
+                        ..mvdp_engine::runtime::RuntimeOptions::default()
+                    })?;
+                let tids = rt.worker_tids();
+                let cfg = DaemonConfig {
+                    state_dir: None,
+                    max_mtu: mvdp_engine::runtime::MAX_MTU,
+                    netns: None,
+                };
+                Ok((serve(rt, cfg, &sock)?, tids))
+            })
+            .context("entering the lab's host netns")??;
+        let d = MvdpDaemon {
+            server: Some(server),
+            socket,
+            worker_tids,
+        };
+        let ask = |req: Request| -> Result<()> {
+            call(&d.socket, &req)
+                .map(|_| ())
+                .map_err(|e| anyhow!("{e}"))
+        };
+        ask(Request::NetworkCreate(NetworkCreate {
+            name: "bench".into(),
+            parent: lab.parent_ifname().into(),
+            mode: Some(mode.to_string()),
+            subnet: Some("198.18.0.0/24".into()),
+            ..Default::default()
+        }))
+        .context("mvdp network create")?;
+        for c in lab.containers() {
+            ask(Request::PortAdd(PortAdd {
+                network: "bench".into(),
+                netns: Some(c.ns.name().into()),
+                ifname: Some(c.ifname.clone()),
+                mac: Some(c.mac.to_string()),
+                ip: Some(format!("{}/24", c.ip)),
+                ..Default::default()
+            }))
+            .with_context(|| format!("mvdp port add for {}", c.ns.name()))?;
+        }
+        Ok(d)
+    }
+}
+
+impl Drop for MvdpDaemon {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown();
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Vec<Backend> {
+        let modes = [
+            MacvlanMode::Bridge,
+            MacvlanMode::Vepa,
+            MacvlanMode::Private,
+            MacvlanMode::Passthru,
+        ];
+        let mut v: Vec<Backend> = modes.iter().map(|m| Backend::Mvdp(*m)).collect();
+        v.extend(modes.iter().map(|m| Backend::Macvlan(*m)));
+        v.extend([Backend::Bridge, Backend::Ceiling]);
+        v
+    }
+
+    #[test]
+    fn every_backend_gets_its_own_valid_lab_name() {
+        let run = "mvb4194304";
+        let mut names: Vec<String> = all().iter().map(|b| b.lab_name(run)).collect();
+        for n in &names {
+            mvdp_control::names::validate_prefix(n).unwrap();
+            assert!(n.starts_with(run));
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), all().len());
+    }
+
+    #[test]
+    fn cells_that_cannot_exist_say_why() {
+        let cc = Scenario::ContainerContainer;
+        let ce = Scenario::ContainerExternal;
+        assert!(Backend::Ceiling.supports(ce).is_err());
+        assert!(Backend::Ceiling.supports(cc).is_ok());
+        assert!(Backend::Macvlan(MacvlanMode::Passthru)
+            .supports(cc)
+            .is_err());
+        assert!(Backend::Macvlan(MacvlanMode::Private).supports(cc).is_err());
+        assert!(Backend::Macvlan(MacvlanMode::Vepa).supports(cc).is_ok());
+        for b in all() {
+            assert!(b.supports(ce).is_ok() || b == Backend::Ceiling, "{b}");
+        }
+        assert!(Backend::Mvdp(MacvlanMode::Bridge).unavailable().is_none());
+        assert!(Backend::Mvdp(MacvlanMode::Private).supports(cc).is_err());
+        assert!(Backend::Macvlan(MacvlanMode::Source)
+            .unavailable()
+            .is_some());
+        assert!(Backend::Bridge.unavailable().is_none());
+    }
+}
