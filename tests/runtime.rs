@@ -117,7 +117,9 @@ fn bridge_containers_reach_each_other_the_ext_host_and_frames_balance() {
             );
             let s = rt.stats();
             assert!(
-                s.ports.values().all(|p| p.rx_frames > 0 && p.tx_frames > 0),
+                s.ports
+                    .values()
+                    .all(|p| p.traffic.rx_frames > 0 && p.traffic.tx_frames > 0),
                 "{s:?}"
             );
             std::thread::sleep(Duration::from_millis(200));

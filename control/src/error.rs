@@ -59,6 +59,12 @@ pub enum Error {
     /// The operation needs root (CAP_SYS_ADMIN + CAP_NET_ADMIN).
     #[error("{0} needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN); run it with sudo")]
     NotRoot(String),
+    /// A macvlan mode name that is none of the kernel's.
+    #[error(transparent)]
+    Mode(#[from] mvdp_switch::ParseModeError),
+    /// Text that is not a MAC address.
+    #[error(transparent)]
+    Mac(#[from] mvdp_switch::ParseMacError),
 }
 
 impl Error {

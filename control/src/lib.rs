@@ -11,7 +11,10 @@ pub mod netns;
 pub mod offload;
 
 pub use error::{Error, Result};
-pub use names::{MacAddr, Role};
-pub use netlink::{Link, MacvlanMode, MacvlanOptions, Netlink, SourceMacOp, VethEnd};
+/// One MAC type and one mode type for every layer; `MacAddr` and `MacvlanMode` are the names older
+/// code used for them.
+pub use mvdp_switch::{Mac, Mac as MacAddr, Mode, Mode as MacvlanMode};
+pub use names::Role;
+pub use netlink::{Link, MacvlanOptions, Netlink, SourceMacOp, VethEnd};
 pub use netns::{is_root, NetNs};
 pub use offload::{set_offloads, Offload};

@@ -1,7 +1,6 @@
-//! Name validation (interfaces, namespaces, lab prefixes) and the MAC address type. No system calls here.
+//! Name validation (interfaces, namespaces, lab prefixes). No system calls here.
 
 use std::fmt;
-use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
@@ -139,65 +138,6 @@ pub fn parse_lab_netns(name: &str) -> Option<(&str, Role)> {
     Some((prefix, Role::parse(role)?))
 }
 
-/// An Ethernet MAC address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct MacAddr(pub [u8; 6]);
-
-impl MacAddr {
-    pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
-
-    /// A locally administered unicast address `02:6d:76:a:b:c` ("mv"), used for lab interfaces.
-    pub const fn lab(a: u8, b: u8, c: u8) -> MacAddr {
-        MacAddr([0x02, 0x6d, 0x76, a, b, c])
-    }
-    pub fn octets(&self) -> [u8; 6] {
-        self.0
-    }
-    pub fn is_multicast(&self) -> bool {
-        self.0[0] & 1 == 1
-    }
-    pub fn is_zero(&self) -> bool {
-        self.0 == [0; 6]
-    }
-    /// A unicast, non-zero address: the only kind an interface can own.
-    pub fn is_valid_unicast(&self) -> bool {
-        !self.is_multicast() && !self.is_zero()
-    }
-}
-
-impl fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
-    }
-}
-
-impl FromStr for MacAddr {
-    type Err = Error;
-    /// Parsed by the dataplane's `Mac`, so both halves accept exactly the same spellings.
-    fn from_str(s: &str) -> Result<Self> {
-        s.parse::<mvdp_switch::Mac>()
-            .map(|m| MacAddr(m.0))
-            .map_err(|_| {
-                Error::invalid(
-                    "MAC address",
-                    s,
-                    "expected six hex octets like 02:00:00:00:00:01",
-                )
-            })
-    }
-}
-
-impl serde::Serialize for MacAddr {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,27 +215,5 @@ mod tests {
         assert_eq!(parse_lab_netns("Lab-wire"), None);
         // "lab" does not own "lab-x"'s namespaces.
         assert_ne!(parse_lab_netns("lab-x-wire").map(|p| p.0), Some("lab"));
-    }
-
-    #[test]
-    fn macs() {
-        let m: MacAddr = "02:6d:76:00:01:0a".parse().unwrap();
-        assert_eq!(m, MacAddr::lab(0, 1, 10));
-        assert_eq!(m.to_string(), "02:6d:76:00:01:0a");
-        assert!(m.is_valid_unicast());
-        assert!("01:00:5e:00:00:01"
-            .parse::<MacAddr>()
-            .unwrap()
-            .is_multicast());
-        assert!(!MacAddr::default().is_valid_unicast());
-        for bad in [
-            "",
-            "02:00:00:00:00",
-            "02:00:00:00:00:00:00",
-            "zz:00:00:00:00:00",
-            "002:0:0:0:0:0",
-        ] {
-            assert!(bad.parse::<MacAddr>().is_err(), "{bad:?} accepted");
-        }
     }
 }

@@ -8,7 +8,6 @@ use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
-use std::str::FromStr;
 
 use futures::TryStreamExt;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
@@ -23,15 +22,16 @@ use rtnetlink::{
 };
 
 use crate::error::{rtnl_to_io, Error, Result};
-use crate::names::{validate_ifname, MacAddr};
+use crate::names::validate_ifname;
 use crate::netns::NetNs;
+use mvdp_switch::{Mac, Mode};
 
 /// What a link lookup returns.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Link {
     pub index: u32,
     pub name: String,
-    pub mac: Option<MacAddr>,
+    pub mac: Option<Mac>,
     pub mtu: u32,
     /// Administratively up (IFF_UP).
     pub up: bool,
@@ -51,7 +51,7 @@ pub struct Link {
     /// Bridge port hairpin flag, when this link is a bridge port.
     pub hairpin: Option<bool>,
     /// Macvlan mode, when this link is a macvlan.
-    pub macvlan_mode: Option<MacvlanMode>,
+    pub macvlan_mode: Option<Mode>,
     /// Macvlan nopromisc flag, when this link is a macvlan.
     pub macvlan_nopromisc: Option<bool>,
     /// Macvlan broadcast queue length, when the kernel reports it.
@@ -60,74 +60,26 @@ pub struct Link {
     pub macvlan_macaddr_count: Option<u32>,
 }
 
-/// The kernel macvlan modes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MacvlanMode {
-    Bridge,
-    Private,
-    Vepa,
-    Passthru,
-    Source,
-}
-
-impl MacvlanMode {
-    pub const ALL: [MacvlanMode; 5] = [
-        MacvlanMode::Bridge,
-        MacvlanMode::Private,
-        MacvlanMode::Vepa,
-        MacvlanMode::Passthru,
-        MacvlanMode::Source,
-    ];
-
-    fn to_nl(self) -> MacVlanMode {
-        match self {
-            MacvlanMode::Bridge => MacVlanMode::Bridge,
-            MacvlanMode::Private => MacVlanMode::Private,
-            MacvlanMode::Vepa => MacVlanMode::Vepa,
-            MacvlanMode::Passthru => MacVlanMode::Passthrough,
-            MacvlanMode::Source => MacVlanMode::Source,
-        }
-    }
-
-    fn from_nl(m: MacVlanMode) -> Option<Self> {
-        Some(match m {
-            MacVlanMode::Bridge => MacvlanMode::Bridge,
-            MacVlanMode::Private => MacvlanMode::Private,
-            MacVlanMode::Vepa => MacvlanMode::Vepa,
-            MacVlanMode::Passthrough => MacvlanMode::Passthru,
-            MacVlanMode::Source => MacvlanMode::Source,
-            _ => return None,
-        })
+/// The kernel's netlink spelling of a macvlan mode.
+fn mode_to_nl(mode: Mode) -> MacVlanMode {
+    match mode {
+        Mode::Bridge => MacVlanMode::Bridge,
+        Mode::Private => MacVlanMode::Private,
+        Mode::Vepa => MacVlanMode::Vepa,
+        Mode::Passthru => MacVlanMode::Passthrough,
+        Mode::Source => MacVlanMode::Source,
     }
 }
 
-impl fmt::Display for MacvlanMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            MacvlanMode::Bridge => "bridge",
-            MacvlanMode::Private => "private",
-            MacvlanMode::Vepa => "vepa",
-            MacvlanMode::Passthru => "passthru",
-            MacvlanMode::Source => "source",
-        })
-    }
-}
-
-impl FromStr for MacvlanMode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        MacvlanMode::ALL
-            .into_iter()
-            .find(|m| m.to_string() == s)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "macvlan mode",
-                    s,
-                    "expected bridge, private, vepa, passthru or source",
-                )
-            })
-    }
+fn mode_from_nl(m: MacVlanMode) -> Option<Mode> {
+    Some(match m {
+        MacVlanMode::Bridge => Mode::Bridge,
+        MacVlanMode::Private => Mode::Private,
+        MacVlanMode::Vepa => Mode::Vepa,
+        MacVlanMode::Passthrough => Mode::Passthru,
+        MacVlanMode::Source => Mode::Source,
+        _ => return None,
+    })
 }
 
 /// One end of a veth pair: name, and optionally the namespace it is created in (default: the namespace of
@@ -136,7 +88,7 @@ impl FromStr for MacvlanMode {
 pub struct VethEnd<'a> {
     pub name: &'a str,
     pub netns: Option<&'a NetNs>,
-    pub mac: Option<MacAddr>,
+    pub mac: Option<Mac>,
     pub mtu: Option<u32>,
 }
 
@@ -153,7 +105,7 @@ impl<'a> VethEnd<'a> {
         self.netns = Some(ns);
         self
     }
-    pub fn mac(mut self, mac: MacAddr) -> Self {
+    pub fn mac(mut self, mac: Mac) -> Self {
         self.mac = Some(mac);
         self
     }
@@ -166,8 +118,8 @@ impl<'a> VethEnd<'a> {
 /// Options for a kernel macvlan link.
 #[derive(Debug, Clone, Copy)]
 pub struct MacvlanOptions<'a> {
-    pub mode: MacvlanMode,
-    pub mac: Option<MacAddr>,
+    pub mode: Mode,
+    pub mac: Option<Mac>,
     pub mtu: Option<u32>,
     /// MACVLAN_FLAG_NOPROMISC: do not put the parent in promiscuous mode (passthru only in the kernel).
     pub nopromisc: bool,
@@ -178,7 +130,7 @@ pub struct MacvlanOptions<'a> {
 }
 
 impl MacvlanOptions<'_> {
-    pub fn new(mode: MacvlanMode) -> Self {
+    pub fn new(mode: Mode) -> Self {
         MacvlanOptions {
             mode,
             mac: None,
@@ -193,11 +145,11 @@ impl MacvlanOptions<'_> {
 /// Changes to a source-mode macvlan's allowed source MAC list (`ip link set ... type macvlan macaddr ...`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceMacOp {
-    Add(MacAddr),
-    Del(MacAddr),
+    Add(Mac),
+    Del(Mac),
     Flush,
     /// Replace the whole list.
-    Set(Vec<MacAddr>),
+    Set(Vec<Mac>),
 }
 
 /// A netlink (rtnetlink) connection bound to one network namespace.
@@ -384,7 +336,7 @@ impl Netlink {
     pub fn add_macvlan(&self, name: &str, parent: &str, opts: &MacvlanOptions<'_>) -> Result<()> {
         validate_ifname(name)?;
         let parent_index = self.index(parent)?;
-        let mut b = LinkMacVlan::new(name, parent_index, opts.mode.to_nl());
+        let mut b = LinkMacVlan::new(name, parent_index, mode_to_nl(opts.mode));
         if opts.nopromisc {
             b = b.append_info_data(InfoMacVlan::Flags(MacVlanFlags::NoPromisc));
         }
@@ -491,7 +443,7 @@ impl Netlink {
         self.change(name, &format!("setting mtu {mtu} on"), |b| b.mtu(mtu))
     }
 
-    pub fn set_mac(&self, name: &str, mac: MacAddr) -> Result<()> {
+    pub fn set_mac(&self, name: &str, mac: Mac) -> Result<()> {
         self.change(name, &format!("setting address {mac} on"), |b| {
             b.address(mac.octets().to_vec())
         })
@@ -672,7 +624,7 @@ fn parse_link(msg: &LinkMessage) -> Link {
             LinkAttribute::Address(a) if a.len() == 6 => {
                 let mut m = [0u8; 6];
                 m.copy_from_slice(a);
-                link.mac = Some(MacAddr(m));
+                link.mac = Some(Mac(m));
             }
             LinkAttribute::Mtu(m) => link.mtu = *m,
             LinkAttribute::Carrier(c) => link.carrier = *c != 0,
@@ -685,9 +637,7 @@ fn parse_link(msg: &LinkMessage) -> Link {
                         LinkInfo::Data(InfoData::MacVlan(data)) => {
                             for d in data {
                                 match d {
-                                    InfoMacVlan::Mode(m) => {
-                                        link.macvlan_mode = MacvlanMode::from_nl(*m)
-                                    }
+                                    InfoMacVlan::Mode(m) => link.macvlan_mode = mode_from_nl(*m),
                                     InfoMacVlan::Flags(f) => {
                                         link.macvlan_nopromisc =
                                             Some(f.contains(MacVlanFlags::NoPromisc))
@@ -725,11 +675,11 @@ mod tests {
 
     #[test]
     fn macvlan_modes_parse_and_print() {
-        for m in MacvlanMode::ALL {
-            assert_eq!(m.to_string().parse::<MacvlanMode>().unwrap(), m);
-            assert_eq!(MacvlanMode::from_nl(m.to_nl()), Some(m));
+        for m in Mode::ALL {
+            assert_eq!(m.to_string().parse::<Mode>().unwrap(), m);
+            assert_eq!(mode_from_nl(mode_to_nl(m)), Some(m));
         }
-        assert!("passthrough".parse::<MacvlanMode>().is_err());
+        assert!("passthrough".parse::<Mode>().is_err());
     }
 
     #[test]
@@ -746,7 +696,7 @@ mod tests {
             (l.index, l.name.as_str(), l.mtu, l.up, l.carrier),
             (7, "eth1", 1500, true, true)
         );
-        assert_eq!(l.mac, Some(MacAddr([2, 0, 0, 0, 0, 1])));
+        assert_eq!(l.mac, Some(Mac([2, 0, 0, 0, 0, 1])));
         assert_eq!(l.kind, None);
     }
 }

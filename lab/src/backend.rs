@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use mvdp_control::error::{Error, Result};
-use mvdp_control::netlink::MacvlanMode;
+use mvdp_control::MacvlanMode;
 
 /// How a lab's containers reach the parent NIC `eth1` of the (first) host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -21,10 +21,12 @@ use std::sync::{Mutex, Once};
 
 use crate::backend::Backend;
 use mvdp_control::error::{Error, Result};
-use mvdp_control::names::{parse_lab_netns, validate_ifname, validate_prefix, MacAddr, Role};
-use mvdp_control::netlink::{MacvlanMode, MacvlanOptions, Netlink, VethEnd};
+use mvdp_control::names::{parse_lab_netns, validate_ifname, validate_prefix, Role};
+use mvdp_control::netlink::{MacvlanOptions, Netlink, VethEnd};
 use mvdp_control::netns::{is_root, NetNs};
 use mvdp_control::offload::{set_offloads, Offload};
+use mvdp_control::MacAddr;
+use mvdp_control::MacvlanMode;
 
 /// The lab's subnet, 198.18.0.0/24 (RFC 2544 benchmarking range).
 pub const LAB_NET: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 0);

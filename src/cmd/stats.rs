@@ -77,15 +77,14 @@ pub fn run(a: StatsArgs) -> Result<()> {
     }
     let u = &s.umem;
     println!(
-        "\nUMEM frames: total {} = free {} + fill {} + rx {} + tx in flight {} + in transit {}  ({}; frame size {})",
-        u.total,
-        u.free,
-        u.fill,
-        u.rx,
-        u.tx_in_flight,
-        u.in_transit,
+        "\nUMEM frames: total {} = free {} + fill {} + tx in flight {} + in transit {}  ({}; frame size {})",
+        u.books.total,
+        u.books.free,
+        u.books.fill,
+        u.books.tx_in_flight,
+        u.books.in_transit,
         if u.balanced { "balanced" } else { "NOT BALANCED: frames lost" },
-        u.frame_size
+        u.books.frame_size
     );
     Ok(())
 }

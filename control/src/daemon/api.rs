@@ -11,6 +11,8 @@
 
 use std::collections::BTreeMap;
 
+use mvdp_switch::plane::{UmemBooks, XskCounters};
+use mvdp_switch::PortCounters;
 use serde::{Deserialize, Serialize};
 
 /// Largest request line the daemon reads; longer ones get an error reply and the connection is closed.
@@ -146,28 +148,6 @@ pub struct PortSummary {
     pub state: String,
 }
 
-/// Counters of one port or one network in `mvdp stats`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TrafficRow {
-    pub rx_frames: u64,
-    pub rx_bytes: u64,
-    pub tx_frames: u64,
-    pub tx_bytes: u64,
-    pub rx_dropped: u64,
-    pub tx_dropped: u64,
-}
-
-impl TrafficRow {
-    pub fn add(&mut self, o: &TrafficRow) {
-        self.rx_frames += o.rx_frames;
-        self.rx_bytes += o.rx_bytes;
-        self.tx_frames += o.tx_frames;
-        self.tx_bytes += o.tx_bytes;
-        self.rx_dropped += o.rx_dropped;
-        self.tx_dropped += o.tx_dropped;
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortStatsRow {
     pub id: u32,
@@ -176,10 +156,10 @@ pub struct PortStatsRow {
     pub ifname: String,
     pub host_ifname: String,
     #[serde(flatten)]
-    pub traffic: TrafficRow,
+    pub traffic: PortCounters,
     /// The kernel's counters for the port's AF_XDP socket.
     #[serde(default)]
-    pub xsk: mvdp_switch::plane::XskCounters,
+    pub xsk: XskCounters,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,19 +167,14 @@ pub struct NetworkStatsRow {
     pub name: String,
     pub ports: usize,
     #[serde(flatten)]
-    pub traffic: TrafficRow,
+    pub traffic: PortCounters,
 }
 
-/// Where every UMEM frame is (see `dataplane::UmemStats`), plus whether the books balance.
+/// Where every UMEM frame is, plus whether the books balance.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UmemRow {
-    pub total: u64,
-    pub free: u64,
-    pub fill: u64,
-    pub rx: u64,
-    pub tx_in_flight: u64,
-    pub in_transit: u64,
-    pub frame_size: u32,
+    #[serde(flatten)]
+    pub books: UmemBooks,
     pub balanced: bool,
 }
 

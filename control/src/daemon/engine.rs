@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::api::{
     NetworkCreate, NetworkStatsRow, NetworkSummary, PortAdd, PortStatsRow, PortSummary, Reply,
-    Request, StatsReply, TrafficRow, UmemRow,
+    Request, StatsReply, UmemRow,
 };
 use super::peers::PeerQuery;
 use super::persist;
@@ -18,6 +18,7 @@ use super::state::{Invalid, Network, Port, State};
 use crate::netns::NetNs;
 use crate::offload::Offload;
 use mvdp_switch::plane::{Dataplane, DataplaneError, ParentHandle, PortConfig, PortHandle};
+use mvdp_switch::PortCounters;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -61,7 +62,7 @@ pub struct Daemon<D: Dataplane> {
     /// Port id -> whether its container end is up, as last seen (absent: up).
     peer_up: BTreeMap<u32, bool>,
     /// Port id -> a MAC its container end took that the dataplane refused (warned once).
-    refused_mac: BTreeMap<u32, crate::MacAddr>,
+    refused_mac: BTreeMap<u32, mvdp_switch::Mac>,
     /// Opened on first use, in the daemon's netns.
     peer_query: Option<PeerQuery>,
 }
@@ -383,7 +384,7 @@ impl<D: Dataplane> Daemon<D> {
         let handle = self.dp.add_port(&PortConfig {
             parent: parent.handle,
             vlan: net.vlan,
-            mode: net.mode.dataplane(),
+            mode: net.mode,
             mac: mvdp_switch::Mac(port.mac.0),
             veth_ifname: port.host_ifname.clone(),
         })?;
@@ -574,7 +575,7 @@ impl<D: Dataplane> Daemon<D> {
                 Err(e) => return tracing::warn!("peer poll: rtnetlink socket: {e}"),
             }
         }
-        let ports: Vec<(String, u32, String, crate::MacAddr, bool)> = self
+        let ports: Vec<(String, u32, String, mvdp_switch::Mac, bool)> = self
             .state
             .networks
             .values()
@@ -733,20 +734,13 @@ impl<D: Dataplane> Daemon<D> {
         let mut ports = vec![];
         let mut networks = vec![];
         for n in self.state.networks.values() {
-            let mut sum = TrafficRow::default();
+            let mut sum = PortCounters::default();
             for p in n.ports.values() {
                 let t = self
                     .handles
                     .get(&p.id)
                     .and_then(|h| s.ports.get(&h.0))
-                    .map(|c| TrafficRow {
-                        rx_frames: c.rx_frames,
-                        rx_bytes: c.rx_bytes,
-                        tx_frames: c.tx_frames,
-                        tx_bytes: c.tx_bytes,
-                        rx_dropped: c.rx_dropped,
-                        tx_dropped: c.tx_dropped,
-                    })
+                    .map(|c| c.traffic)
                     .unwrap_or_default();
                 sum.add(&t);
                 let xsk = self
@@ -777,13 +771,7 @@ impl<D: Dataplane> Daemon<D> {
             networks,
             drops: s.drops.clone(),
             umem: UmemRow {
-                total: u.total,
-                free: u.free,
-                fill: u.fill,
-                rx: u.rx,
-                tx_in_flight: u.tx_in_flight,
-                in_transit: u.in_transit,
-                frame_size: u.frame_size,
+                books: u,
                 balanced: u.balanced(),
             },
             workers: s.workers,

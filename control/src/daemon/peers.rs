@@ -17,7 +17,7 @@ use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
-use crate::names::MacAddr;
+use mvdp_switch::Mac as MacAddr;
 
 /// A container end as it is now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -261,11 +261,11 @@ pub fn remove(host: &HostNs, port: &Port) {
 }
 
 /// A random locally administered unicast MAC.
-pub fn random_mac() -> crate::MacAddr {
+pub fn random_mac() -> mvdp_switch::Mac {
     let mut b = [0u8; 6];
     random_bytes(&mut b);
     b[0] = (b[0] & 0xfc) | 0x02;
-    crate::MacAddr(b)
+    mvdp_switch::Mac(b)
 }
 
 pub fn random_bytes(buf: &mut [u8]) {

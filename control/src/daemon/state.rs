@@ -2,15 +2,14 @@
 //! system call: names, VLANs, modes, subnets, MAC/IP uniqueness, passthru exclusivity, MTU limits.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::net::Ipv4Addr;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use super::api::{NetworkCreate, PortAdd};
 use super::ipam::{next_free, parse_cidr, Ipv4Net};
-use crate::names::{validate_ifname, MacAddr};
+use crate::names::validate_ifname;
+use mvdp_switch::{Mac, Mode};
 
 /// A refusal for the user; nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,58 +20,13 @@ fn bad<T>(msg: impl Into<String>) -> Result<T, Invalid> {
     Err(Invalid(msg.into()))
 }
 
-/// The four macvlan modes a network may use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum NetMode {
-    #[default]
-    Bridge,
-    Private,
-    Vepa,
-    Passthru,
-}
-
-impl NetMode {
-    pub fn dataplane(self) -> mvdp_switch::Mode {
-        match self {
-            NetMode::Bridge => mvdp_switch::Mode::Bridge,
-            NetMode::Private => mvdp_switch::Mode::Private,
-            NetMode::Vepa => mvdp_switch::Mode::Vepa,
-            NetMode::Passthru => mvdp_switch::Mode::Passthru,
-        }
-    }
-}
-
-impl fmt::Display for NetMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.dataplane().name())
-    }
-}
-
-impl FromStr for NetMode {
-    type Err = Invalid;
-    fn from_str(s: &str) -> Result<Self, Invalid> {
-        match s {
-            "bridge" => Ok(NetMode::Bridge),
-            "private" => Ok(NetMode::Private),
-            "vepa" => Ok(NetMode::Vepa),
-            "passthru" => Ok(NetMode::Passthru),
-            _ => bad(format!(
-                "unknown mode {s:?}: expected bridge, private, vepa or passthru"
-            )),
-        }
-    }
-}
-
-mod mac_str {
-    use super::MacAddr;
-    use serde::{Deserialize, Deserializer, Serializer};
-    pub fn serialize<S: Serializer>(m: &MacAddr, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(m)
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<MacAddr, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+/// A network's mode: macvlan's four; `source` is a per-port kernel feature no network uses.
+fn network_mode(s: &str) -> Result<Mode, Invalid> {
+    match s.parse::<Mode>() {
+        Ok(Mode::Source) | Err(_) => bad(format!(
+            "unknown mode {s:?}: expected bridge, private, vepa or passthru"
+        )),
+        Ok(mode) => Ok(mode),
     }
 }
 
@@ -86,7 +40,7 @@ pub struct Network {
     pub parent: String,
     /// 0 = untagged.
     pub vlan: u16,
-    pub mode: NetMode,
+    pub mode: Mode,
     pub subnet: Option<Ipv4Net>,
     pub gateway: Option<Ipv4Addr>,
     pub ip_range: Option<Ipv4Net>,
@@ -102,8 +56,7 @@ pub struct Port {
     pub ifname: String,
     /// The veth end in the daemon's netns the dataplane drives.
     pub host_ifname: String,
-    #[serde(with = "mac_str")]
-    pub mac: MacAddr,
+    pub mac: Mac,
     pub ip: Option<Ipv4Addr>,
     pub prefix_len: u8,
     pub mtu: u32,
@@ -181,7 +134,7 @@ pub struct NetworkPlan {
     pub name: String,
     pub parent: String,
     pub vlan: u16,
-    pub mode: NetMode,
+    pub mode: Mode,
     pub subnet: Option<Ipv4Net>,
     pub gateway: Option<Ipv4Addr>,
     pub ip_range: Option<Ipv4Net>,
@@ -214,7 +167,7 @@ impl State {
             }
             (a, b) => a.or(b).unwrap_or(0),
         };
-        let mode: NetMode = req.mode.as_deref().unwrap_or("bridge").parse()?;
+        let mode = network_mode(req.mode.as_deref().unwrap_or("bridge"))?;
         let subnet = req
             .subnet
             .as_deref()
@@ -251,13 +204,13 @@ impl State {
             _ => None,
         };
         for n in self.networks.values().filter(|n| n.parent == parent) {
-            if n.mode == NetMode::Passthru {
+            if n.mode == Mode::Passthru {
                 return bad(format!(
                     "parent {parent} is used by passthru network {}, which owns it alone",
                     n.name
                 ));
             }
-            if mode == NetMode::Passthru {
+            if mode == Mode::Passthru {
                 return bad(format!(
                     "a passthru network owns its parent alone, and {parent} already has network {}",
                     n.name
@@ -295,7 +248,7 @@ impl State {
         req: &PortAdd,
         parent_mtu: u32,
         max_mtu: u32,
-        mut random_mac: impl FnMut() -> MacAddr,
+        mut random_mac: impl FnMut() -> Mac,
     ) -> Result<PortPlan, Invalid> {
         let net = self.network(&req.network)?;
         match (&req.netns, req.host) {
@@ -306,7 +259,7 @@ impl State {
         if req.host && req.ifname.is_some() {
             return bad("--ifname does not apply to a --host port (its interface is mvh-NETWORK)");
         }
-        if net.mode == NetMode::Passthru && !net.ports.is_empty() {
+        if net.mode == Mode::Passthru && !net.ports.is_empty() {
             return bad(format!(
                 "network {} is passthru and already has its one port",
                 net.name
@@ -321,9 +274,9 @@ impl State {
         }
         let mac = match &req.mac {
             Some(m) => {
-                let mac: MacAddr = m
+                let mac: Mac = m
                     .parse()
-                    .map_err(|e: crate::Error| Invalid(e.to_string()))?;
+                    .map_err(|e: mvdp_switch::ParseMacError| Invalid(e.to_string()))?;
                 if !mac.is_valid_unicast() {
                     return bad(format!("MAC {mac} is not a unicast address"));
                 }
@@ -530,11 +483,11 @@ mod tests {
         p
     }
 
-    fn seq_mac() -> impl FnMut() -> MacAddr {
+    fn seq_mac() -> impl FnMut() -> Mac {
         let mut n = 0u8;
         move || {
             n += 1;
-            MacAddr([2, 0, 0, 0, 0, n])
+            Mac([2, 0, 0, 0, 0, n])
         }
     }
 
@@ -544,7 +497,7 @@ mod tests {
         let p = s.plan_network(&create("n1", "eth1.100")).unwrap();
         assert_eq!(
             (p.parent.as_str(), p.vlan, p.mode),
-            ("eth1", 100, NetMode::Bridge)
+            ("eth1", 100, Mode::Bridge)
         );
         assert_eq!(p.gateway, Some("198.18.0.1".parse().unwrap()));
         let mut r = create("n1", "eth1.100");
@@ -677,11 +630,11 @@ mod tests {
         assert_eq!(b.ip, Some("198.18.0.17".parse().unwrap()));
         assert_ne!(a.mac, b.mac);
         // The random MAC source repeating an existing MAC is skipped.
-        let mut repeat = vec![a.mac, b.mac, MacAddr([2, 0, 0, 0, 0, 9])].into_iter();
+        let mut repeat = vec![a.mac, b.mac, Mac([2, 0, 0, 0, 0, 9])].into_iter();
         let c = s
             .plan_port(&port("n", "c3"), 1500, 3500, move || repeat.next().unwrap())
             .unwrap();
-        assert_eq!(c.port.mac, MacAddr([2, 0, 0, 0, 0, 9]));
+        assert_eq!(c.port.mac, Mac([2, 0, 0, 0, 0, 9]));
         commit(&mut s, c);
         // .16/30's .16 and .19 are the range's edges, not the subnet's: both usable.
         let d = {

@@ -68,11 +68,32 @@ impl DropReason {
     }
 }
 
-/// Per-port counts of frames the port sent into the switch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// A port's traffic, the one per-port counters type of every layer: the decision engine fills
+/// `rx_frames`/`rx_dropped` for the frames a port sends into the switch; the AF_XDP engine counts
+/// all six per socket; the daemon reports them per port and sums them per network.
+/// "rx" is what the switch received from the port, "tx" what it sent to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PortCounters {
     pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    /// Frames from this port the switch dropped (spoofed source, injected tag, no receiver, ...).
     pub rx_dropped: u64,
+    /// Frames for this port that found its TX ring full, or no free chunk to be copied into.
+    pub tx_dropped: u64,
+}
+
+impl PortCounters {
+    /// Adds `o` field by field (a network's sum over its ports).
+    pub fn add(&mut self, o: &PortCounters) {
+        self.rx_frames += o.rx_frames;
+        self.rx_bytes += o.rx_bytes;
+        self.tx_frames += o.tx_frames;
+        self.tx_bytes += o.tx_bytes;
+        self.rx_dropped += o.rx_dropped;
+        self.tx_dropped += o.tx_dropped;
+    }
 }
 
 /// What the engine decided, summed. Verdict kinds are counted per frame

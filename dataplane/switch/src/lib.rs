@@ -22,10 +22,10 @@ pub mod wire;
 pub use counters::{Counters, DropReason, PortCounters};
 pub use decide::{decide, decide_batch, Delivery, Ingress, Ports, Verdict};
 pub use flood::FloodBudget;
-pub use mac::Mac;
+pub use mac::{Mac, ParseMacError};
 pub use table::{
-    BuildError, Mode, ModeMask, Network, NetworkId, NetworkSpec, ParentId, Port, PortId, PortSpec,
-    Segment, SegmentId, Tables, TablesBuilder, TapSet,
+    BuildError, Mode, ModeMask, Network, NetworkId, NetworkSpec, ParentId, ParseModeError, Port,
+    PortId, PortSpec, Segment, SegmentId, Tables, TablesBuilder, TapSet,
 };
 
 /// Benchmark-only access to internals (the table's own hash map).

@@ -11,6 +11,20 @@ impl Mac {
     pub const BROADCAST: Mac = Mac([0xff; 6]);
     pub const ZERO: Mac = Mac([0; 6]);
 
+    /// A locally administered unicast address `02:6d:76:a:b:c` ("mv"): what mvdp's labs and tests
+    /// give their interfaces.
+    pub const fn lab(a: u8, b: u8, c: u8) -> Mac {
+        Mac([0x02, 0x6d, 0x76, a, b, c])
+    }
+
+    pub const fn octets(self) -> [u8; 6] {
+        self.0
+    }
+
+    pub fn is_zero(self) -> bool {
+        self == Mac::ZERO
+    }
+
     /// Reads the address out of the first six bytes; `None` if fewer are given.
     #[inline]
     pub fn from_slice(bytes: &[u8]) -> Option<Mac> {
@@ -69,7 +83,7 @@ impl fmt::Debug for Mac {
 
 /// Error parsing a textual MAC address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid MAC address {0:?}: expected six hex octets separated by ':'")]
+#[error("invalid MAC address {0:?}: expected six hex octets like 02:00:00:00:00:01")]
 pub struct ParseMacError(pub String);
 
 impl FromStr for Mac {
@@ -93,6 +107,20 @@ impl FromStr for Mac {
     }
 }
 
+/// A MAC is written and read as its usual text, `02:00:00:00:00:01`, in JSON and state files.
+impl serde::Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Mac {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Mac, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +139,18 @@ mod tests {
         assert!("01:00:5e:00:00:01".parse::<Mac>().unwrap().is_multicast());
         assert!(!"02:00:00:00:00:01".parse::<Mac>().unwrap().is_multicast());
         assert!(!Mac::ZERO.is_valid_unicast());
+    }
+
+    #[test]
+    fn serde_as_text() {
+        let m = Mac::lab(0, 1, 10);
+        let j = serde_json::to_string(&m).unwrap();
+        assert_eq!(j, "\"02:6d:76:00:01:0a\"");
+        assert_eq!(serde_json::from_str::<Mac>(&j).unwrap(), m);
+        let e = serde_json::from_str::<Mac>("\"02:00\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid MAC address"), "{e}");
     }
 
     #[test]

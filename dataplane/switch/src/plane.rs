@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Mac, Mode};
+use crate::{Mac, Mode, PortCounters};
 use serde::Serialize;
 
 /// A parent NIC the dataplane is attached to.
@@ -73,7 +73,7 @@ pub struct DataplaneStats {
     pub ports: BTreeMap<u32, PortStats>,
     /// Switch-core drops by reason (snake_case names), summed over workers.
     pub drops: BTreeMap<String, u64>,
-    pub umem: UmemStats,
+    pub umem: UmemBooks,
     pub workers: usize,
     /// "busy-poll" or "adaptive".
     pub poll_mode: String,
@@ -94,14 +94,8 @@ pub struct ParentStats {
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PortStats {
-    pub rx_frames: u64,
-    pub rx_bytes: u64,
-    pub tx_frames: u64,
-    pub tx_bytes: u64,
-    /// Frames from this port the switch dropped (spoofed source, injected tag, no receiver, ...).
-    pub rx_dropped: u64,
-    /// Frames for this port that found its TX ring full.
-    pub tx_dropped: u64,
+    #[serde(flatten)]
+    pub traffic: PortCounters,
     /// The kernel's own counters for the port's AF_XDP socket (XDP_STATISTICS).
     pub xsk: XskCounters,
 }
@@ -115,21 +109,25 @@ pub struct XskCounters {
     pub tx_invalid: u64,
 }
 
-/// Where every UMEM frame is. `free + fill + rx + tx_in_flight + in_transit == total` always.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct UmemStats {
+/// Where every UMEM frame is: the fast path's books, one type from the engine to `mvdp stats`.
+/// `free + fill + tx_in_flight + in_transit == total` whenever the workers are idle (under traffic
+/// a snapshot may straddle a worker's turn).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct UmemBooks {
     pub total: u64,
+    /// On the workers' free stacks and the shared spare pool.
     pub free: u64,
+    /// Handed to the kernel on fill rings (including rings of removed devices not yet reclaimed).
     pub fill: u64,
-    pub rx: u64,
+    /// On TX rings, not yet completed.
     pub tx_in_flight: u64,
     /// Handed between worker threads (queues) at the moment of the snapshot.
     pub in_transit: u64,
     pub frame_size: u32,
 }
 
-impl UmemStats {
+impl UmemBooks {
     pub fn balanced(&self) -> bool {
-        self.free + self.fill + self.rx + self.tx_in_flight + self.in_transit == self.total
+        self.free + self.fill + self.tx_in_flight + self.in_transit == self.total
     }
 }

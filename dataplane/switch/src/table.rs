@@ -19,11 +19,18 @@ const NO_SEGMENT: u16 = u16::MAX;
 pub const DEFAULT_BC_QUEUE_LEN: u32 = 1000;
 
 /// The macvlan modes, with the kernel's `enum macvlan_mode` bit values so the
-/// mode masks of `macvlan_broadcast` read the same here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// mode masks of `macvlan_broadcast` read the same here. One type for every layer: the switch's
+/// decisions, the daemon's networks (which refuse `source`), kernel macvlan links in the lab.
+/// Written and read as the kernel's lowercase names (`ip link ... macvlan mode bridge`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     Private = 1,
     Vepa = 2,
+    /// Docker's and the kernel's default.
+    #[default]
     Bridge = 4,
     Passthru = 8,
     Source = 16,
@@ -56,6 +63,27 @@ impl Mode {
             Mode::Passthru => "passthru",
             Mode::Source => "source",
         }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A mode name that is none of macvlan's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid macvlan mode {0:?}: expected bridge, private, vepa, passthru or source")]
+pub struct ParseModeError(pub String);
+
+impl std::str::FromStr for Mode {
+    type Err = ParseModeError;
+    fn from_str(s: &str) -> Result<Mode, ParseModeError> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| ParseModeError(s.to_string()))
     }
 }
 

@@ -870,7 +870,8 @@ fn batch_counts_and_bounds() {
         c.port(PortId(0)),
         PortCounters {
             rx_frames: 5,
-            rx_dropped: 1
+            rx_dropped: 1,
+            ..PortCounters::default()
         }
     );
     assert_eq!(c.dropped(DropReason::SpoofedSource), 1);

@@ -23,9 +23,10 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::xsk::{Desc, Umem, UmemConfig, XskSocket};
 use mvdp_switch::decide::Ingress;
+use mvdp_switch::plane::UmemBooks;
 use mvdp_switch::table::{ParentId, Tables};
 
-pub use stats::{DeviceCounts, DeviceStats, WorkerStats};
+pub use stats::{DeviceStats, WorkerStats};
 
 use pool::Shared;
 
@@ -170,23 +171,6 @@ struct WorkerHandle {
     inbox: Arc<ArrayQueue<Handoff>>,
     rows: Vec<bool>,
     thread: Option<JoinHandle<()>>,
-}
-
-/// Frame accounting: where every UMEM chunk is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Accounting {
-    pub total: u64,
-    pub free: u64,
-    pub fill: u64,
-    pub tx_in_flight: u64,
-    pub in_transit: u64,
-}
-
-impl Accounting {
-    /// Holds whenever the workers are idle; under traffic a snapshot may straddle a turn.
-    pub fn balanced(&self) -> bool {
-        self.free + self.fill + self.tx_in_flight + self.in_transit == self.total
-    }
 }
 
 /// The fast path's control handle. Dropping it stops the workers.
@@ -434,11 +418,12 @@ impl Engine {
     }
 
     /// Where every chunk is, summed over workers, the spare pool and the handoff queues.
-    pub fn accounting(&self) -> Accounting {
-        let mut a = Accounting {
+    pub fn accounting(&self) -> UmemBooks {
+        let mut a = UmemBooks {
             total: u64::from(self.cfg.frames),
             free: self.shared.spare.len() as u64,
-            ..Accounting::default()
+            frame_size: self.umem().frame_size(),
+            ..UmemBooks::default()
         };
         for w in &self.workers {
             let r = |x: &std::sync::atomic::AtomicU64| x.load(Ordering::Relaxed);

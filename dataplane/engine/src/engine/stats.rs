@@ -3,9 +3,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use mvdp_switch::counters::{Counters, DropReason};
+use mvdp_switch::counters::{Counters, DropReason, PortCounters};
 
-/// Per device (a parent queue's or a port's socket).
+/// Per device (a parent queue's or a port's socket): [`PortCounters`] as atomics, which the
+/// worker publishes and [`DeviceStats::read`] snapshots.
 #[derive(Debug, Default)]
 pub struct DeviceStats {
     pub rx_frames: AtomicU64,
@@ -18,20 +19,10 @@ pub struct DeviceStats {
     pub tx_dropped: AtomicU64,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DeviceCounts {
-    pub rx_frames: u64,
-    pub rx_bytes: u64,
-    pub tx_frames: u64,
-    pub tx_bytes: u64,
-    pub rx_dropped: u64,
-    pub tx_dropped: u64,
-}
-
 impl DeviceStats {
-    pub fn read(&self) -> DeviceCounts {
+    pub fn read(&self) -> PortCounters {
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        DeviceCounts {
+        PortCounters {
             rx_frames: r(&self.rx_frames),
             rx_bytes: r(&self.rx_bytes),
             tx_frames: r(&self.tx_frames),

@@ -18,7 +18,7 @@ use crate::xsk::{SocketConfig, XskSocket};
 use mvdp_ebpf::{Demux, FloodTap, ModePolicy, PortRedirect};
 use mvdp_switch::plane::{
     Dataplane, DataplaneError, DataplaneStats, ParentHandle, ParentStats, PortConfig, PortHandle,
-    PortStats, UmemStats, XskCounters,
+    PortStats, XskCounters,
 };
 use mvdp_switch::{DropReason, Ingress, Mac, Mode, NetworkSpec, ParentId, PortSpec, TablesBuilder};
 
@@ -570,12 +570,7 @@ impl Dataplane for Runtime {
             out.ports.insert(
                 *slot,
                 PortStats {
-                    rx_frames: c.rx_frames,
-                    rx_bytes: c.rx_bytes,
-                    tx_frames: c.tx_frames,
-                    tx_bytes: c.tx_bytes,
-                    rx_dropped: c.rx_dropped,
-                    tx_dropped: c.tx_dropped,
+                    traffic: c,
                     xsk: {
                         let mut x = XskCounters::default();
                         add_xsk(&mut x, p.fd);
@@ -596,16 +591,7 @@ impl Dataplane for Runtime {
         let handoff_full = workers.iter().map(|w| ld(&w.handoff_full)).sum();
         out.drops.insert("no_free_frame".into(), no_chunk);
         out.drops.insert("handoff_full".into(), handoff_full);
-        let a = self.engine.accounting();
-        out.umem = UmemStats {
-            total: a.total,
-            free: a.free,
-            fill: a.fill,
-            rx: 0,
-            tx_in_flight: a.tx_in_flight,
-            in_transit: a.in_transit,
-            frame_size: self.engine.umem().frame_size(),
-        };
+        out.umem = self.engine.accounting();
         out
     }
 }
