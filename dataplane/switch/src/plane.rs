@@ -35,15 +35,57 @@ pub struct PortConfig {
     pub veth_ifname: String,
 }
 
-/// Why the dataplane refused a request. The message is for the user.
+/// What went wrong below the contract (the kernel, libxdp, the BPF loader), kept as the error's
+/// `source()` so nothing of it is lost on the way to the user.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why the dataplane refused or failed a request. Refusals name what was wrong with the request;
+/// failures keep their cause. The messages are for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum DataplaneError {
     #[error("interface {0:?} does not exist")]
     NoSuchInterface(String),
+    #[error("no attached parent #{}", .0.0)]
+    UnknownParent(ParentHandle),
+    #[error("no port #{}", .0.0)]
+    UnknownPort(PortHandle),
+    #[error("{0} is already attached")]
+    AlreadyAttached(String),
+    #[error("the parent still has ports; remove them first")]
+    ParentHasPorts,
+    #[error("VLAN {0} is outside 0..=4094")]
+    VlanOutOfRange(u16),
+    #[error("{0} is not a unicast MAC")]
+    NotUnicast(Mac),
+    #[error("MAC {mac} is already used by port {port} on this parent and VLAN")]
+    MacInUse { mac: Mac, port: String },
+    /// A fixed limit of the dataplane is reached.
+    #[error("{what}: all {limit} are in use")]
+    Capacity { what: &'static str, limit: u64 },
+    /// The ports would not make valid forwarding tables.
+    #[error(transparent)]
+    Tables(#[from] crate::BuildError),
+    /// The request was refused for a reason of the implementation's own (e.g. a test double's).
     #[error("{0}")]
     Refused(String),
-    #[error("dataplane failure: {0}")]
-    Failed(String),
+    /// A system call or program load failed while carrying the request out; nothing was left
+    /// half-done.
+    #[error("dataplane failure: {op}: {source}")]
+    System {
+        op: String,
+        #[source]
+        source: Cause,
+    },
+}
+
+impl DataplaneError {
+    /// A failure while doing `op`, keeping its cause.
+    pub fn system(op: impl Into<String>, source: impl Into<Cause>) -> DataplaneError {
+        DataplaneError::System {
+            op: op.into(),
+            source: source.into(),
+        }
+    }
 }
 
 /// The forwarding plane. Called from one control thread; `Send` so the daemon may own it on any thread.

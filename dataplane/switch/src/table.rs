@@ -468,29 +468,65 @@ fn build(b: &TablesBuilder) -> Result<Tables, BuildError> {
     if b.ports.len() >= u32::MAX as usize {
         return Err(too_many("ports", u32::MAX as usize - 1));
     }
+    let Segments {
+        parents,
+        mut segments,
+        networks,
+        seg_networks,
+    } = build_segments(b)?;
+    check_passthru_alone(&segments, &seg_networks, &networks)?;
+    let (ports, mut all_macs) = build_ports(b, &networks, &mut segments)?;
+    let by_mac = build_mac_index(&ports, &segments, &mut all_macs)?;
+    let flood = build_flood_lists(&ports, &mut segments);
+    let (taps, tap_ports, sources) = build_taps(b, &ports, &networks, &mut segments);
+    Ok(Tables {
+        networks,
+        ports,
+        segments,
+        parents,
+        by_mac,
+        sources,
+        taps,
+        tap_ports,
+        flood,
+    })
+}
 
-    // Networks -> segments.
+/// Networks grouped into segments (one per (parent, VLAN), like the kernel's `macvlan_port`).
+struct Segments {
+    parents: Vec<Option<Box<[u16]>>>,
+    segments: Vec<Segment>,
+    networks: Vec<Network>,
+    seg_networks: Vec<Vec<NetworkId>>,
+}
+
+fn check_network(id: NetworkId, spec: &NetworkSpec) -> Result<(), BuildError> {
+    if spec.vlan > MAX_VLAN {
+        return Err(BuildError::VlanOutOfRange {
+            network: id,
+            vlan: spec.vlan,
+        });
+    }
+    if spec.parent.0 >= MAX_PARENTS {
+        return Err(BuildError::ParentOutOfRange {
+            network: id,
+            parent: spec.parent,
+        });
+    }
+    if spec.nodst && spec.mode != Mode::Source {
+        return Err(BuildError::NodstOutsideSourceMode { network: id });
+    }
+    Ok(())
+}
+
+fn build_segments(b: &TablesBuilder) -> Result<Segments, BuildError> {
     let mut parents: Vec<Option<Box<[u16]>>> = Vec::new();
     let mut segments: Vec<Segment> = Vec::new();
     let mut networks = Vec::with_capacity(b.networks.len());
     let mut seg_networks: Vec<Vec<NetworkId>> = Vec::new();
     for (i, spec) in b.networks.iter().enumerate() {
         let id = NetworkId(i as u32);
-        if spec.vlan > MAX_VLAN {
-            return Err(BuildError::VlanOutOfRange {
-                network: id,
-                vlan: spec.vlan,
-            });
-        }
-        if spec.parent.0 >= MAX_PARENTS {
-            return Err(BuildError::ParentOutOfRange {
-                network: id,
-                parent: spec.parent,
-            });
-        }
-        if spec.nodst && spec.mode != Mode::Source {
-            return Err(BuildError::NodstOutsideSourceMode { network: id });
-        }
+        check_network(id, spec)?;
         let pi = spec.parent.0 as usize;
         if parents.len() <= pi {
             parents.resize(pi + 1, None);
@@ -525,9 +561,21 @@ fn build(b: &TablesBuilder) -> Result<Tables, BuildError> {
             segment: SegmentId(seg),
         });
     }
+    Ok(Segments {
+        parents,
+        segments,
+        networks,
+        seg_networks,
+    })
+}
 
-    // The kernel refuses a passthru macvlan on a lower device that already has
-    // macvlans, and any macvlan on one that is in passthru.
+/// The kernel refuses a passthru macvlan on a lower device that already has macvlans, and any
+/// macvlan on one that is in passthru.
+fn check_passthru_alone(
+    segments: &[Segment],
+    seg_networks: &[Vec<NetworkId>],
+    networks: &[Network],
+) -> Result<(), BuildError> {
     for (s, nets) in seg_networks.iter().enumerate() {
         if let Some(&n) = nets
             .iter()
@@ -542,8 +590,31 @@ fn build(b: &TablesBuilder) -> Result<Tables, BuildError> {
             }
         }
     }
+    Ok(())
+}
 
-    // Ports.
+fn check_port(id: PortId, spec: &PortSpec, mode: Mode) -> Result<(), BuildError> {
+    if !spec.mac.is_valid_unicast() {
+        return Err(BuildError::InvalidMac {
+            port: id,
+            mac: spec.mac,
+        });
+    }
+    if !spec.allowed_sources.is_empty() && mode != Mode::Source {
+        return Err(BuildError::SourcesOutsideSourceMode { port: id });
+    }
+    if let Some(&bad) = spec.allowed_sources.iter().find(|m| !m.is_valid_unicast()) {
+        return Err(BuildError::InvalidSourceMac { port: id, mac: bad });
+    }
+    Ok(())
+}
+
+/// The ports, and every port's (segment, MAC) key with its id.
+fn build_ports(
+    b: &TablesBuilder,
+    networks: &[Network],
+    segments: &mut [Segment],
+) -> Result<(Vec<Port>, Vec<(u64, u32)>), BuildError> {
     let mut ports = Vec::with_capacity(b.ports.len());
     let mut all_macs: Vec<(u64, u32)> = Vec::with_capacity(b.ports.len());
     let mut ports_per_network = vec![0usize; networks.len()];
@@ -555,19 +626,8 @@ fn build(b: &TablesBuilder) -> Result<Tables, BuildError> {
                 port: id,
                 network: spec.network,
             })?;
-        if !spec.mac.is_valid_unicast() {
-            return Err(BuildError::InvalidMac {
-                port: id,
-                mac: spec.mac,
-            });
-        }
         let mode = net.spec.mode;
-        if !spec.allowed_sources.is_empty() && mode != Mode::Source {
-            return Err(BuildError::SourcesOutsideSourceMode { port: id });
-        }
-        if let Some(&bad) = spec.allowed_sources.iter().find(|m| !m.is_valid_unicast()) {
-            return Err(BuildError::InvalidSourceMac { port: id, mac: bad });
-        }
+        check_port(id, spec, mode)?;
         ports_per_network[spec.network.0 as usize] += 1;
         let segment = net.segment;
         if mode == Mode::Passthru {
@@ -590,9 +650,16 @@ fn build(b: &TablesBuilder) -> Result<Tables, BuildError> {
             });
         }
     }
+    Ok((ports, all_macs))
+}
 
-    // Duplicate MACs within a segment. The kernel only refuses a duplicate
-    // when the second device comes up; refusing it outright is stricter.
+/// The (segment, MAC) -> up port map, after refusing duplicate MACs within a segment. The kernel
+/// only refuses a duplicate when the second device comes up; refusing it outright is stricter.
+fn build_mac_index(
+    ports: &[Port],
+    segments: &[Segment],
+    all_macs: &mut [(u64, u32)],
+) -> Result<MacMap<Hit>, BuildError> {
     all_macs.sort_unstable();
     for w in all_macs.windows(2) {
         if w[0].0 == w[1].0 {
@@ -616,9 +683,12 @@ fn build(b: &TablesBuilder) -> Result<Tables, BuildError> {
             (k, Hit { port, mode })
         })
         .collect();
-    let by_mac = MacMap::build(&up_macs);
+    Ok(MacMap::build(&up_macs))
+}
 
-    // Flood lists, grouped by segment, ports in id order.
+/// Flood lists, grouped by segment, ports in id order; each segment notes its range and how many
+/// up ports it has per mode.
+fn build_flood_lists(ports: &[Port], segments: &mut [Segment]) -> Vec<(PortId, u8)> {
     let mut flood = Vec::new();
     let mut order: Vec<usize> = (0..ports.len()).filter(|&i| ports[i].up).collect();
     order.sort_by_key(|&i| (ports[i].segment, i));
@@ -633,8 +703,16 @@ fn build(b: &TablesBuilder) -> Result<Tables, BuildError> {
         }
         seg.flood = (start as u32, (flood.len() - start) as u32);
     }
+    flood
+}
 
-    // Source taps: (segment, source MAC) -> the up source-mode ports listing it.
+/// Source taps: (segment, source MAC) -> the up source-mode ports listing it.
+fn build_taps(
+    b: &TablesBuilder,
+    ports: &[Port],
+    networks: &[Network],
+    segments: &mut [Segment],
+) -> (Vec<TapEntry>, Vec<PortId>, MacMap<u32>) {
     let mut listens: Vec<(u64, u32)> = Vec::new();
     for (i, spec) in b.ports.iter().enumerate() {
         let seg = ports[i].segment;
@@ -670,16 +748,5 @@ fn build(b: &TablesBuilder) -> Result<Tables, BuildError> {
         });
     }
     let sources = MacMap::build(&tap_index);
-
-    Ok(Tables {
-        networks,
-        ports,
-        segments,
-        parents,
-        by_mac,
-        sources,
-        taps,
-        tap_ports,
-        flood,
-    })
+    (taps, tap_ports, sources)
 }

@@ -90,10 +90,6 @@ pub struct Runtime {
     ports: BTreeMap<u32, PortState>,
 }
 
-fn failed(what: impl std::fmt::Display) -> DataplaneError {
-    DataplaneError::Failed(what.to_string())
-}
-
 fn reflects_to_self(mode: Mode) -> bool {
     matches!(mode, Mode::Private | Mode::Passthru | Mode::Source)
 }
@@ -149,9 +145,7 @@ impl Runtime {
             port_ids.insert(*slot, id);
             port_dev.push(p.dev);
         }
-        let tables = b
-            .build()
-            .map_err(|e| DataplaneError::Refused(e.to_string()))?;
+        let tables = b.build()?;
         let max_parent = self.parents.keys().max().map_or(0, |m| *m as usize + 1);
         let mut parent_tx = vec![None; max_parent];
         let mut ingress = vec![Vec::new(); self.engine.workers()];
@@ -181,13 +175,13 @@ impl Runtime {
                 parent_tx,
                 ingress,
             })
-            .map_err(failed)
+            .map_err(|e| DataplaneError::system("handing new tables to the workers", e))
     }
 
     fn parent(&self, h: ParentHandle) -> Result<&ParentState, DataplaneError> {
         self.parents
             .get(&h.0)
-            .ok_or_else(|| DataplaneError::Refused(format!("no attached parent #{}", h.0)))
+            .ok_or(DataplaneError::UnknownParent(h))
     }
 
     fn remove_devices(&mut self, devs: &[DevRef]) {
@@ -213,7 +207,10 @@ impl Runtime {
     fn free_slot(&self) -> Result<u32, DataplaneError> {
         (0..mvdp_ebpf::abi::MAX_SLOTS)
             .find(|s| !self.ports.contains_key(s))
-            .ok_or_else(|| DataplaneError::Refused("no free port slot".into()))
+            .ok_or(DataplaneError::Capacity {
+                what: "port slots in the XDP demux",
+                limit: u64::from(mvdp_ebpf::abi::MAX_SLOTS),
+            })
     }
 
     /// Whether the ports plus `extra` make valid tables (duplicate MACs, passthru alone, ...).
@@ -227,9 +224,8 @@ impl Runtime {
             });
             b.add_port(PortSpec::new(net, cfg.mac));
         }
-        b.build()
-            .map(|_| ())
-            .map_err(|e| DataplaneError::Refused(e.to_string()))
+        b.build()?;
+        Ok(())
     }
 
     /// Whether the port's MAC belongs in the demux: up, or passthru (which owns the wire even down).
@@ -247,22 +243,22 @@ impl Runtime {
         let parent = self
             .parents
             .get_mut(&cfg.parent.0)
-            .ok_or_else(|| DataplaneError::Refused("parent vanished".into()))?;
+            .ok_or(DataplaneError::UnknownParent(cfg.parent))?;
         for (q, (_, fd, _)) in parent.queues.iter().enumerate() {
             parent
                 .demux
                 .set_socket(slot, q as u32, *fd)
-                .map_err(failed)?;
+                .map_err(|e| DataplaneError::system("pointing the demux at a port's socket", e))?;
         }
         parent
             .demux
             .insert_port(cfg.vlan, cfg.mac.0, slot, reflects_to_self(cfg.mode))
-            .map_err(failed)?;
+            .map_err(|e| DataplaneError::system("adding a port's MAC to the demux", e))?;
         if cfg.mode == Mode::Passthru {
             parent
                 .demux
                 .set_passthru(Some((slot, cfg.vlan)))
-                .map_err(failed)?;
+                .map_err(|e| DataplaneError::system("setting the demux to passthru", e))?;
         }
         Ok(())
     }
@@ -288,20 +284,22 @@ impl Runtime {
 impl Dataplane for Runtime {
     fn attach_parent(&mut self, ifname: &str) -> Result<ParentHandle, DataplaneError> {
         if self.parents.values().any(|p| p.ifname == ifname) {
-            return Err(DataplaneError::Refused(format!(
-                "{ifname} is already attached"
-            )));
+            return Err(DataplaneError::AlreadyAttached(ifname.into()));
         }
         let id = (0..u16::MAX)
             .find(|i| !self.parents.contains_key(i))
-            .ok_or_else(|| DataplaneError::Refused("too many parents".into()))?;
+            .ok_or(DataplaneError::Capacity {
+                what: "parents",
+                limit: u64::from(u16::MAX),
+            })?;
         let demux = Demux::attach(ifname, self.opts.xdp_mode).map_err(|e| match e {
             mvdp_ebpf::DemuxError::NoSuchInterface(n) => DataplaneError::NoSuchInterface(n),
-            other => DataplaneError::Refused(other.to_string()),
+            other => DataplaneError::system(format!("attaching the XDP demux to {ifname}"), other),
         })?;
-        let tap = FloodTap::open(ifname).map_err(failed)?;
+        let tap = FloodTap::open(ifname)
+            .map_err(|e| DataplaneError::system(format!("opening the flood tap on {ifname}"), e))?;
         tap.hold_promisc()
-            .map_err(|e| failed(format!("making {ifname} promiscuous: {e}")))?;
+            .map_err(|e| DataplaneError::system(format!("making {ifname} promiscuous"), e))?;
         let mut queues = Vec::new();
         for q in 0..Self::rx_queues(ifname) {
             let sock = match XskSocket::new(self.engine.umem(), ifname, q, SocketConfig::default())
@@ -310,7 +308,10 @@ impl Dataplane for Runtime {
                 Err(e) => {
                     let devs: Vec<_> = queues.iter().map(|(d, _, _)| *d).collect();
                     self.remove_devices(&devs);
-                    return Err(failed(e));
+                    return Err(DataplaneError::system(
+                        format!("binding an AF_XDP socket to {ifname} queue {q}"),
+                        e,
+                    ));
                 }
             };
             let fd = sock.fd();
@@ -320,7 +321,10 @@ impl Dataplane for Runtime {
                 Err(e) => {
                     let devs: Vec<_> = queues.iter().map(|(d, _, _)| *d).collect();
                     self.remove_devices(&devs);
-                    return Err(failed(e));
+                    return Err(DataplaneError::system(
+                        format!("handing {ifname} queue {q} to a worker"),
+                        e,
+                    ));
                 }
             }
         }
@@ -331,7 +335,10 @@ impl Dataplane for Runtime {
         {
             let devs: Vec<_> = queues.iter().map(|(d, _, _)| *d).collect();
             self.remove_devices(&devs);
-            return Err(failed(e));
+            return Err(DataplaneError::system(
+                format!("handing {ifname}'s flood tap to a worker"),
+                e,
+            ));
         }
         tracing::info!(
             parent = ifname,
@@ -355,9 +362,7 @@ impl Dataplane for Runtime {
     fn detach_parent(&mut self, parent: ParentHandle) -> Result<(), DataplaneError> {
         self.parent(parent)?;
         if self.ports.values().any(|p| p.cfg.parent == parent) {
-            return Err(DataplaneError::Refused(
-                "the parent still has ports; remove them first".into(),
-            ));
+            return Err(DataplaneError::ParentHasPorts);
         }
         let p = self.parents.remove(&parent.0).expect("checked above");
         // The demux goes first (link dropped): frames stop arriving in the sockets.
@@ -375,26 +380,20 @@ impl Dataplane for Runtime {
     fn add_port(&mut self, cfg: &PortConfig) -> Result<PortHandle, DataplaneError> {
         self.parent(cfg.parent)?;
         if cfg.vlan > 4094 {
-            return Err(DataplaneError::Refused(format!(
-                "VLAN {} is outside 0..=4094",
-                cfg.vlan
-            )));
+            return Err(DataplaneError::VlanOutOfRange(cfg.vlan));
         }
         if !cfg.mac.is_valid_unicast() {
-            return Err(DataplaneError::Refused(format!(
-                "{} is not a unicast MAC",
-                cfg.mac
-            )));
+            return Err(DataplaneError::NotUnicast(cfg.mac));
         }
         if let Some(other) = self
             .ports
             .values()
             .find(|p| p.cfg.parent == cfg.parent && p.cfg.vlan == cfg.vlan && p.cfg.mac == cfg.mac)
         {
-            return Err(DataplaneError::Refused(format!(
-                "MAC {} is already used by port {} on this parent and VLAN",
-                cfg.mac, other.cfg.veth_ifname
-            )));
+            return Err(DataplaneError::MacInUse {
+                mac: cfg.mac,
+                port: other.cfg.veth_ifname.clone(),
+            });
         }
         let ifindex = nix::net::if_::if_nametoindex(cfg.veth_ifname.as_str())
             .map_err(|_| DataplaneError::NoSuchInterface(cfg.veth_ifname.clone()))?;
@@ -406,13 +405,20 @@ impl Dataplane for Runtime {
             0,
             SocketConfig::default(),
         )
-        .map_err(failed)?;
+        .map_err(|e| {
+            DataplaneError::system(
+                format!("binding an AF_XDP socket to {}", cfg.veth_ifname),
+                e,
+            )
+        })?;
         let fd = sock.fd();
         let worker = self.engine.worker_for(slot);
         let (dev, stats) = self
             .engine
             .add_device(worker, sock, PORT_FILL)
-            .map_err(failed)?;
+            .map_err(|e| {
+                DataplaneError::system(format!("handing {} to a worker", cfg.veth_ifname), e)
+            })?;
         self.ports.insert(
             slot,
             PortState {
@@ -441,7 +447,12 @@ impl Dataplane for Runtime {
         if self.redirect.is_none() {
             match PortRedirect::load() {
                 Ok(r) => self.redirect = Some(r),
-                Err(e) => return undo(self, failed(e)),
+                Err(e) => {
+                    return undo(
+                        self,
+                        DataplaneError::system("loading the ports' XDP program", e),
+                    )
+                }
             }
         }
         let attached =
@@ -450,7 +461,8 @@ impl Dataplane for Runtime {
                 .expect("loaded above")
                 .attach(&cfg.veth_ifname, slot, fd);
         if let Err(e) = attached {
-            return undo(self, failed(e));
+            let op = format!("attaching the port program to {}", cfg.veth_ifname);
+            return undo(self, DataplaneError::system(op, e));
         }
         if let Err(e) = self.program_demux(slot) {
             return undo(self, e);
@@ -462,7 +474,7 @@ impl Dataplane for Runtime {
     fn remove_port(&mut self, port: PortHandle) -> Result<(), DataplaneError> {
         let slot = port.0;
         let Some(p) = self.ports.get(&slot) else {
-            return Err(DataplaneError::Refused(format!("no port #{slot}")));
+            return Err(DataplaneError::UnknownPort(port));
         };
         let (ifindex, dev) = (p.ifindex, p.dev);
         self.unprogram_demux(slot);
@@ -480,7 +492,7 @@ impl Dataplane for Runtime {
         let p = self
             .ports
             .get_mut(&port.0)
-            .ok_or_else(|| DataplaneError::Refused(format!("no port #{}", port.0)))?;
+            .ok_or(DataplaneError::UnknownPort(port))?;
         if p.up != up {
             p.up = up;
             self.publish()?;
@@ -498,15 +510,13 @@ impl Dataplane for Runtime {
 
     fn set_port_mac(&mut self, port: PortHandle, mac: Mac) -> Result<(), DataplaneError> {
         if !mac.is_valid_unicast() {
-            return Err(DataplaneError::Refused(format!(
-                "{mac} is not a unicast MAC"
-            )));
+            return Err(DataplaneError::NotUnicast(mac));
         }
         let slot = port.0;
         let old = self
             .ports
             .get(&slot)
-            .ok_or_else(|| DataplaneError::Refused(format!("no port #{slot}")))?
+            .ok_or(DataplaneError::UnknownPort(port))?
             .cfg
             .mac;
         self.unprogram_demux(slot);
