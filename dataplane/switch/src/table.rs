@@ -609,14 +609,17 @@ fn check_port(id: PortId, spec: &PortSpec, mode: Mode) -> Result<(), BuildError>
     Ok(())
 }
 
+/// Every port's (segment, MAC) key with its port id.
+type MacKeys = Vec<(u64, u32)>;
+
 /// The ports, and every port's (segment, MAC) key with its id.
 fn build_ports(
     b: &TablesBuilder,
     networks: &[Network],
     segments: &mut [Segment],
-) -> Result<(Vec<Port>, Vec<(u64, u32)>), BuildError> {
+) -> Result<(Vec<Port>, MacKeys), BuildError> {
     let mut ports = Vec::with_capacity(b.ports.len());
-    let mut all_macs: Vec<(u64, u32)> = Vec::with_capacity(b.ports.len());
+    let mut all_macs: MacKeys = Vec::with_capacity(b.ports.len());
     let mut ports_per_network = vec![0usize; networks.len()];
     for (i, spec) in b.ports.iter().enumerate() {
         let id = PortId(i as u32);
