@@ -86,5 +86,10 @@ pub fn run(a: StatsArgs) -> Result<()> {
         if u.balanced { "balanced" } else { "NOT BALANCED: frames lost" },
         u.books.frame_size
     );
+    let c = &s.capacity;
+    println!(
+        "capacity: {} of {} ports (limited by {}); UMEM frames promised to fill rings {}, kept for frames in flight {}",
+        c.ports, c.max_ports, c.limited_by, c.frames_promised, c.frames_reserve
+    );
     Ok(())
 }

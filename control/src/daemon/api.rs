@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use mvdp_switch::plane::{UmemBooks, XskCounters};
+use mvdp_switch::plane::{Capacity, UmemBooks, XskCounters};
 use mvdp_switch::PortCounters;
 use serde::{Deserialize, Serialize};
 
@@ -186,6 +186,9 @@ pub struct StatsReply {
     /// Switch drops by reason, summed over workers.
     pub drops: BTreeMap<String, u64>,
     pub umem: UmemRow,
+    /// Ports served and the most the dataplane can serve.
+    #[serde(default)]
+    pub capacity: Capacity,
     pub workers: usize,
     pub poll_mode: String,
     /// Per parent: XDP mode, queues, the demux program's counters (as the dataplane reports them).

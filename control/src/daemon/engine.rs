@@ -774,6 +774,7 @@ impl<D: Dataplane> Daemon<D> {
                 books: u,
                 balanced: u.balanced(),
             },
+            capacity: s.capacity.clone(),
             workers: s.workers,
             poll_mode: s.poll_mode.clone(),
             parents: serde_json::to_value(&s.parents).unwrap_or_default(),

@@ -62,6 +62,17 @@ pub enum DataplaneError {
     /// A fixed limit of the dataplane is reached.
     #[error("{what}: all {limit} are in use")]
     Capacity { what: &'static str, limit: u64 },
+    /// The UMEM cannot keep another socket's fill ring stocked: taking it would starve it (or
+    /// others) of frames to receive into.
+    #[error("no UMEM frames left for {what}: the {total} frames are promised ({promised} to the fill rings of {sockets} sockets, {reserve} kept for frames in flight) and it needs {needed}; start `mvdp daemon` with a larger --frames")]
+    UmemFull {
+        what: String,
+        total: u64,
+        promised: u64,
+        sockets: u64,
+        reserve: u64,
+        needed: u64,
+    },
     /// The ports would not make valid forwarding tables.
     #[error(transparent)]
     Tables(#[from] crate::BuildError),
@@ -116,6 +127,7 @@ pub struct DataplaneStats {
     /// Switch-core drops by reason (snake_case names), summed over workers.
     pub drops: BTreeMap<String, u64>,
     pub umem: UmemBooks,
+    pub capacity: Capacity,
     pub workers: usize,
     /// "busy-poll" or "adaptive".
     pub poll_mode: String,
@@ -172,4 +184,18 @@ impl UmemBooks {
     pub fn balanced(&self) -> bool {
         self.free + self.fill + self.tx_in_flight + self.in_transit == self.total
     }
+}
+
+/// How many ports the dataplane serves and how many it could: a port beyond `max_ports` is
+/// refused (never accepted and starved).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Capacity {
+    pub ports: u64,
+    /// Ports served now plus the most that could still be added.
+    pub max_ports: u64,
+    /// What bounds `max_ports`, and the knob that moves it.
+    pub limited_by: String,
+    /// UMEM frames promised to fill rings (every socket's floor), and kept for frames in flight.
+    pub frames_promised: u64,
+    pub frames_reserve: u64,
 }

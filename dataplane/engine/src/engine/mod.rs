@@ -7,6 +7,7 @@
 //! and publishes forwarding state as an immutable [`Snapshot`]. Workers apply commands between
 //! batches; nothing on the per-frame path locks or allocates.
 
+mod budget;
 mod pool;
 mod stats;
 mod worker;
@@ -26,6 +27,7 @@ use mvdp_switch::decide::Ingress;
 use mvdp_switch::plane::UmemBooks;
 use mvdp_switch::table::{ParentId, Tables};
 
+pub use budget::{FillBudget, FramePromises, FramesExhausted};
 pub use stats::{DeviceStats, WorkerStats};
 
 use pool::Shared;
@@ -126,13 +128,15 @@ pub trait FloodSource: Send {
 pub(crate) struct Device {
     pub(crate) sock: XskSocket,
     pub(crate) uid: u32,
-    /// Chunks kept on the fill ring: grows while RX batches come back full (a burst, or a
-    /// worker that was off the CPU), shrinks again after a long idle spell, within
-    /// `fill_min..=fill_max`, so idle ports hold few chunks and busy ones ride out bursts.
+    /// Chunks kept on the fill ring: grows while bursts take much of it (a burst, or a worker
+    /// that was off the CPU), shrinks again after a long idle spell, within the budget, so
+    /// idle ports hold few chunks and busy ones ride out bursts.
     pub(crate) fill_target: u32,
-    pub(crate) fill_min: u32,
-    pub(crate) fill_max: u32,
+    pub(crate) fill: FillBudget,
     pub(crate) idle_turns: u32,
+    /// Turns since the device last had anything to do; a worker stops visiting it after a few
+    /// (it comes back when epoll says its RX ring has frames, or a frame is staged for it).
+    pub(crate) quiet_turns: u32,
     pub(crate) fill_level: u32,
     pub(crate) tx_level: u32,
     pub(crate) pending: Vec<Desc>,
@@ -170,7 +174,19 @@ struct WorkerHandle {
     stats: Arc<WorkerStats>,
     inbox: Arc<ArrayQueue<Handoff>>,
     rows: Vec<bool>,
+    /// Per row: the fill floor promised to its device.
+    floors: Vec<u32>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// Why a device could not be handed to a worker.
+#[derive(Debug, thiserror::Error)]
+pub enum AddDeviceError {
+    /// Its fill floor does not fit the UMEM's promises.
+    #[error(transparent)]
+    Frames(#[from] FramesExhausted),
+    #[error(transparent)]
+    Io(#[from] io::Error),
 }
 
 /// The fast path's control handle. Dropping it stops the workers.
@@ -180,6 +196,7 @@ pub struct Engine {
     shared: Arc<Shared>,
     workers: Vec<WorkerHandle>,
     next_uid: u32,
+    promises: FramePromises,
 }
 
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -239,7 +256,7 @@ impl Engine {
                 sleeping.clone(),
                 inboxes.clone(),
                 stats.clone(),
-            );
+            )?;
             let thread = std::thread::Builder::new()
                 .name(format!("mvdp-worker-{id}"))
                 .spawn(move || w.run())?;
@@ -250,6 +267,7 @@ impl Engine {
                 stats,
                 inbox: inboxes[id].clone(),
                 rows: vec![false; MAX_DEVICES_PER_WORKER],
+                floors: vec![0; MAX_DEVICES_PER_WORKER],
                 thread: Some(thread),
             });
         }
@@ -259,6 +277,7 @@ impl Engine {
             shared,
             workers,
             next_uid: 1,
+            promises: FramePromises::new(cfg.frames, cfg.workers),
         })
     }
 
@@ -309,14 +328,27 @@ impl Engine {
         }
     }
 
-    /// Gives `sock` to worker `worker`, which keeps between `fill_max / 8` (at least 64) and
-    /// `fill_max` chunks on its fill ring, depending on the traffic.
+    /// What the UMEM has promised so far (fill floors of admitted devices, the reserve).
+    pub fn promises(&self) -> FramePromises {
+        self.promises
+    }
+
+    /// Gives `sock` to worker `worker`, which keeps between `fill.min` and `fill.max` chunks on
+    /// its fill ring, depending on the traffic. Refused, changing nothing, when the UMEM cannot
+    /// promise `fill.min` more frames.
     pub fn add_device(
         &mut self,
         worker: u16,
         sock: XskSocket,
-        fill_max: u32,
-    ) -> io::Result<(DevRef, Arc<DeviceStats>)> {
+        fill: FillBudget,
+    ) -> Result<(DevRef, Arc<DeviceStats>), AddDeviceError> {
+        if self.promises.room() < u64::from(fill.min) {
+            return Err(FramesExhausted {
+                promises: self.promises,
+                needed: u64::from(fill.min),
+            }
+            .into());
+        }
         let w = self
             .workers
             .get_mut(worker as usize)
@@ -333,10 +365,10 @@ impl Engine {
         let dev = Box::new(Device {
             sock,
             uid,
-            fill_target: (fill_max / 8).max(64).min(fill_max),
-            fill_min: (fill_max / 8).max(64).min(fill_max),
-            fill_max,
+            fill_target: fill.min,
+            fill,
             idle_turns: 0,
+            quiet_turns: 0,
             fill_level: 0,
             tx_level: 0,
             pending: Vec::with_capacity(MAX_BATCH * 2),
@@ -349,8 +381,10 @@ impl Engine {
         };
         if let Err(e) = self.send(worker, Command::AddDevice(index as u16, dev)) {
             self.workers[worker as usize].rows[index] = false;
-            return Err(e);
+            return Err(e.into());
         }
+        self.promises.promise(fill.min)?;
+        self.workers[worker as usize].floors[index] = fill.min;
         Ok((r, stats))
     }
 
@@ -363,7 +397,10 @@ impl Engine {
             // The socket is deleted here, on the control thread (libxdp bookkeeping).
             drop(d);
         }
-        self.workers[dev.worker as usize].rows[dev.index as usize] = false;
+        let w = &mut self.workers[dev.worker as usize];
+        w.rows[dev.index as usize] = false;
+        self.promises
+            .release(std::mem::take(&mut w.floors[dev.index as usize]));
         self.send(dev.worker, Command::Reclaim(dev.uid))?;
         match self.wait_reply(dev.worker, |r| matches!(r, Reply::Reclaimed(_)))? {
             Reply::Reclaimed(n) => Ok(n),

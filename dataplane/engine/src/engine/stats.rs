@@ -68,6 +68,8 @@ pub struct WorkerStats {
     pub tapped: AtomicU64,
     pub sleeps: AtomicU64,
     pub turns: AtomicU64,
+    /// Devices visited every turn (those with work) at the last turn.
+    pub hot_devices: AtomicU64,
 }
 
 impl WorkerStats {

@@ -1,7 +1,10 @@
-//! One worker thread: a loop of turns. Each turn applies pending commands, then for every
-//! device reaps TX completions, tops up the fill ring, takes one batch from the RX ring,
-//! decides it and stages the results on the destinations' TX queues; then the flood taps and
-//! the handoffs from other workers; then flushes every TX queue and kicks the kernel.
+//! One worker thread: a loop of turns. Each turn applies pending commands, asks epoll which
+//! devices have frames waiting, then for every device with work (frames waiting, TX in
+//! flight, a fill ring below target, or traffic in its last few turns) reaps TX completions,
+//! tops up the fill ring, takes one batch from the RX ring, decides it and stages the results
+//! on the destinations' TX queues; then the flood taps and the handoffs from other workers;
+//! then flushes the staged TX queues and kicks the kernel. A device with nothing to do is not
+//! visited at all, so a turn costs the same with 2 ports or 1,000 of which 998 are idle.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +14,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 use crossbeam_queue::ArrayQueue;
 
+use super::budget::{next_fill_target, refill_amount};
 use super::pool::{FreeStack, Shared, TAG_TX};
 use super::stats::{DeviceStats, WorkerStats};
 use super::{
@@ -28,8 +32,18 @@ use mvdp_switch::wire;
 const TAG: usize = 4;
 /// sendto calls per device per turn; copy-mode TX sends at most 32 frames per call.
 const MAX_KICKS: usize = 64;
-/// How long an adaptive worker sleeps in poll(2) at most before looking at its rings again.
+/// How long an adaptive worker sleeps in epoll_wait(2) at most before looking at its rings again.
 const POLL_TIMEOUT_MS: i32 = 100;
+/// Turns without anything to do after which a device is no longer visited every turn.
+const QUIET_TURNS: u32 = 64;
+/// Full statistics (fill and TX levels of every device) are summed every this many turns and
+/// before sleeping; per-turn figures come from the devices with work only.
+const FULL_PUBLISH_TURNS: u64 = 256;
+/// epoll user data for the worker's own eventfd and for flood taps (devices use their row).
+const EP_WAKE: u64 = u64::MAX;
+const EP_FLOOD: u64 = u64::MAX - 1;
+/// Readiness events taken per epoll_wait.
+const EP_EVENTS: usize = 256;
 
 /// A received frame as the decision sees it.
 #[derive(Clone, Copy)]
@@ -68,7 +82,12 @@ pub(crate) struct Worker {
     inboxes: Vec<Arc<ArrayQueue<Handoff>>>,
     stats: Arc<WorkerStats>,
     devices: Vec<Option<Box<Device>>>,
+    /// Rows of the devices visited every turn (those with work); `hot[row]` says who is in it.
     active: Vec<u16>,
+    hot: Vec<bool>,
+    /// Readiness of every device's RX ring, the flood taps and the wake eventfd.
+    epoll: OwnedFd,
+    events: Vec<libc::epoll_event>,
     floods: Vec<(ParentId, Box<dyn FloodSource>)>,
     snap: Arc<Snapshot>,
     free: FreeStack,
@@ -78,8 +97,6 @@ pub(crate) struct Worker {
     /// Workers owed a wake-up for handoffs pushed this turn (bit per worker).
     wake_owed: u64,
     addrs: Vec<u64>,
-    pollfds: Vec<libc::pollfd>,
-    pollfds_dirty: bool,
     last_work: Instant,
     // Counted locally, published once per turn.
     no_chunk: u64,
@@ -104,11 +121,19 @@ impl Worker {
         sleeping: Vec<Arc<AtomicBool>>,
         inboxes: Vec<Arc<ArrayQueue<Handoff>>>,
         stats: Arc<WorkerStats>,
-    ) -> Worker {
+    ) -> std::io::Result<Worker> {
         let snap = Arc::new(Snapshot::empty(cfg.workers));
         let mut counters = Counters::new(&snap.tables);
         counters.per_port.reserve(4096);
-        Worker {
+        // SAFETY: epoll_create1(2) with a valid flag; the result is checked before use.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor we own.
+        let epoll = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(ep) };
+        epoll_add(&epoll, wakes[id as usize].as_raw_fd(), EP_WAKE)?;
+        Ok(Worker {
             id,
             cfg,
             frame_size: u64::from(umem.frame_size()),
@@ -123,6 +148,9 @@ impl Worker {
             stats,
             devices: (0..MAX_DEVICES_PER_WORKER).map(|_| None).collect(),
             active: Vec::with_capacity(MAX_DEVICES_PER_WORKER),
+            hot: vec![false; MAX_DEVICES_PER_WORKER],
+            epoll,
+            events: vec![libc::epoll_event { events: 0, u64: 0 }; EP_EVENTS],
             floods: Vec::with_capacity(64),
             budget: FloodBudget::new(&snap.tables),
             snap,
@@ -130,8 +158,6 @@ impl Worker {
             orphaned: 0,
             wake_owed: 0,
             addrs: vec![0; 4096],
-            pollfds: Vec::with_capacity(MAX_DEVICES_PER_WORKER + 64 + 1),
-            pollfds_dirty: true,
             last_work: Instant::now(),
             no_chunk: 0,
             handoff_full: 0,
@@ -140,7 +166,7 @@ impl Worker {
             flood_copies: 0,
             sleeps: 0,
             turns: 0,
-        }
+        })
     }
 
     pub(crate) fn run(mut self) {
@@ -150,6 +176,7 @@ impl Worker {
         while self.apply_commands() {
             let snap = self.snap.clone();
             self.budget.refill(&snap.tables);
+            self.take_readiness(0);
             let mut work = 0;
             for k in 0..self.active.len() {
                 let i = self.active[k] as usize;
@@ -161,16 +188,11 @@ impl Worker {
             work += self.drain_inbox();
             work += self.flush_all();
             self.wake_others();
-            let want: usize = self
-                .active
-                .iter()
-                .filter_map(|&i| self.devices[i as usize].as_ref())
-                .map(|d| d.fill_target.saturating_sub(d.fill_level) as usize)
-                .sum();
+            let want = self.cool_down();
             self.free
                 .balance(&self.shared, want.max(self.cfg.batch * 2));
             self.turns += 1;
-            self.publish();
+            self.publish(self.turns.is_multiple_of(FULL_PUBLISH_TURNS));
             if work > 0 {
                 self.last_work = Instant::now();
             } else if self.cfg.poll == PollMode::Adaptive
@@ -188,17 +210,22 @@ impl Worker {
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
                 Command::AddDevice(i, dev) => {
+                    if let Err(e) = epoll_add(&self.epoll, dev.sock.fd(), u64::from(i)) {
+                        // Still served, only never woken by its own RX ring: it stays hot.
+                        tracing::warn!("epoll_ctl(ADD) for a device failed: {e}");
+                    }
                     self.devices[i as usize] = Some(dev);
-                    self.active.push(i);
-                    self.pollfds_dirty = true;
+                    self.make_hot(i);
                 }
                 Command::RemoveDevice(i) => {
                     let dev = self.devices[i as usize].take().map(|mut d| {
+                        epoll_del(&self.epoll, d.sock.fd());
                         self.retire(&mut d);
                         d
                     });
-                    self.active.retain(|&x| x != i);
-                    self.pollfds_dirty = true;
+                    if std::mem::take(&mut self.hot[i as usize]) {
+                        self.active.retain(|&x| x != i);
+                    }
                     let _ = self.replies.send(Reply::Removed(dev));
                 }
                 Command::Reclaim(uid) => {
@@ -213,8 +240,10 @@ impl Worker {
                     let _ = self.replies.try_send(Reply::Garbage(old));
                 }
                 Command::AddFlood(p, src) => {
+                    if let Err(e) = epoll_add(&self.epoll, src.fd(), EP_FLOOD) {
+                        tracing::warn!("epoll_ctl(ADD) for a flood tap failed: {e}");
+                    }
                     self.floods.push((p, src));
-                    self.pollfds_dirty = true;
                 }
                 Command::RemoveFlood(p) => {
                     let src = self
@@ -222,7 +251,9 @@ impl Worker {
                         .iter()
                         .position(|(q, _)| *q == p)
                         .map(|k| self.floods.swap_remove(k).1);
-                    self.pollfds_dirty = true;
+                    if let Some(f) = &src {
+                        epoll_del(&self.epoll, f.fd());
+                    }
                     let _ = self.replies.send(Reply::FloodRemoved(src));
                 }
                 Command::Exit => return false,
@@ -325,10 +356,21 @@ impl Worker {
                 work += 1;
             }
             n = dev.sock.rx.pop_descs(&mut descs[..batch]);
-            adapt_fill(dev, n, batch);
+            dev.fill_target = next_fill_target(
+                dev.fill_target,
+                dev.fill,
+                dev.fill_level,
+                n,
+                batch,
+                &mut dev.idle_turns,
+            );
             if n == 0 {
+                if work == 0 {
+                    dev.quiet_turns = dev.quiet_turns.saturating_add(1);
+                }
                 return work;
             }
+            dev.quiet_turns = 0;
             dev.fill_level = dev.fill_level.saturating_sub(n as u32);
             for d in &descs[..n] {
                 self.shared.tag((d.addr / self.frame_size) as u32, 0);
@@ -529,6 +571,7 @@ impl Worker {
                         flush(dev, &mut self.free, &self.shared, &mut self.addrs, fs);
                     }
                     dev.pending.push(desc);
+                    self.make_hot(to.index);
                 }
                 _ => self.free_chunk(desc.addr),
             }
@@ -619,20 +662,93 @@ impl Worker {
         }
     }
 
-    fn publish(&self) {
+    /// Puts device row `i` on the list of devices visited every turn.
+    fn make_hot(&mut self, i: u16) {
+        let Some(dev) = self.devices[i as usize].as_deref_mut() else {
+            return;
+        };
+        dev.quiet_turns = 0;
+        if !std::mem::replace(&mut self.hot[i as usize], true) {
+            self.active.push(i);
+        }
+    }
+
+    /// Takes the devices with nothing left to do off the every-turn list, and returns how many
+    /// chunks the remaining ones want for their fill rings. A device leaves only when nothing
+    /// of it is pending: no TX in flight or staged, its fill ring at target, quiet for a while.
+    fn cool_down(&mut self) -> usize {
+        let mut want = 0;
+        let mut k = 0;
+        while k < self.active.len() {
+            let i = self.active[k] as usize;
+            let cold = match self.devices[i].as_deref() {
+                Some(d) => {
+                    want += d.fill_target.saturating_sub(d.fill_level) as usize;
+                    d.quiet_turns >= QUIET_TURNS
+                        && d.tx_level == 0
+                        && d.pending.is_empty()
+                        && d.sock.tx.pending() == 0
+                        && refill_amount(d.fill_target, d.fill_level) == 0
+                }
+                None => true,
+            };
+            if cold {
+                self.hot[i] = false;
+                self.active.swap_remove(k);
+            } else {
+                k += 1;
+            }
+        }
+        want
+    }
+
+    /// Marks the devices whose RX rings have frames as hot, waiting up to `timeout_ms` for one
+    /// (0: just look). Also drains the worker's wake-up eventfd.
+    fn take_readiness(&mut self, timeout_ms: i32) {
+        // SAFETY: `events` is a live array of EP_EVENTS epoll_event structs.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                self.events.as_mut_ptr(),
+                self.events.len() as i32,
+                timeout_ms,
+            )
+        };
+        for k in 0..n.max(0) as usize {
+            match self.events[k].u64 {
+                EP_WAKE => {
+                    let mut buf = 0u64;
+                    // SAFETY: reads 8 bytes into a local from our own non-blocking eventfd.
+                    unsafe {
+                        libc::read(
+                            self.wakes[self.id as usize].as_raw_fd(),
+                            (&mut buf as *mut u64).cast(),
+                            8,
+                        )
+                    };
+                }
+                EP_FLOOD => {} // every turn reads the flood taps anyway
+                row => self.make_hot(row as u16),
+            }
+        }
+    }
+
+    /// Publishes the counters; with `full`, also where every chunk is, summed over every
+    /// device (hot or not), which is the part whose cost grows with the number of devices.
+    fn publish(&self, full: bool) {
         let s = &self.stats;
         let st = |a: &std::sync::atomic::AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
-        let (mut fill, mut tx) = (0u64, 0u64);
-        for &i in &self.active {
-            if let Some(d) = self.devices[i as usize].as_ref() {
+        if full {
+            let (mut fill, mut tx) = (0u64, 0u64);
+            for d in self.devices.iter().flatten() {
                 fill += u64::from(d.fill_level);
                 tx += u64::from(d.tx_level);
             }
+            st(&s.free, self.free.len() as u64);
+            st(&s.fill, fill);
+            st(&s.tx_in_flight, tx);
+            st(&s.orphaned, self.orphaned);
         }
-        st(&s.free, self.free.len() as u64);
-        st(&s.fill, fill);
-        st(&s.tx_in_flight, tx);
-        st(&s.orphaned, self.orphaned);
         st(&s.no_chunk, self.no_chunk);
         st(&s.handoff_full, self.handoff_full);
         st(&s.host_from_socket, self.host_from_socket);
@@ -640,30 +756,12 @@ impl Worker {
         st(&s.flood_copies, self.flood_copies);
         st(&s.sleeps, self.sleeps);
         st(&s.turns, self.turns);
+        st(&s.hot_devices, self.active.len() as u64);
         s.publish_counters(&self.counters);
     }
 
-    /// Sleeps in poll(2) until a socket, a flood tap, a command or a handoff needs us.
+    /// Sleeps in epoll_wait(2) until a socket, a flood tap, a command or a handoff needs us.
     fn sleep(&mut self) {
-        if self.pollfds_dirty {
-            self.pollfds.clear();
-            let ev = |fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            self.pollfds
-                .push(ev(self.wakes[self.id as usize].as_raw_fd()));
-            for &i in &self.active {
-                if let Some(d) = self.devices[i as usize].as_ref() {
-                    self.pollfds.push(ev(d.sock.fd()));
-                }
-            }
-            for (_, f) in &self.floods {
-                self.pollfds.push(ev(f.fd()));
-            }
-            self.pollfds_dirty = false;
-        }
         // Frames still staged for the kernel: keep turning instead of sleeping.
         let busy = self.active.iter().any(|&i| {
             self.devices[i as usize]
@@ -673,48 +771,41 @@ impl Worker {
         if busy {
             return;
         }
+        // Idle from here on: the books as they stand are what `mvdp stats` should show.
+        self.publish(true);
         let me = &self.sleeping[self.id as usize];
         me.store(true, Ordering::SeqCst);
         if self.inboxes[self.id as usize].is_empty() && self.commands.is_empty() {
             self.sleeps += 1;
-            // SAFETY: `pollfds` is a live array of initialised pollfd structs.
-            unsafe {
-                libc::poll(
-                    self.pollfds.as_mut_ptr(),
-                    self.pollfds.len() as libc::nfds_t,
-                    POLL_TIMEOUT_MS,
-                )
-            };
-            let mut buf = 0u64;
-            // SAFETY: reads 8 bytes into a local from our own non-blocking eventfd.
-            unsafe {
-                libc::read(
-                    self.wakes[self.id as usize].as_raw_fd(),
-                    (&mut buf as *mut u64).cast(),
-                    8,
-                )
-            };
+            self.take_readiness(POLL_TIMEOUT_MS);
         }
-        me.store(false, Ordering::SeqCst);
+        self.sleeping[self.id as usize].store(false, Ordering::SeqCst);
     }
 }
 
-/// Turns without frames after which a device's fill target halves.
-const FILL_SHRINK_TURNS: u32 = 100_000;
-
-fn adapt_fill(dev: &mut Device, got: usize, batch: usize) {
-    if got == batch {
-        dev.fill_target = (dev.fill_target * 2).min(dev.fill_max);
-        dev.idle_turns = 0;
-    } else if got == 0 {
-        dev.idle_turns += 1;
-        if dev.idle_turns >= FILL_SHRINK_TURNS {
-            dev.fill_target = (dev.fill_target / 2).max(dev.fill_min);
-            dev.idle_turns = 0;
-        }
-    } else {
-        dev.idle_turns = 0;
+fn epoll_add(ep: &OwnedFd, fd: std::os::fd::RawFd, data: u64) -> std::io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: data,
+    };
+    // SAFETY: both descriptors are open; `ev` is a valid event for the call's duration.
+    let rc = unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
     }
+    Ok(())
+}
+
+fn epoll_del(ep: &OwnedFd, fd: std::os::fd::RawFd) {
+    // SAFETY: both descriptors are open; DEL ignores the event argument.
+    unsafe {
+        libc::epoll_ctl(
+            ep.as_raw_fd(),
+            libc::EPOLL_CTL_DEL,
+            fd,
+            std::ptr::null_mut(),
+        )
+    };
 }
 
 /// Returns completed TX chunks to the free stack.
@@ -749,8 +840,8 @@ fn refill(
     addrs: &mut [u64],
     fs: u64,
 ) -> usize {
-    let want = (dev.fill_target.saturating_sub(dev.fill_level) as usize).min(addrs.len());
-    if want < 16.min(dev.fill_target as usize) {
+    let want = (refill_amount(dev.fill_target, dev.fill_level) as usize).min(addrs.len());
+    if want == 0 {
         return 0;
     }
     let mut k = 0;

@@ -13,12 +13,15 @@ use std::collections::BTreeMap;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use crate::engine::{DevRef, DeviceStats, Engine, EngineConfig, Snapshot, MAX_DEVICES_PER_WORKER};
+use crate::engine::{
+    AddDeviceError, DevRef, DeviceStats, Engine, EngineConfig, FillBudget, FramePromises,
+    FramesExhausted, Snapshot, MAX_DEVICES_PER_WORKER,
+};
 use crate::xsk::{SocketConfig, XskSocket};
 use mvdp_ebpf::{Demux, FloodTap, ModePolicy, PortRedirect};
 use mvdp_switch::plane::{
-    Dataplane, DataplaneError, DataplaneStats, ParentHandle, ParentStats, PortConfig, PortHandle,
-    PortStats, XskCounters,
+    Capacity, Dataplane, DataplaneError, DataplaneStats, ParentHandle, ParentStats, PortConfig,
+    PortHandle, PortStats, XskCounters,
 };
 use mvdp_switch::{DropReason, Ingress, Mac, Mode, NetworkSpec, ParentId, PortSpec, TablesBuilder};
 
@@ -28,10 +31,15 @@ pub use crate::engine::PollMode;
 /// headroom (256 B), the Ethernet header and an 802.1Q tag, rounded down with margin.
 pub const MAX_MTU: u32 = 3500;
 
-/// Most chunks a parent queue's fill ring is stocked with under load; a port's. Idle devices
-/// keep an eighth of that (see the engine's adaptive fill).
-const PARENT_FILL: u32 = 4096;
-const PORT_FILL: u32 = 2048;
+/// Chunks a parent queue's fill ring keeps when idle, and the most it grows to under load.
+const PARENT_FILL: FillBudget = FillBudget {
+    min: 512,
+    max: 4096,
+};
+/// A port's: an idle port holds a few frames' worth, so a thousand idle ports take half the
+/// default UMEM; a port under load grows towards the most its fill ring holds (the engine's
+/// adaptive fill), from frames nobody else needs.
+pub const PORT_FILL: FillBudget = FillBudget { min: 8, max: 2048 };
 /// Most rx queues of a parent the switch serves (the XSKMAP's width).
 const MAX_QUEUES: u32 = mvdp_ebpf::abi::MAX_QUEUES;
 
@@ -88,6 +96,68 @@ pub struct Runtime {
     redirect: Option<PortRedirect>,
     parents: BTreeMap<u16, ParentState>,
     ports: BTreeMap<u32, PortState>,
+}
+
+impl Runtime {
+    /// Ports served and how many more fit: each needs a demux slot and its fill floor.
+    pub fn capacity(&self) -> Capacity {
+        let p = self.engine.promises();
+        let ports = self.ports.len() as u64;
+        let by_frames = p.more_devices(PORT_FILL.min);
+        let by_slots = u64::from(mvdp_ebpf::abi::MAX_SLOTS).saturating_sub(ports);
+        let limited_by = if by_frames <= by_slots {
+            "UMEM frames (mvdp daemon --frames)"
+        } else {
+            "port slots in the XDP demux (a build-time limit)"
+        };
+        Capacity {
+            ports,
+            max_ports: ports + by_frames.min(by_slots),
+            limited_by: limited_by.into(),
+            frames_promised: p.promised,
+            frames_reserve: p.reserve,
+        }
+    }
+}
+
+/// The refusal for a socket the UMEM cannot stock.
+fn umem_full(what: impl Into<String>, e: FramesExhausted) -> DataplaneError {
+    let p = e.promises;
+    DataplaneError::UmemFull {
+        what: what.into(),
+        total: p.total,
+        promised: p.promised,
+        sockets: p.devices,
+        reserve: p.reserve,
+        needed: e.needed,
+    }
+}
+
+fn device_error(what: String, e: AddDeviceError) -> DataplaneError {
+    match e {
+        AddDeviceError::Frames(f) => umem_full(what, f),
+        AddDeviceError::Io(e) => DataplaneError::system(format!("handing {what} to a worker"), e),
+    }
+}
+
+/// Refuses, before anything is made, `sockets` more sockets of fill floor `min`.
+fn check_room(
+    p: FramePromises,
+    what: impl Into<String>,
+    sockets: u32,
+    min: u32,
+) -> Result<(), DataplaneError> {
+    let needed = u64::from(sockets) * u64::from(min);
+    if p.room() < needed {
+        return Err(umem_full(
+            what,
+            FramesExhausted {
+                promises: p,
+                needed,
+            },
+        ));
+    }
+    Ok(())
 }
 
 fn reflects_to_self(mode: Mode) -> bool {
@@ -300,8 +370,15 @@ impl Dataplane for Runtime {
             .map_err(|e| DataplaneError::system(format!("opening the flood tap on {ifname}"), e))?;
         tap.hold_promisc()
             .map_err(|e| DataplaneError::system(format!("making {ifname} promiscuous"), e))?;
+        let rx_queues = Self::rx_queues(ifname);
+        check_room(
+            self.engine.promises(),
+            format!("parent {ifname}"),
+            rx_queues,
+            PARENT_FILL.min,
+        )?;
         let mut queues = Vec::new();
-        for q in 0..Self::rx_queues(ifname) {
+        for q in 0..rx_queues {
             let sock = match XskSocket::new(self.engine.umem(), ifname, q, SocketConfig::default())
             {
                 Ok(s) => s,
@@ -321,10 +398,7 @@ impl Dataplane for Runtime {
                 Err(e) => {
                     let devs: Vec<_> = queues.iter().map(|(d, _, _)| *d).collect();
                     self.remove_devices(&devs);
-                    return Err(DataplaneError::system(
-                        format!("handing {ifname} queue {q} to a worker"),
-                        e,
-                    ));
+                    return Err(device_error(format!("{ifname} queue {q}"), e));
                 }
             }
         }
@@ -399,6 +473,12 @@ impl Dataplane for Runtime {
             .map_err(|_| DataplaneError::NoSuchInterface(cfg.veth_ifname.clone()))?;
         let slot = self.free_slot()?;
         self.check_with(cfg)?;
+        check_room(
+            self.engine.promises(),
+            format!("port {}", cfg.veth_ifname),
+            1,
+            PORT_FILL.min,
+        )?;
         let sock = XskSocket::new(
             self.engine.umem(),
             &cfg.veth_ifname,
@@ -416,9 +496,7 @@ impl Dataplane for Runtime {
         let (dev, stats) = self
             .engine
             .add_device(worker, sock, PORT_FILL)
-            .map_err(|e| {
-                DataplaneError::system(format!("handing {} to a worker", cfg.veth_ifname), e)
-            })?;
+            .map_err(|e| device_error(cfg.veth_ifname.clone(), e))?;
         self.ports.insert(
             slot,
             PortState {
@@ -602,6 +680,7 @@ impl Dataplane for Runtime {
         out.drops.insert("no_free_frame".into(), no_chunk);
         out.drops.insert("handoff_full".into(), handoff_full);
         out.umem = self.engine.accounting();
+        out.capacity = self.capacity();
         out
     }
 }

@@ -1,0 +1,218 @@
+//! How many UMEM chunks the engine promises, and to whom.
+//!
+//! A socket receives only into chunks on its fill ring, so every device keeps a floor of chunks
+//! there, and the kernel never gives fill-ring chunks back except as received frames. A device
+//! admitted without its floor would never receive: so the engine admits a device only when the
+//! UMEM can cover every floor plus a reserve for frames in flight (TX rings, flood copies, the
+//! workers' free stacks). Above its floor a device's fill target follows its traffic, drawing on
+//! whatever the floors and the reserve leave free.
+
+/// The fill-ring range of one device: its floor (promised at admission) and its ceiling (the
+/// most its fill target grows to under load; at most its fill ring's size).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FillBudget {
+    pub min: u32,
+    pub max: u32,
+}
+
+impl FillBudget {
+    pub fn new(min: u32, max: u32) -> FillBudget {
+        let min = min.max(1);
+        FillBudget {
+            min,
+            max: max.max(min),
+        }
+    }
+}
+
+/// The UMEM's promises: every admitted device's floor, and the reserve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FramePromises {
+    pub total: u64,
+    /// Kept back for frames in flight, never promised to a fill ring.
+    pub reserve: u64,
+    /// The sum of admitted devices' floors.
+    pub promised: u64,
+    /// Admitted devices.
+    pub devices: u64,
+}
+
+/// Admitting a device would promise more frames than the UMEM has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the UMEM's {} frames are promised ({} to the fill rings of {} sockets, {} kept for frames in flight); another socket needs {needed}", .promises.total, .promises.promised, .promises.devices, .promises.reserve)]
+pub struct FramesExhausted {
+    pub promises: FramePromises,
+    pub needed: u64,
+}
+
+impl FramePromises {
+    /// `total` frames; the reserve is an eighth of them, and at least what `workers` free stacks
+    /// keep at their low-water mark twice over.
+    pub fn new(total: u32, workers: usize) -> FramePromises {
+        let total = u64::from(total);
+        let floor = (workers as u64) * 2 * super::pool::LOW as u64;
+        FramePromises {
+            total,
+            reserve: (total / 8).max(floor).min(total),
+            promised: 0,
+            devices: 0,
+        }
+    }
+
+    /// Frames still free to promise.
+    pub fn room(&self) -> u64 {
+        self.total
+            .saturating_sub(self.reserve)
+            .saturating_sub(self.promised)
+    }
+
+    /// How many more devices of floor `min` fit.
+    pub fn more_devices(&self, min: u32) -> u64 {
+        self.room() / u64::from(min.max(1))
+    }
+
+    pub fn promise(&mut self, min: u32) -> Result<(), FramesExhausted> {
+        let needed = u64::from(min);
+        if needed > self.room() {
+            return Err(FramesExhausted {
+                promises: *self,
+                needed,
+            });
+        }
+        self.promised += needed;
+        self.devices += 1;
+        Ok(())
+    }
+
+    pub fn release(&mut self, min: u32) {
+        self.promised = self.promised.saturating_sub(u64::from(min));
+        self.devices = self.devices.saturating_sub(1);
+    }
+}
+
+/// Turns without frames after which a device's fill target halves (towards its floor): chunks
+/// the kernel then returns as frames are not put back above the new target.
+pub(crate) const FILL_SHRINK_TURNS: u32 = 100_000;
+
+/// A device's next fill target after a turn in which it received `got` frames, with `level`
+/// chunks on its fill ring before the turn. The target quadruples when a turn took half the
+/// ring's stock or a whole batch (a burst, or a worker that was off the CPU: the next burst
+/// would find the ring empty) and halves after a long idle spell.
+pub(crate) fn next_fill_target(
+    target: u32,
+    b: FillBudget,
+    level: u32,
+    got: usize,
+    batch: usize,
+    idle_turns: &mut u32,
+) -> u32 {
+    let got32 = got as u32;
+    if got > 0 && (got >= batch || got32.saturating_mul(2) >= level.max(1)) {
+        *idle_turns = 0;
+        return target.saturating_mul(4).clamp(b.min, b.max);
+    }
+    if got > 0 {
+        *idle_turns = 0;
+        return target;
+    }
+    *idle_turns += 1;
+    if *idle_turns >= FILL_SHRINK_TURNS {
+        *idle_turns = 0;
+        return (target / 2).clamp(b.min, b.max);
+    }
+    target
+}
+
+/// How many chunks to push to a fill ring holding `level` of `target`: nothing while the gap is
+/// small (a ring write and its cache line cost more than a few chunks are worth), the whole gap
+/// once it is a quarter of the target or 16 chunks, whichever is less.
+pub(crate) fn refill_amount(target: u32, level: u32) -> u32 {
+    let gap = target.saturating_sub(level);
+    let threshold = (target / 4).clamp(1, 16);
+    if gap >= threshold {
+        gap
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn promises_stop_at_total_less_reserve() {
+        let mut p = FramePromises::new(16384, 1);
+        assert_eq!(p.reserve, 2048);
+        assert_eq!(p.more_devices(8), (16384 - 2048) / 8);
+        for _ in 0..p.more_devices(8) {
+            p.promise(8).unwrap();
+        }
+        let e = p.promise(8).unwrap_err();
+        assert_eq!(e.needed, 8);
+        assert_eq!(e.promises.devices, (16384 - 2048) / 8);
+        let msg = e.to_string();
+        assert!(msg.contains("16384 frames"), "{msg}");
+        assert!(msg.contains("2048 kept"), "{msg}");
+        p.release(8);
+        assert!(p.promise(8).is_ok());
+    }
+
+    #[test]
+    fn reserve_covers_every_workers_free_stack() {
+        let p = FramePromises::new(4096, 8);
+        assert_eq!(p.reserve, 8 * 2 * super::super::pool::LOW as u64);
+        let tiny = FramePromises::new(100, 4);
+        assert_eq!(tiny.reserve, 100, "never more than the UMEM");
+        assert_eq!(tiny.room(), 0);
+    }
+
+    #[test]
+    fn a_thousand_idle_ports_fit_the_default_umem() {
+        let mut p = FramePromises::new(16384, 1);
+        p.promise(512).unwrap(); // one parent queue
+        for _ in 0..1000 {
+            p.promise(8).unwrap();
+        }
+        assert!(p.room() > 0);
+    }
+
+    #[test]
+    fn fill_target_grows_on_bursts_and_shrinks_when_idle() {
+        let b = FillBudget::new(8, 1024);
+        let mut idle = 0;
+        // A burst that took half the ring: quadruple, up to the ceiling.
+        assert_eq!(next_fill_target(8, b, 8, 4, 64, &mut idle), 32);
+        assert_eq!(next_fill_target(512, b, 512, 64, 64, &mut idle), 1024);
+        // A trickle keeps the target.
+        assert_eq!(next_fill_target(32, b, 32, 1, 64, &mut idle), 32);
+        // Idle: halves after FILL_SHRINK_TURNS turns, never below the floor.
+        let mut t = 64;
+        for _ in 0..FILL_SHRINK_TURNS {
+            t = next_fill_target(t, b, t, 0, 64, &mut idle);
+        }
+        assert_eq!(t, 32);
+        let mut t = 8;
+        for _ in 0..FILL_SHRINK_TURNS {
+            t = next_fill_target(t, b, t, 0, 64, &mut idle);
+        }
+        assert_eq!(t, 8);
+    }
+
+    #[test]
+    fn refill_waits_for_a_worthwhile_gap() {
+        assert_eq!(refill_amount(8, 8), 0);
+        assert_eq!(refill_amount(8, 6), 2, "a quarter of a small target");
+        assert_eq!(refill_amount(8, 7), 0);
+        assert_eq!(refill_amount(8, 0), 8);
+        assert_eq!(refill_amount(2048, 2040), 0);
+        assert_eq!(refill_amount(2048, 2032), 16);
+        assert_eq!(refill_amount(1, 0), 1);
+    }
+
+    #[test]
+    fn budget_is_never_empty_or_inverted() {
+        assert_eq!(FillBudget::new(0, 0), FillBudget { min: 1, max: 1 });
+        assert_eq!(FillBudget::new(64, 8), FillBudget { min: 64, max: 64 });
+    }
+}
