@@ -59,9 +59,11 @@ pub struct DaemonArgs {
     /// XDP attach mode on parents.
     #[arg(long, value_enum, default_value = "auto")]
     xdp_mode: XdpMode,
-    /// UMEM frames (4 KiB each) shared by all sockets. Size it for the ports: each idle port keeps
-    /// 256 on its fill ring and up to 2,048 under load, each parent queue 512 to 4,096.
-    #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u32).range(1024..=1_048_576))]
+    /// UMEM frames (4 KiB each) shared by all sockets. An eighth is kept for frames in flight;
+    /// each parent queue is promised 512 and each port 8 (an idle port's fill ring), so the
+    /// default serves 1,000 ports with room to spare; under load a port's fill ring grows to
+    /// 2,048 from frames nobody else needs. A port the frames cannot cover is refused.
+    #[arg(long, env = "MVDP_FRAMES", default_value_t = 16384, value_parser = clap::value_parser!(u32).range(1024..=1_048_576))]
     frames: u32,
     /// Adaptive poll: microseconds a worker keeps spinning after its last frame before sleeping in
     /// poll(2). Longer trades CPU for fewer wake-ups on request/response traffic.
