@@ -3,11 +3,15 @@
 //! A [`Netlink`] owns a NETLINK_ROUTE socket that was opened inside its namespace (so every request acts
 //! there, from whatever thread calls it) and a tokio current-thread runtime that drives it; every method
 //! is synchronous. Built on `rtnetlink` 0.24 / `netlink-packet-route` 0.34: nothing here runs `ip`.
+//!
+//! This is the one way the crate (the daemon included) reaches the kernel's network configuration:
+//! links, addresses, routes, and links of other namespaces through a netns id. The one exception is
+//! NIC features, which only `ethtool` can set (see [`crate::offload`]).
 
 use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::str::FromStr;
 
 use futures::TryStreamExt;
@@ -16,7 +20,9 @@ use netlink_packet_route::link::{
     InfoBridgePort, InfoData, InfoKind, InfoMacVlan, InfoPortData, InfoVeth, LinkAttribute,
     LinkFlags, LinkInfo, LinkMessage, MacVlanFlags, MacVlanMacAddressMode, MacVlanMode,
 };
-use netlink_packet_route::route::RouteScope;
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 use rtnetlink::{
     AddressMessageBuilder, LinkBridge, LinkBridgePort, LinkMacVlan, LinkMessageBuilder, LinkUnspec,
     LinkVeth, RouteMessageBuilder,
@@ -48,6 +54,9 @@ pub struct Link {
     pub master: Option<u32>,
     /// IFLA_LINK: the peer (veth) or parent (macvlan) ifindex, possibly in another namespace.
     pub link: Option<u32>,
+    /// IFLA_LINK_NETNSID: the id, in this link's namespace, of the namespace `link` lives in (absent
+    /// when it is this one).
+    pub link_netnsid: Option<i32>,
     /// Bridge port hairpin flag, when this link is a bridge port.
     pub hairpin: Option<bool>,
     /// Macvlan mode, when this link is a macvlan.
@@ -224,8 +233,14 @@ impl Netlink {
 
     /// A connection inside `ns`: the socket is opened on a thread that entered `ns`, then used from here.
     pub fn in_netns(ns: &NetNs) -> Result<Netlink> {
-        let name = ns.name().to_string();
-        ns.run(move || Self::connect(name))?
+        Self::in_netns_fd(ns.fd(), ns.name())
+    }
+
+    /// A connection inside the namespace behind `fd` (a container's `/proc/PID/ns/net`, say), called
+    /// `name` in errors.
+    pub fn in_netns_fd(fd: BorrowedFd<'_>, name: &str) -> Result<Netlink> {
+        let owned = name.to_string();
+        crate::netns::run_in(fd, name, move || Self::connect(owned))?
     }
 
     fn connect(netns: String) -> Result<Netlink> {
@@ -275,25 +290,45 @@ impl Netlink {
     /// Looks a link up by name; `Ok(None)` when it does not exist.
     pub fn try_link(&self, name: &str) -> Result<Option<Link>> {
         validate_ifname(name)?;
-        let h = self.handle.clone();
-        let res = self
+        let req = self.handle.link().get().match_name(name);
+        self.get_link(req, || format!("looking up link {name}"))
+    }
+
+    /// The link at the other end of `link`'s IFLA_LINK (a veth's peer, a macvlan's parent), read in
+    /// the namespace it lives in through IFLA_LINK_NETNSID and RTM_GETLINK's IFLA_IF_NETNSID, so no fd
+    /// of that namespace is ever held. `Ok(None)` when `link` has no such link or it is gone.
+    pub fn peer_of(&self, link: &Link) -> Result<Option<Link>> {
+        let Some(index) = link.link else {
+            return Ok(None);
+        };
+        let mut req = self.handle.link().get().match_index(index);
+        if let Some(id) = link.link_netnsid {
+            req.message_mut()
+                .attributes
+                .push(LinkAttribute::IfNetnsId(id));
+        }
+        self.get_link(req, || format!("looking up the peer of {}", link.name))
+    }
+
+    /// Runs a one-link RTM_GETLINK; ENODEV (no such link) is `Ok(None)`.
+    fn get_link(
+        &self,
+        req: rtnetlink::LinkGetRequest,
+        op: impl FnOnce() -> String,
+    ) -> Result<Option<Link>> {
+        match self
             .rt
-            .block_on(async move { h.link().get().match_name(name).execute().try_next().await });
-        match res {
-            Ok(Some(msg)) => Ok(Some(parse_link(&msg))),
-            Ok(None) => Ok(None),
-            Err(e) => {
-                let io = rtnl_to_io(e);
-                if io.raw_os_error() == Some(libc::ENODEV) {
-                    Ok(None)
-                } else {
-                    Err(Error::Netlink {
-                        op: format!("looking up link {name}"),
-                        netns: self.netns.clone(),
-                        source: io,
-                    })
-                }
-            }
+            .block_on(async move { req.execute().try_next().await })
+        {
+            Ok(msg) => Ok(msg.as_ref().map(parse_link)),
+            Err(e) => match rtnl_to_io(e) {
+                io if io.raw_os_error() == Some(libc::ENODEV) => Ok(None),
+                io => Err(Error::Netlink {
+                    op: op(),
+                    netns: self.netns.clone(),
+                    source: io,
+                }),
+            },
         }
     }
 
@@ -506,8 +541,13 @@ impl Netlink {
 
     /// Moves a link into another namespace (it arrives down and loses its addresses, as always).
     pub fn set_netns(&self, name: &str, ns: &NetNs) -> Result<()> {
-        let fd = ns.fd().as_raw_fd();
-        self.change(name, &format!("moving to netns {}:", ns.name()), |b| {
+        self.set_netns_fd(name, ns.fd(), ns.name())
+    }
+
+    /// Moves a link into the namespace behind `fd` (called `ns_name` in errors); see [`Self::set_netns`].
+    pub fn set_netns_fd(&self, name: &str, fd: BorrowedFd<'_>, ns_name: &str) -> Result<()> {
+        let fd = fd.as_raw_fd();
+        self.change(name, &format!("moving to netns {ns_name}:"), |b| {
             b.setns_by_fd(fd)
         })
     }
@@ -643,6 +683,65 @@ impl Netlink {
             async move { h.route().add(msg).execute().await },
         )
     }
+
+    /// Deletes the IPv4 route to `dest/prefix_len` out of `dev` (`ip route del DEST/LEN dev DEV`).
+    pub fn del_route(&self, dest: Ipv4Addr, prefix_len: u8, dev: &str) -> Result<()> {
+        // As iproute2 sends a deletion: any protocol, scope and type match.
+        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(dest, prefix_len)
+            .output_interface(self.index(dev)?)
+            .protocol(RouteProtocol::Unspec)
+            .scope(RouteScope::NoWhere)
+            .kind(RouteType::Unspec)
+            .build();
+        let h = self.handle.clone();
+        self.block(
+            || format!("deleting route {dest}/{prefix_len} dev {dev}"),
+            async move { h.route().del(msg).execute().await },
+        )
+    }
+
+    /// The IPv4 routes of the main table that leave through `dev`, as (destination, prefix length):
+    /// what `ip -4 route show dev DEV` lists (the default route is `0.0.0.0/0`).
+    pub fn routes(&self, dev: &str) -> Result<Vec<(Ipv4Addr, u8)>> {
+        let index = self.index(dev)?;
+        let h = self.handle.clone();
+        let msgs: Vec<RouteMessage> =
+            self.block(|| format!("listing routes of {dev}"), async move {
+                let req = RouteMessageBuilder::<Ipv4Addr>::new().build();
+                h.route().get(req).execute().try_collect().await
+            })?;
+        Ok(msgs
+            .iter()
+            .filter(|m| route_table(m) == u32::from(RouteHeader::RT_TABLE_MAIN))
+            .filter(|m| {
+                m.attributes
+                    .iter()
+                    .any(|a| matches!(a, RouteAttribute::Oif(i) if *i == index))
+            })
+            .map(|m| {
+                let dest = m.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(*ip),
+                    _ => None,
+                });
+                (
+                    dest.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                    m.header.destination_prefix_length,
+                )
+            })
+            .collect())
+    }
+}
+
+/// A route's table: RTA_TABLE when present (ids above 255 only fit there), else the header's.
+fn route_table(m: &RouteMessage) -> u32 {
+    m.attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(m.header.table))
 }
 
 fn parse_link(msg: &LinkMessage) -> Link {
@@ -660,6 +759,7 @@ fn parse_link(msg: &LinkMessage) -> Link {
         kind: None,
         master: None,
         link: None,
+        link_netnsid: None,
         hairpin: None,
         macvlan_mode: None,
         macvlan_nopromisc: None,
@@ -678,6 +778,7 @@ fn parse_link(msg: &LinkMessage) -> Link {
             LinkAttribute::Carrier(c) => link.carrier = *c != 0,
             LinkAttribute::Controller(c) if *c != 0 => link.master = Some(*c),
             LinkAttribute::Link(l) if *l != 0 => link.link = Some(*l),
+            LinkAttribute::LinkNetNsId(id) => link.link_netnsid = Some(*id),
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     match info {
