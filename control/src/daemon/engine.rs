@@ -11,9 +11,9 @@ use super::api::{
     NetworkCreate, NetworkStatsRow, NetworkSummary, PortAdd, PortStatsRow, PortSummary, Reply,
     Request, StatsReply, TrafficRow, UmemRow,
 };
-use super::peers::PeerQuery;
+use super::peers;
 use super::persist;
-use super::ports::{self, HostNs, TargetNs};
+use super::ports::{self, HostNs, TargetNs, TargetNsError};
 use super::state::{Invalid, Network, Port, State};
 use crate::netns::NetNs;
 use crate::offload::Offload;
@@ -21,12 +21,15 @@ use mvdp_switch::plane::{Dataplane, DataplaneError, ParentHandle, PortConfig, Po
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] Invalid),
-    #[error("{0}")]
+    #[error(transparent)]
     System(#[from] crate::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Dataplane(#[from] DataplaneError),
+    /// A port's `--netns` that cannot be opened.
+    #[error(transparent)]
+    TargetNs(#[from] TargetNsError),
 }
 
 type Result<T, E = DaemonError> = std::result::Result<T, E>;
@@ -62,8 +65,6 @@ pub struct Daemon<D: Dataplane> {
     peer_up: BTreeMap<u32, bool>,
     /// Port id -> a MAC its container end took that the dataplane refused (warned once).
     refused_mac: BTreeMap<u32, crate::MacAddr>,
-    /// Opened on first use, in the daemon's netns.
-    peer_query: Option<PeerQuery>,
 }
 
 impl<D: Dataplane> Daemon<D> {
@@ -90,7 +91,6 @@ impl<D: Dataplane> Daemon<D> {
             handles: BTreeMap::new(),
             peer_up: BTreeMap::new(),
             refused_mac: BTreeMap::new(),
-            peer_query: None,
         };
         let dropped = d.adopt(saved);
         if let (true, Some(dir)) = (dropped > 0, &d.cfg.state_dir) {
@@ -419,7 +419,7 @@ impl<D: Dataplane> Daemon<D> {
             .state
             .plan_port(req, parent_mtu, self.cfg.max_mtu, ports::random_mac)?;
         let target = match &req.netns {
-            Some(spec) => Some(TargetNs::open(spec).map_err(Invalid)?),
+            Some(spec) => Some(TargetNs::open(spec)?),
             None => None,
         };
         let port = plan.port;
@@ -514,7 +514,7 @@ impl<D: Dataplane> Daemon<D> {
         let Some(shim) = self.shim_of(network) else {
             return;
         };
-        let have: Vec<Ipv4Addr> = match self.host_routes(&shim) {
+        let have: Vec<Ipv4Addr> = match self.host.host_routes(&shim) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(network, "listing routes of {shim}: {e}");
@@ -534,22 +534,6 @@ impl<D: Dataplane> Daemon<D> {
         }
     }
 
-    fn host_routes(&self, shim: &str) -> std::io::Result<Vec<Ipv4Addr>> {
-        let shim = shim.to_string();
-        let ns = self.cfg.netns.clone();
-        let out = match &ns {
-            Some(ns) => ns.command("ip"),
-            None => std::process::Command::new("ip"),
-        }
-        .args(["-4", "route", "show", "dev", &shim])
-        .output()?;
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .filter_map(|d| d.trim_end_matches("/32").parse().ok())
-            .collect())
-    }
-
     // ---- watching the system ---------------------------------------------------------------------
 
     /// What the control thread runs between requests: ports whose veth vanished are dropped, then
@@ -566,13 +550,6 @@ impl<D: Dataplane> Daemon<D> {
     pub fn poll_peers(&mut self) {
         if self.handles.is_empty() {
             return;
-        }
-        if self.peer_query.is_none() {
-            match self.host.run(PeerQuery::open) {
-                Ok(Ok(q)) => self.peer_query = Some(q),
-                Ok(Err(e)) => return tracing::warn!("peer poll: rtnetlink socket: {e}"),
-                Err(e) => return tracing::warn!("peer poll: rtnetlink socket: {e}"),
-            }
         }
         let ports: Vec<(String, u32, String, crate::MacAddr, bool)> = self
             .state
@@ -592,14 +569,9 @@ impl<D: Dataplane> Daemon<D> {
             })
             .collect();
         let names: Vec<&str> = ports.iter().map(|p| p.2.as_str()).collect();
-        let peers = match self.peer_query.as_mut().expect("opened").peers(&names) {
+        let peers = match peers::peers(&self.host.nl, &names) {
             Ok(p) => p,
-            Err(e) => {
-                tracing::warn!("peer poll: {e}");
-                // A socket in a bad state is reopened next time.
-                self.peer_query = None;
-                return;
-            }
+            Err(e) => return tracing::warn!("peer poll: {e}"),
         };
         let mut changed = false;
         for (network, id, ifname, mac, parent_up) in ports {
