@@ -35,7 +35,7 @@ pub enum DaemonError {
 type Result<T, E = DaemonError> = std::result::Result<T, E>;
 
 fn invalid<T>(msg: impl Into<String>) -> Result<T> {
-    Err(DaemonError::Invalid(Invalid(msg.into())))
+    Err(DaemonError::Invalid(Invalid::new(msg)))
 }
 
 pub struct DaemonConfig {
@@ -190,7 +190,7 @@ impl<D: Dataplane> Daemon<D> {
             return Ok(());
         }
         let link = self.host.nl.try_link(parent)?.ok_or_else(|| {
-            Invalid(format!(
+            Invalid::new(format!(
                 "parent interface {parent} does not exist in the daemon's network namespace"
             ))
         })?;
@@ -374,7 +374,10 @@ impl<D: Dataplane> Daemon<D> {
     fn start_port(&mut self, network: &str, port: &Port) -> Result<()> {
         let net = &self.state.networks[network];
         let parent = self.parents.get(&net.parent).ok_or_else(|| {
-            DaemonError::Invalid(Invalid(format!("parent {} is not attached", net.parent)))
+            DaemonError::Invalid(Invalid::new(format!(
+                "parent {} is not attached",
+                net.parent
+            )))
         })?;
         if parent.up {
             // A re-adopted port may have been left down by carrier follow before a restart.
