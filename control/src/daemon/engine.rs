@@ -30,6 +30,8 @@ pub enum DaemonError {
     /// A port's `--netns` that cannot be opened.
     #[error(transparent)]
     TargetNs(#[from] TargetNsError),
+    #[error("loading the daemon state: {0}")]
+    LoadState(#[from] persist::LoadError),
 }
 
 type Result<T, E = DaemonError> = std::result::Result<T, E>;
@@ -73,10 +75,7 @@ impl<D: Dataplane> Daemon<D> {
     pub fn new(dp: D, cfg: DaemonConfig) -> Result<Daemon<D>> {
         let host = HostNs::new(cfg.netns.clone())?;
         let saved = match &cfg.state_dir {
-            Some(dir) => persist::load(dir).map_err(|e| crate::Error::Io {
-                op: "loading the daemon state".into(),
-                source: e,
-            })?,
+            Some(dir) => persist::load(dir)?,
             None => State::default(),
         };
         let mut d = Daemon {
