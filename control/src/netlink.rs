@@ -360,42 +360,24 @@ impl Netlink {
     pub fn add_veth(&self, local: VethEnd<'_>, peer: VethEnd<'_>) -> Result<()> {
         validate_ifname(local.name)?;
         validate_ifname(peer.name)?;
-        let mut p = LinkUnspec::new_with_name(peer.name);
-        if let Some(ns) = peer.netns {
-            p = p.setns_by_fd(ns.fd().as_raw_fd());
-        }
-        if let Some(mac) = peer.mac {
-            p = p.address(mac.octets().to_vec());
-        }
-        if let Some(mtu) = peer.mtu {
-            p = p.mtu(mtu);
-        }
-        let mut b = LinkVeth::new(local.name, peer.name)
+        let p = born(
+            LinkUnspec::new_with_name(peer.name),
+            peer.netns,
+            peer.mac,
+            peer.mtu,
+        );
+        let b = LinkVeth::new(local.name, peer.name)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(p.build())));
-        if let Some(ns) = local.netns {
-            b = b.setns_by_fd(ns.fd().as_raw_fd());
-        }
-        if let Some(mac) = local.mac {
-            b = b.address(mac.octets().to_vec());
-        }
-        if let Some(mtu) = local.mtu {
-            b = b.mtu(mtu);
-        }
-        let msg = b.build();
+        let msg = born(b, local.netns, local.mac, local.mtu).build();
         let h = self.handle.clone();
-        let where_ = |e: &VethEnd<'_>| {
-            e.netns
-                .map(|n| format!(" (in {})", n.name()))
-                .unwrap_or_default()
-        };
         self.block(
             || {
                 format!(
                     "creating veth {}{}/{}{}",
                     local.name,
-                    where_(&local),
+                    in_netns_text(local.netns),
                     peer.name,
-                    where_(&peer)
+                    in_netns_text(peer.netns)
                 )
             },
             async move { h.link().add(msg).execute().await },
@@ -426,22 +408,10 @@ impl Netlink {
         if let Some(q) = opts.bcqueuelen {
             b = b.append_info_data(InfoMacVlan::BcQueueLen(q));
         }
-        if let Some(mac) = opts.mac {
-            b = b.address(mac.octets().to_vec());
-        }
-        if let Some(mtu) = opts.mtu {
-            b = b.mtu(mtu);
-        }
-        if let Some(ns) = opts.netns {
-            b = b.setns_by_fd(ns.fd().as_raw_fd());
-        }
-        let msg = b.build();
+        let msg = born(b, opts.netns, opts.mac, opts.mtu).build();
         let h = self.handle.clone();
         let mode = opts.mode;
-        let dest = opts
-            .netns
-            .map(|n| format!(" (in {})", n.name()))
-            .unwrap_or_default();
+        let dest = in_netns_text(opts.netns);
         self.block(
             || format!("creating macvlan {name}{dest} mode {mode} on {parent}"),
             async move { h.link().add(msg).execute().await },
@@ -731,6 +701,32 @@ impl Netlink {
             })
             .collect())
     }
+}
+
+/// A new link's namespace (default: the requester's), address and MTU, each when given.
+fn born<T>(
+    mut b: LinkMessageBuilder<T>,
+    netns: Option<&NetNs>,
+    mac: Option<MacAddr>,
+    mtu: Option<u32>,
+) -> LinkMessageBuilder<T> {
+    if let Some(ns) = netns {
+        b = b.setns_by_fd(ns.fd().as_raw_fd());
+    }
+    if let Some(mac) = mac {
+        b = b.address(mac.octets().to_vec());
+    }
+    if let Some(mtu) = mtu {
+        b = b.mtu(mtu);
+    }
+    b
+}
+
+/// " (in NAME)" for a link made in another namespace, for messages.
+fn in_netns_text(netns: Option<&NetNs>) -> String {
+    netns
+        .map(|n| format!(" (in {})", n.name()))
+        .unwrap_or_default()
 }
 
 /// A route's table: RTA_TABLE when present (ids above 255 only fit there), else the header's.
