@@ -230,25 +230,16 @@ impl<D: Dataplane> Daemon<D> {
         self.ensure_parent(&plan.parent)?;
         let mut id = [0u8; 6];
         ports::random_bytes(&mut id);
-        let net = Network {
-            name: plan.name.clone(),
-            id: id.iter().map(|b| format!("{b:02x}")).collect(),
-            created: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            parent: plan.parent,
-            vlan: plan.vlan,
-            mode: plan.mode,
-            subnet: plan.subnet,
-            gateway: plan.gateway,
-            ip_range: plan.ip_range,
-            ports: BTreeMap::new(),
-        };
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let net = plan.into_network(id.iter().map(|b| format!("{b:02x}")).collect(), created);
         tracing::info!(network = %net.name, parent = %net.parent, vlan = net.vlan, mode = %net.mode, "network created");
-        self.state.networks.insert(net.name.clone(), net);
+        let name = net.name.clone();
+        self.state.networks.insert(name.clone(), net);
         self.save();
-        Ok(self.summary(&plan.name))
+        Ok(self.summary(&name))
     }
 
     fn summary(&self, name: &str) -> NetworkSummary {

@@ -413,6 +413,24 @@ pub struct NetworkPlan {
     pub ip_range: Option<Ipv4Net>,
 }
 
+impl NetworkPlan {
+    /// The network this plan makes, with no ports yet.
+    pub fn into_network(self, id: String, created: u64) -> Network {
+        Network {
+            name: self.name,
+            id,
+            created,
+            parent: self.parent,
+            vlan: self.vlan,
+            mode: self.mode,
+            subnet: self.subnet,
+            gateway: self.gateway,
+            ip_range: self.ip_range,
+            ports: BTreeMap::new(),
+        }
+    }
+}
+
 impl State {
     pub fn plan_network(&self, req: &NetworkCreate) -> Result<NetworkPlan, Invalid> {
         validate_network_name(&req.name)?;
@@ -577,22 +595,18 @@ mod tests {
     }
 
     fn add(state: &mut State, req: &NetworkCreate) {
-        let p = state.plan_network(req).unwrap();
-        state.networks.insert(
-            p.name.clone(),
-            Network {
-                name: p.name,
-                id: "0".into(),
-                created: 0,
-                parent: p.parent,
-                vlan: p.vlan,
-                mode: p.mode,
-                subnet: p.subnet,
-                gateway: p.gateway,
-                ip_range: p.ip_range,
-                ports: BTreeMap::new(),
-            },
-        );
+        let n = state.plan_network(req).unwrap().into_network("0".into(), 0);
+        state.networks.insert(n.name.clone(), n);
+    }
+
+    fn some(s: &str) -> Option<String> {
+        Some(s.to_string())
+    }
+
+    /// `v` changed by `f`: one request differing from a base one.
+    fn with<T>(mut v: T, f: impl FnOnce(&mut T)) -> T {
+        f(&mut v);
+        v
     }
 
     fn port(net: &str, netns: &str) -> PortAdd {
@@ -644,6 +658,7 @@ mod tests {
     fn bad_networks_are_refused_with_reasons() {
         let mut s = State::default();
         add(&mut s, &create("n1", "eth1"));
+        let n2 = |f: fn(&mut NetworkCreate)| with(create("n2", "eth1.5"), f);
         let cases: Vec<(NetworkCreate, &str)> = vec![
             (create("n1", "eth2"), "already exists"),
             (create("n2", "eth1"), "one network per parent and VLAN"),
@@ -654,53 +669,19 @@ mod tests {
             (create("n2", "eth1.99999999999999999999"), "outside 1-4094"),
             (create("n2", "a-very-long-interface-name"), "invalid parent"),
             (
-                NetworkCreate {
-                    vlan: Some(5000),
-                    ..create("n2", "eth1")
-                },
+                with(create("n2", "eth1"), |r| r.vlan = Some(5000)),
                 "outside 1-4094",
             ),
+            (n2(|r| r.mode = some("bogus")), "unknown mode"),
+            (n2(|r| r.mode = some("passthru")), "owns its parent alone"),
+            (n2(|r| r.subnet = some("198.18.0.1/24")), "host bits"),
+            (n2(|r| r.gateway = some("198.18.1.1")), "not a host address"),
             (
-                NetworkCreate {
-                    mode: Some("bogus".into()),
-                    ..create("n2", "eth1.5")
-                },
-                "unknown mode",
-            ),
-            (
-                NetworkCreate {
-                    mode: Some("passthru".into()),
-                    ..create("n2", "eth1.5")
-                },
-                "owns its parent alone",
-            ),
-            (
-                NetworkCreate {
-                    subnet: Some("198.18.0.1/24".into()),
-                    ..create("n2", "eth1.5")
-                },
-                "host bits",
-            ),
-            (
-                NetworkCreate {
-                    gateway: Some("198.18.1.1".into()),
-                    ..create("n2", "eth1.5")
-                },
-                "not a host address",
-            ),
-            (
-                NetworkCreate {
-                    ip_range: Some("198.18.1.0/28".into()),
-                    ..create("n2", "eth1.5")
-                },
+                n2(|r| r.ip_range = some("198.18.1.0/28")),
                 "not inside subnet",
             ),
             (
-                NetworkCreate {
-                    subnet: None,
-                    gateway: Some("198.18.0.1".into()),
-                    ..create("n2", "eth1.5")
-                },
+                n2(|r| (r.subnet, r.gateway) = (None, some("198.18.0.1"))),
                 "needs --subnet",
             ),
         ];
@@ -797,92 +778,33 @@ mod tests {
             let p = s.plan_port(&first, 1500, 3500, seq_mac()).unwrap();
             commit(&mut s, p)
         };
+        let c2 = |f: fn(&mut PortAdd)| with(port("n", "c2"), f);
         let cases: Vec<(PortAdd, &str)> = vec![
             (port("nope", "c2"), "no network named nope"),
             (
-                PortAdd {
-                    mac: Some("02:00:00:00:00:AA".into()),
-                    ..port("n", "c2")
-                },
+                c2(|r| r.mac = some("02:00:00:00:00:AA")),
                 "already used by port 0",
             ),
+            (c2(|r| r.mac = some("01:00:5e:00:00:01")), "not a unicast"),
+            (c2(|r| r.mac = some("zz")), "MAC address"),
             (
-                PortAdd {
-                    mac: Some("01:00:5e:00:00:01".into()),
-                    ..port("n", "c2")
-                },
-                "not a unicast",
-            ),
-            (
-                PortAdd {
-                    mac: Some("zz".into()),
-                    ..port("n", "c2")
-                },
-                "MAC address",
-            ),
-            (
-                PortAdd {
-                    ip: Some("198.18.0.20/24".into()),
-                    ..port("n", "c2")
-                },
+                c2(|r| r.ip = some("198.18.0.20/24")),
                 "IP 198.18.0.20 is already used",
             ),
+            (c2(|r| r.ip = some("10.0.0.5")), "outside subnet"),
+            (c2(|r| r.ip = some("198.18.0.255")), "outside subnet"),
+            (c2(|r| r.ip = some("198.18.0.1")), "is the gateway"),
             (
-                PortAdd {
-                    ip: Some("10.0.0.5".into()),
-                    ..port("n", "c2")
-                },
-                "outside subnet",
-            ),
-            (
-                PortAdd {
-                    ip: Some("198.18.0.255".into()),
-                    ..port("n", "c2")
-                },
-                "outside subnet",
-            ),
-            (
-                PortAdd {
-                    ip: Some("198.18.0.1".into()),
-                    ..port("n", "c2")
-                },
-                "is the gateway",
-            ),
-            (
-                PortAdd {
-                    ip: Some("198.18.0.30/16".into()),
-                    ..port("n", "c2")
-                },
+                c2(|r| r.ip = some("198.18.0.30/16")),
                 "differs from the subnet",
             ),
             (
-                PortAdd {
-                    mtu: Some(9000),
-                    ..port("n", "c2")
-                },
+                c2(|r| r.mtu = Some(9000)),
                 "above the MTU of parent eth1 (1500)",
             ),
-            (
-                PortAdd {
-                    ifname: Some("x/y".into()),
-                    ..port("n", "c2")
-                },
-                "interface name",
-            ),
-            (
-                PortAdd {
-                    netns: None,
-                    ..port("n", "c2")
-                },
-                "needs --netns",
-            ),
-            (
-                PortAdd {
-                    host: true,
-                    ..port("n", "c2")
-                },
-                "not both",
-            ),
+            (c2(|r| r.ifname = some("x/y")), "interface name"),
+            (c2(|r| r.netns = None), "needs --netns"),
+            (c2(|r| r.host = true), "not both"),
         ];
         for (req, want) in cases {
             let e = s
