@@ -571,46 +571,74 @@ impl<D: Dataplane> Daemon<D> {
             let (Some(peer), Some(&h)) = (peers.get(&ifname), self.handles.get(&id)) else {
                 continue;
             };
-            if peer.up != self.peer_up(id) {
-                self.peer_up.insert(id, peer.up);
-                tracing::info!(
-                    network,
-                    port = id,
-                    up = peer.up,
-                    "container end changed state; the port follows"
-                );
-                if let Err(e) = self.dp.set_port_up(h, parent_up && peer.up) {
-                    tracing::warn!(port = id, "dataplane set_port_up({}): {e}", peer.up);
-                }
-            }
-            let Some(new) = peer.mac.filter(|m| *m != mac) else {
-                self.refused_mac.remove(&id);
-                continue;
-            };
-            if self.refused_mac.get(&id) == Some(&new) {
-                continue;
-            }
-            match self.dp.set_port_mac(h, mvdp_switch::Mac(new.0)) {
-                Ok(()) => {
-                    tracing::info!(network, port = id, old = %mac, new = %new, "container end changed its MAC; the port follows");
-                    self.refused_mac.remove(&id);
-                    if let Some(p) = self.net_mut(&network).ports.get_mut(&id) {
-                        p.mac = new;
-                    }
-                    changed = true;
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        network,
-                        port = id,
-                        "not following the container's new MAC {new}: {e}"
-                    );
-                    self.refused_mac.insert(id, new);
-                }
-            }
+            self.follow_peer_state(&network, id, h, peer.up, parent_up);
+            changed |= self.follow_peer_mac(&network, id, h, mac, peer.mac);
         }
         if changed {
             self.save();
+        }
+    }
+
+    /// Port `id` (handle `h`) delivers while its container end is `up` and its parent has carrier.
+    fn follow_peer_state(
+        &mut self,
+        network: &str,
+        id: u32,
+        h: PortHandle,
+        up: bool,
+        parent_up: bool,
+    ) {
+        if up == self.peer_up(id) {
+            return;
+        }
+        self.peer_up.insert(id, up);
+        tracing::info!(
+            network,
+            port = id,
+            up,
+            "container end changed state; the port follows"
+        );
+        if let Err(e) = self.dp.set_port_up(h, parent_up && up) {
+            tracing::warn!(port = id, "dataplane set_port_up({up}): {e}");
+        }
+    }
+
+    /// Port `id` (handle `h`, MAC `mac`) takes the MAC its container end now has, when the dataplane
+    /// accepts it (a refused MAC is not asked again until the container changes it). True when the
+    /// port's MAC changed.
+    fn follow_peer_mac(
+        &mut self,
+        network: &str,
+        id: u32,
+        h: PortHandle,
+        mac: crate::MacAddr,
+        peer_mac: Option<crate::MacAddr>,
+    ) -> bool {
+        let Some(new) = peer_mac.filter(|m| *m != mac) else {
+            self.refused_mac.remove(&id);
+            return false;
+        };
+        if self.refused_mac.get(&id) == Some(&new) {
+            return false;
+        }
+        match self.dp.set_port_mac(h, mvdp_switch::Mac(new.0)) {
+            Ok(()) => {
+                tracing::info!(network, port = id, old = %mac, new = %new, "container end changed its MAC; the port follows");
+                self.refused_mac.remove(&id);
+                if let Some(p) = self.net_mut(network).ports.get_mut(&id) {
+                    p.mac = new;
+                }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    network,
+                    port = id,
+                    "not following the container's new MAC {new}: {e}"
+                );
+                self.refused_mac.insert(id, new);
+                false
+            }
         }
     }
 
