@@ -846,4 +846,24 @@ mod tests {
         assert_eq!(l.mac, Some(MacAddr([2, 0, 0, 0, 0, 1])));
         assert_eq!(l.kind, None);
     }
+
+    #[test]
+    fn parse_link_reads_where_the_peer_lives() {
+        let msg = LinkUnspec::new_with_name("mvp0")
+            .index(9)
+            .append_extra_attribute(LinkAttribute::Link(4))
+            .append_extra_attribute(LinkAttribute::LinkNetNsId(2))
+            .build();
+        let l = parse_link(&msg);
+        assert_eq!((l.link, l.link_netnsid), (Some(4), Some(2)));
+    }
+
+    #[test]
+    fn a_routes_table_id_above_255_is_read_from_rta_table() {
+        let mut m = RouteMessageBuilder::<Ipv4Addr>::new().build();
+        assert_eq!(route_table(&m), u32::from(RouteHeader::RT_TABLE_MAIN));
+        m.header.table = 252; // RT_TABLE_COMPAT
+        m.attributes.push(RouteAttribute::Table(1000));
+        assert_eq!(route_table(&m), 1000);
+    }
 }

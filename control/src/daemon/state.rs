@@ -689,6 +689,12 @@ mod tests {
             let e = s.plan_network(&req).unwrap_err().to_string();
             assert!(e.contains(want), "{req:?}: {e:?} lacks {want:?}");
         }
+        // A refusal made from a parse error keeps it as its source.
+        let e = s
+            .plan_network(&n2(|r| r.subnet = some("198.18.0.0/40")))
+            .unwrap_err();
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(e.to_string().ends_with(&source.to_string()), "{e}");
         // Same parent, other VLAN, overlapping subnet: fine (as in Docker).
         assert!(s.plan_network(&create("n2", "eth1.7")).is_ok());
     }
