@@ -14,8 +14,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::str::FromStr;
 
-use futures::TryStreamExt;
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use futures::{Stream, TryStreamExt};
+use netlink_packet_route::address::AddressAttribute;
 use netlink_packet_route::link::{
     InfoBridgePort, InfoData, InfoKind, InfoMacVlan, InfoPortData, InfoVeth, LinkAttribute,
     LinkFlags, LinkInfo, LinkMessage, MacVlanFlags, MacVlanMacAddressMode, MacVlanMode,
@@ -285,6 +285,15 @@ impl Netlink {
         })
     }
 
+    /// Collects the replies of a dump request.
+    fn dump<T>(
+        &self,
+        op: impl FnOnce() -> String,
+        replies: impl Stream<Item = std::result::Result<T, rtnetlink::Error>>,
+    ) -> Result<Vec<T>> {
+        self.block(op, replies.try_collect())
+    }
+
     // ---- lookups -------------------------------------------------------------------------------------
 
     /// Looks a link up by name; `Ok(None)` when it does not exist.
@@ -342,10 +351,10 @@ impl Netlink {
 
     /// Every link in the namespace, in ifindex order.
     pub fn links(&self) -> Result<Vec<Link>> {
-        let h = self.handle.clone();
-        let msgs = self.block(|| "listing links".to_string(), async move {
-            h.link().get().execute().try_collect::<Vec<_>>().await
-        })?;
+        let msgs = self.dump(
+            || "listing links".to_string(),
+            self.handle.link().get().execute(),
+        )?;
         Ok(msgs.iter().map(parse_link).collect())
     }
 
@@ -369,7 +378,6 @@ impl Netlink {
         let b = LinkVeth::new(local.name, peer.name)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(p.build())));
         let msg = born(b, local.netns, local.mac, local.mtu).build();
-        let h = self.handle.clone();
         self.block(
             || {
                 format!(
@@ -380,7 +388,7 @@ impl Netlink {
                     in_netns_text(peer.netns)
                 )
             },
-            async move { h.link().add(msg).execute().await },
+            self.handle.link().add(msg).execute(),
         )
     }
 
@@ -391,10 +399,10 @@ impl Netlink {
         let msg = LinkMessageBuilder::<LinkBridge>::new(name)
             .mcast_snooping(false)
             .build();
-        let h = self.handle.clone();
-        self.block(|| format!("creating bridge {name}"), async move {
-            h.link().add(msg).execute().await
-        })
+        self.block(
+            || format!("creating bridge {name}"),
+            self.handle.link().add(msg).execute(),
+        )
     }
 
     /// Creates a kernel macvlan `name` on `parent` (a link in this connection's namespace). Starts down.
@@ -409,12 +417,11 @@ impl Netlink {
             b = b.append_info_data(InfoMacVlan::BcQueueLen(q));
         }
         let msg = born(b, opts.netns, opts.mac, opts.mtu).build();
-        let h = self.handle.clone();
         let mode = opts.mode;
         let dest = in_netns_text(opts.netns);
         self.block(
             || format!("creating macvlan {name}{dest} mode {mode} on {parent}"),
-            async move { h.link().add(msg).execute().await },
+            self.handle.link().add(msg).execute(),
         )
     }
 
@@ -440,20 +447,19 @@ impl Netlink {
             .index(index)
             .set_info_data(InfoData::MacVlan(data))
             .build();
-        let h = self.handle.clone();
         self.block(
             || format!("changing source MACs of macvlan {name} ({op:?})"),
-            async move { h.link().change(msg).execute().await },
+            self.handle.link().change(msg).execute(),
         )
     }
 
     /// Deletes a link (for a veth, both ends go).
     pub fn del_link(&self, name: &str) -> Result<()> {
         let index = self.index(name)?;
-        let h = self.handle.clone();
-        self.block(|| format!("deleting link {name}"), async move {
-            h.link().del(index).execute().await
-        })
+        self.block(
+            || format!("deleting link {name}"),
+            self.handle.link().del(index).execute(),
+        )
     }
 
     // ---- link attributes -----------------------------------------------------------------------------
@@ -466,10 +472,10 @@ impl Netlink {
     ) -> Result<()> {
         let index = self.index(name)?;
         let msg = f(LinkUnspec::new_with_index(index)).build();
-        let h = self.handle.clone();
-        self.block(|| format!("{what} {name}"), async move {
-            h.link().change(msg).execute().await
-        })
+        self.block(
+            || format!("{what} {name}"),
+            self.handle.link().change(msg).execute(),
+        )
     }
 
     pub fn set_up(&self, name: &str) -> Result<()> {
@@ -540,7 +546,6 @@ impl Netlink {
     pub fn set_hairpin(&self, port: &str, on: bool) -> Result<()> {
         let index = self.index(port)?;
         let msg = LinkBridgePort::new(index).hairpin(on).build();
-        let h = self.handle.clone();
         self.block(
             || {
                 format!(
@@ -548,7 +553,7 @@ impl Netlink {
                     if on { "on" } else { "off" }
                 )
             },
-            async move { h.link().set_port(msg).execute().await },
+            self.handle.link().set_port(msg).execute(),
         )
     }
 
@@ -556,10 +561,9 @@ impl Netlink {
 
     pub fn add_address(&self, name: &str, ip: IpAddr, prefix_len: u8) -> Result<()> {
         let index = self.index(name)?;
-        let h = self.handle.clone();
         self.block(
             || format!("adding address {ip}/{prefix_len} to {name}"),
-            async move { h.address().add(index, ip, prefix_len).execute().await },
+            self.handle.address().add(index, ip, prefix_len).execute(),
         )
     }
 
@@ -575,26 +579,23 @@ impl Netlink {
                 .address(a, prefix_len)
                 .build(),
         };
-        let h = self.handle.clone();
         self.block(
             || format!("deleting address {ip}/{prefix_len} from {name}"),
-            async move { h.address().del(msg).execute().await },
+            self.handle.address().del(msg).execute(),
         )
     }
 
     /// The addresses on a link, as (address, prefix length).
     pub fn addresses(&self, name: &str) -> Result<Vec<(IpAddr, u8)>> {
         let index = self.index(name)?;
-        let h = self.handle.clone();
-        let msgs: Vec<AddressMessage> =
-            self.block(|| format!("listing addresses of {name}"), async move {
-                h.address()
-                    .get()
-                    .set_link_index_filter(index)
-                    .execute()
-                    .try_collect()
-                    .await
-            })?;
+        let msgs = self.dump(
+            || format!("listing addresses of {name}"),
+            self.handle
+                .address()
+                .get()
+                .set_link_index_filter(index)
+                .execute(),
+        )?;
         Ok(msgs
             .iter()
             .filter_map(|m| {
@@ -645,12 +646,11 @@ impl Netlink {
             b = b.output_interface(self.index(dev)?);
         }
         let msg = b.build();
-        let h = self.handle.clone();
         let via = gateway.map(|g| format!(" via {g}")).unwrap_or_default();
         let out = dev.map(|d| format!(" dev {d}")).unwrap_or_default();
         self.block(
             || format!("adding route {dest}/{prefix_len}{via}{out}"),
-            async move { h.route().add(msg).execute().await },
+            self.handle.route().add(msg).execute(),
         )
     }
 
@@ -664,10 +664,9 @@ impl Netlink {
             .scope(RouteScope::NoWhere)
             .kind(RouteType::Unspec)
             .build();
-        let h = self.handle.clone();
         self.block(
             || format!("deleting route {dest}/{prefix_len} dev {dev}"),
-            async move { h.route().del(msg).execute().await },
+            self.handle.route().del(msg).execute(),
         )
     }
 
@@ -675,12 +674,11 @@ impl Netlink {
     /// what `ip -4 route show dev DEV` lists (the default route is `0.0.0.0/0`).
     pub fn routes(&self, dev: &str) -> Result<Vec<(Ipv4Addr, u8)>> {
         let index = self.index(dev)?;
-        let h = self.handle.clone();
-        let msgs: Vec<RouteMessage> =
-            self.block(|| format!("listing routes of {dev}"), async move {
-                let req = RouteMessageBuilder::<Ipv4Addr>::new().build();
-                h.route().get(req).execute().try_collect().await
-            })?;
+        let req = RouteMessageBuilder::<Ipv4Addr>::new().build();
+        let msgs = self.dump(
+            || format!("listing routes of {dev}"),
+            self.handle.route().get(req).execute(),
+        )?;
         Ok(msgs
             .iter()
             .filter(|m| route_table(m) == u32::from(RouteHeader::RT_TABLE_MAIN))
