@@ -103,7 +103,7 @@ pub(crate) fn rtnl_to_io(e: rtnetlink::Error) -> io::Error {
             Some(code) => io::Error::from_raw_os_error(-code.get()),
             None => io::Error::other("netlink NACK without error code"),
         },
-        other => io::Error::other(other.to_string()),
+        other => io::Error::other(other),
     }
 }
 

@@ -2,6 +2,10 @@
 //! rtnetlink operations ([`netlink`]), NIC offload switches ([`offload`]), and the mvdp [`daemon`]
 //! (its state machine, control socket, IPAM and persistence) that drives a forwarding plane through
 //! [`mvdp_switch::plane::Dataplane`].
+//!
+//! The crate reaches the kernel's network configuration through [`netlink::Netlink`] only; the one
+//! subprocess is `ethtool`, run by [`offload::set_offloads`] (NIC features cannot be set over the
+//! rust-netlink crates).
 
 pub mod daemon;
 pub mod error;
@@ -11,7 +15,7 @@ pub mod netns;
 pub mod offload;
 
 pub use error::{Error, Result};
-/// One MAC type and one mode type for every layer; `MacAddr` and `MacvlanMode` are the names older
+/// One MAC type and one mode type for every layer; `Mac` and `MacvlanMode` are the names older
 /// code used for them.
 pub use mvdp_switch::{Mac, Mac as MacAddr, Mode, Mode as MacvlanMode};
 pub use names::Role;

@@ -3,19 +3,25 @@
 //! A [`Netlink`] owns a NETLINK_ROUTE socket that was opened inside its namespace (so every request acts
 //! there, from whatever thread calls it) and a tokio current-thread runtime that drives it; every method
 //! is synchronous. Built on `rtnetlink` 0.24 / `netlink-packet-route` 0.34: nothing here runs `ip`.
+//!
+//! This is the one way the crate (the daemon included) reaches the kernel's network configuration:
+//! links, addresses, routes, and links of other namespaces through a netns id. The one exception is
+//! NIC features, which only `ethtool` can set (see [`crate::offload`]).
 
 use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
-use futures::TryStreamExt;
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use futures::{Stream, TryStreamExt};
+use netlink_packet_route::address::AddressAttribute;
 use netlink_packet_route::link::{
     InfoBridgePort, InfoData, InfoKind, InfoMacVlan, InfoPortData, InfoVeth, LinkAttribute,
     LinkFlags, LinkInfo, LinkMessage, MacVlanFlags, MacVlanMacAddressMode, MacVlanMode,
 };
-use netlink_packet_route::route::RouteScope;
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 use rtnetlink::{
     AddressMessageBuilder, LinkBridge, LinkBridgePort, LinkMacVlan, LinkMessageBuilder, LinkUnspec,
     LinkVeth, RouteMessageBuilder,
@@ -48,6 +54,9 @@ pub struct Link {
     pub master: Option<u32>,
     /// IFLA_LINK: the peer (veth) or parent (macvlan) ifindex, possibly in another namespace.
     pub link: Option<u32>,
+    /// IFLA_LINK_NETNSID: the id, in this link's namespace, of the namespace `link` lives in (absent
+    /// when it is this one).
+    pub link_netnsid: Option<i32>,
     /// Bridge port hairpin flag, when this link is a bridge port.
     pub hairpin: Option<bool>,
     /// Macvlan mode, when this link is a macvlan.
@@ -176,8 +185,14 @@ impl Netlink {
 
     /// A connection inside `ns`: the socket is opened on a thread that entered `ns`, then used from here.
     pub fn in_netns(ns: &NetNs) -> Result<Netlink> {
-        let name = ns.name().to_string();
-        ns.run(move || Self::connect(name))?
+        Self::in_netns_fd(ns.fd(), ns.name())
+    }
+
+    /// A connection inside the namespace behind `fd` (a container's `/proc/PID/ns/net`, say), called
+    /// `name` in errors.
+    pub fn in_netns_fd(fd: BorrowedFd<'_>, name: &str) -> Result<Netlink> {
+        let owned = name.to_string();
+        crate::netns::run_in(fd, name, move || Self::connect(owned))?
     }
 
     fn connect(netns: String) -> Result<Netlink> {
@@ -222,30 +237,59 @@ impl Netlink {
         })
     }
 
+    /// Collects the replies of a dump request.
+    fn dump<T>(
+        &self,
+        op: impl FnOnce() -> String,
+        replies: impl Stream<Item = std::result::Result<T, rtnetlink::Error>>,
+    ) -> Result<Vec<T>> {
+        self.block(op, replies.try_collect())
+    }
+
     // ---- lookups -------------------------------------------------------------------------------------
 
     /// Looks a link up by name; `Ok(None)` when it does not exist.
     pub fn try_link(&self, name: &str) -> Result<Option<Link>> {
         validate_ifname(name)?;
-        let h = self.handle.clone();
-        let res = self
+        let req = self.handle.link().get().match_name(name);
+        self.get_link(req, || format!("looking up link {name}"))
+    }
+
+    /// The link at the other end of `link`'s IFLA_LINK (a veth's peer, a macvlan's parent), read in
+    /// the namespace it lives in through IFLA_LINK_NETNSID and RTM_GETLINK's IFLA_IF_NETNSID, so no fd
+    /// of that namespace is ever held. `Ok(None)` when `link` has no such link or it is gone.
+    pub fn peer_of(&self, link: &Link) -> Result<Option<Link>> {
+        let Some(index) = link.link else {
+            return Ok(None);
+        };
+        let mut req = self.handle.link().get().match_index(index);
+        if let Some(id) = link.link_netnsid {
+            req.message_mut()
+                .attributes
+                .push(LinkAttribute::IfNetnsId(id));
+        }
+        self.get_link(req, || format!("looking up the peer of {}", link.name))
+    }
+
+    /// Runs a one-link RTM_GETLINK; ENODEV (no such link) is `Ok(None)`.
+    fn get_link(
+        &self,
+        req: rtnetlink::LinkGetRequest,
+        op: impl FnOnce() -> String,
+    ) -> Result<Option<Link>> {
+        match self
             .rt
-            .block_on(async move { h.link().get().match_name(name).execute().try_next().await });
-        match res {
-            Ok(Some(msg)) => Ok(Some(parse_link(&msg))),
-            Ok(None) => Ok(None),
-            Err(e) => {
-                let io = rtnl_to_io(e);
-                if io.raw_os_error() == Some(libc::ENODEV) {
-                    Ok(None)
-                } else {
-                    Err(Error::Netlink {
-                        op: format!("looking up link {name}"),
-                        netns: self.netns.clone(),
-                        source: io,
-                    })
-                }
-            }
+            .block_on(async move { req.execute().try_next().await })
+        {
+            Ok(msg) => Ok(msg.as_ref().map(parse_link)),
+            Err(e) => match rtnl_to_io(e) {
+                io if io.raw_os_error() == Some(libc::ENODEV) => Ok(None),
+                io => Err(Error::Netlink {
+                    op: op(),
+                    netns: self.netns.clone(),
+                    source: io,
+                }),
+            },
         }
     }
 
@@ -259,10 +303,10 @@ impl Netlink {
 
     /// Every link in the namespace, in ifindex order.
     pub fn links(&self) -> Result<Vec<Link>> {
-        let h = self.handle.clone();
-        let msgs = self.block(|| "listing links".to_string(), async move {
-            h.link().get().execute().try_collect::<Vec<_>>().await
-        })?;
+        let msgs = self.dump(
+            || "listing links".to_string(),
+            self.handle.link().get().execute(),
+        )?;
         Ok(msgs.iter().map(parse_link).collect())
     }
 
@@ -277,45 +321,26 @@ impl Netlink {
     pub fn add_veth(&self, local: VethEnd<'_>, peer: VethEnd<'_>) -> Result<()> {
         validate_ifname(local.name)?;
         validate_ifname(peer.name)?;
-        let mut p = LinkUnspec::new_with_name(peer.name);
-        if let Some(ns) = peer.netns {
-            p = p.setns_by_fd(ns.fd().as_raw_fd());
-        }
-        if let Some(mac) = peer.mac {
-            p = p.address(mac.octets().to_vec());
-        }
-        if let Some(mtu) = peer.mtu {
-            p = p.mtu(mtu);
-        }
-        let mut b = LinkVeth::new(local.name, peer.name)
+        let p = born(
+            LinkUnspec::new_with_name(peer.name),
+            peer.netns,
+            peer.mac,
+            peer.mtu,
+        );
+        let b = LinkVeth::new(local.name, peer.name)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(p.build())));
-        if let Some(ns) = local.netns {
-            b = b.setns_by_fd(ns.fd().as_raw_fd());
-        }
-        if let Some(mac) = local.mac {
-            b = b.address(mac.octets().to_vec());
-        }
-        if let Some(mtu) = local.mtu {
-            b = b.mtu(mtu);
-        }
-        let msg = b.build();
-        let h = self.handle.clone();
-        let where_ = |e: &VethEnd<'_>| {
-            e.netns
-                .map(|n| format!(" (in {})", n.name()))
-                .unwrap_or_default()
-        };
+        let msg = born(b, local.netns, local.mac, local.mtu).build();
         self.block(
             || {
                 format!(
                     "creating veth {}{}/{}{}",
                     local.name,
-                    where_(&local),
+                    in_netns_text(local.netns),
                     peer.name,
-                    where_(&peer)
+                    in_netns_text(peer.netns)
                 )
             },
-            async move { h.link().add(msg).execute().await },
+            self.handle.link().add(msg).execute(),
         )
     }
 
@@ -326,10 +351,10 @@ impl Netlink {
         let msg = LinkMessageBuilder::<LinkBridge>::new(name)
             .mcast_snooping(false)
             .build();
-        let h = self.handle.clone();
-        self.block(|| format!("creating bridge {name}"), async move {
-            h.link().add(msg).execute().await
-        })
+        self.block(
+            || format!("creating bridge {name}"),
+            self.handle.link().add(msg).execute(),
+        )
     }
 
     /// Creates a kernel macvlan `name` on `parent` (a link in this connection's namespace). Starts down.
@@ -343,25 +368,12 @@ impl Netlink {
         if let Some(q) = opts.bcqueuelen {
             b = b.append_info_data(InfoMacVlan::BcQueueLen(q));
         }
-        if let Some(mac) = opts.mac {
-            b = b.address(mac.octets().to_vec());
-        }
-        if let Some(mtu) = opts.mtu {
-            b = b.mtu(mtu);
-        }
-        if let Some(ns) = opts.netns {
-            b = b.setns_by_fd(ns.fd().as_raw_fd());
-        }
-        let msg = b.build();
-        let h = self.handle.clone();
+        let msg = born(b, opts.netns, opts.mac, opts.mtu).build();
         let mode = opts.mode;
-        let dest = opts
-            .netns
-            .map(|n| format!(" (in {})", n.name()))
-            .unwrap_or_default();
+        let dest = in_netns_text(opts.netns);
         self.block(
             || format!("creating macvlan {name}{dest} mode {mode} on {parent}"),
-            async move { h.link().add(msg).execute().await },
+            self.handle.link().add(msg).execute(),
         )
     }
 
@@ -387,20 +399,19 @@ impl Netlink {
             .index(index)
             .set_info_data(InfoData::MacVlan(data))
             .build();
-        let h = self.handle.clone();
         self.block(
             || format!("changing source MACs of macvlan {name} ({op:?})"),
-            async move { h.link().change(msg).execute().await },
+            self.handle.link().change(msg).execute(),
         )
     }
 
     /// Deletes a link (for a veth, both ends go).
     pub fn del_link(&self, name: &str) -> Result<()> {
         let index = self.index(name)?;
-        let h = self.handle.clone();
-        self.block(|| format!("deleting link {name}"), async move {
-            h.link().del(index).execute().await
-        })
+        self.block(
+            || format!("deleting link {name}"),
+            self.handle.link().del(index).execute(),
+        )
     }
 
     // ---- link attributes -----------------------------------------------------------------------------
@@ -413,10 +424,10 @@ impl Netlink {
     ) -> Result<()> {
         let index = self.index(name)?;
         let msg = f(LinkUnspec::new_with_index(index)).build();
-        let h = self.handle.clone();
-        self.block(|| format!("{what} {name}"), async move {
-            h.link().change(msg).execute().await
-        })
+        self.block(
+            || format!("{what} {name}"),
+            self.handle.link().change(msg).execute(),
+        )
     }
 
     pub fn set_up(&self, name: &str) -> Result<()> {
@@ -458,8 +469,13 @@ impl Netlink {
 
     /// Moves a link into another namespace (it arrives down and loses its addresses, as always).
     pub fn set_netns(&self, name: &str, ns: &NetNs) -> Result<()> {
-        let fd = ns.fd().as_raw_fd();
-        self.change(name, &format!("moving to netns {}:", ns.name()), |b| {
+        self.set_netns_fd(name, ns.fd(), ns.name())
+    }
+
+    /// Moves a link into the namespace behind `fd` (called `ns_name` in errors); see [`Self::set_netns`].
+    pub fn set_netns_fd(&self, name: &str, fd: BorrowedFd<'_>, ns_name: &str) -> Result<()> {
+        let fd = fd.as_raw_fd();
+        self.change(name, &format!("moving to netns {ns_name}:"), |b| {
             b.setns_by_fd(fd)
         })
     }
@@ -482,7 +498,6 @@ impl Netlink {
     pub fn set_hairpin(&self, port: &str, on: bool) -> Result<()> {
         let index = self.index(port)?;
         let msg = LinkBridgePort::new(index).hairpin(on).build();
-        let h = self.handle.clone();
         self.block(
             || {
                 format!(
@@ -490,7 +505,7 @@ impl Netlink {
                     if on { "on" } else { "off" }
                 )
             },
-            async move { h.link().set_port(msg).execute().await },
+            self.handle.link().set_port(msg).execute(),
         )
     }
 
@@ -498,10 +513,9 @@ impl Netlink {
 
     pub fn add_address(&self, name: &str, ip: IpAddr, prefix_len: u8) -> Result<()> {
         let index = self.index(name)?;
-        let h = self.handle.clone();
         self.block(
             || format!("adding address {ip}/{prefix_len} to {name}"),
-            async move { h.address().add(index, ip, prefix_len).execute().await },
+            self.handle.address().add(index, ip, prefix_len).execute(),
         )
     }
 
@@ -517,26 +531,23 @@ impl Netlink {
                 .address(a, prefix_len)
                 .build(),
         };
-        let h = self.handle.clone();
         self.block(
             || format!("deleting address {ip}/{prefix_len} from {name}"),
-            async move { h.address().del(msg).execute().await },
+            self.handle.address().del(msg).execute(),
         )
     }
 
     /// The addresses on a link, as (address, prefix length).
     pub fn addresses(&self, name: &str) -> Result<Vec<(IpAddr, u8)>> {
         let index = self.index(name)?;
-        let h = self.handle.clone();
-        let msgs: Vec<AddressMessage> =
-            self.block(|| format!("listing addresses of {name}"), async move {
-                h.address()
-                    .get()
-                    .set_link_index_filter(index)
-                    .execute()
-                    .try_collect()
-                    .await
-            })?;
+        let msgs = self.dump(
+            || format!("listing addresses of {name}"),
+            self.handle
+                .address()
+                .get()
+                .set_link_index_filter(index)
+                .execute(),
+        )?;
         Ok(msgs
             .iter()
             .filter_map(|m| {
@@ -587,14 +598,96 @@ impl Netlink {
             b = b.output_interface(self.index(dev)?);
         }
         let msg = b.build();
-        let h = self.handle.clone();
         let via = gateway.map(|g| format!(" via {g}")).unwrap_or_default();
         let out = dev.map(|d| format!(" dev {d}")).unwrap_or_default();
         self.block(
             || format!("adding route {dest}/{prefix_len}{via}{out}"),
-            async move { h.route().add(msg).execute().await },
+            self.handle.route().add(msg).execute(),
         )
     }
+
+    /// Deletes the IPv4 route to `dest/prefix_len` out of `dev` (`ip route del DEST/LEN dev DEV`).
+    pub fn del_route(&self, dest: Ipv4Addr, prefix_len: u8, dev: &str) -> Result<()> {
+        // As iproute2 sends a deletion: any protocol, scope and type match.
+        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(dest, prefix_len)
+            .output_interface(self.index(dev)?)
+            .protocol(RouteProtocol::Unspec)
+            .scope(RouteScope::NoWhere)
+            .kind(RouteType::Unspec)
+            .build();
+        self.block(
+            || format!("deleting route {dest}/{prefix_len} dev {dev}"),
+            self.handle.route().del(msg).execute(),
+        )
+    }
+
+    /// The IPv4 routes of the main table that leave through `dev`, as (destination, prefix length):
+    /// what `ip -4 route show dev DEV` lists (the default route is `0.0.0.0/0`).
+    pub fn routes(&self, dev: &str) -> Result<Vec<(Ipv4Addr, u8)>> {
+        let index = self.index(dev)?;
+        let req = RouteMessageBuilder::<Ipv4Addr>::new().build();
+        let msgs = self.dump(
+            || format!("listing routes of {dev}"),
+            self.handle.route().get(req).execute(),
+        )?;
+        Ok(msgs
+            .iter()
+            .filter(|m| route_table(m) == u32::from(RouteHeader::RT_TABLE_MAIN))
+            .filter(|m| {
+                m.attributes
+                    .iter()
+                    .any(|a| matches!(a, RouteAttribute::Oif(i) if *i == index))
+            })
+            .map(|m| {
+                let dest = m.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(*ip),
+                    _ => None,
+                });
+                (
+                    dest.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                    m.header.destination_prefix_length,
+                )
+            })
+            .collect())
+    }
+}
+
+/// A new link's namespace (default: the requester's), address and MTU, each when given.
+fn born<T>(
+    mut b: LinkMessageBuilder<T>,
+    netns: Option<&NetNs>,
+    mac: Option<Mac>,
+    mtu: Option<u32>,
+) -> LinkMessageBuilder<T> {
+    if let Some(ns) = netns {
+        b = b.setns_by_fd(ns.fd().as_raw_fd());
+    }
+    if let Some(mac) = mac {
+        b = b.address(mac.octets().to_vec());
+    }
+    if let Some(mtu) = mtu {
+        b = b.mtu(mtu);
+    }
+    b
+}
+
+/// " (in NAME)" for a link made in another namespace, for messages.
+fn in_netns_text(netns: Option<&NetNs>) -> String {
+    netns
+        .map(|n| format!(" (in {})", n.name()))
+        .unwrap_or_default()
+}
+
+/// A route's table: RTA_TABLE when present (ids above 255 only fit there), else the header's.
+fn route_table(m: &RouteMessage) -> u32 {
+    m.attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(m.header.table))
 }
 
 fn parse_link(msg: &LinkMessage) -> Link {
@@ -612,6 +705,7 @@ fn parse_link(msg: &LinkMessage) -> Link {
         kind: None,
         master: None,
         link: None,
+        link_netnsid: None,
         hairpin: None,
         macvlan_mode: None,
         macvlan_nopromisc: None,
@@ -630,6 +724,7 @@ fn parse_link(msg: &LinkMessage) -> Link {
             LinkAttribute::Carrier(c) => link.carrier = *c != 0,
             LinkAttribute::Controller(c) if *c != 0 => link.master = Some(*c),
             LinkAttribute::Link(l) if *l != 0 => link.link = Some(*l),
+            LinkAttribute::LinkNetNsId(id) => link.link_netnsid = Some(*id),
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     match info {
@@ -698,5 +793,25 @@ mod tests {
         );
         assert_eq!(l.mac, Some(Mac([2, 0, 0, 0, 0, 1])));
         assert_eq!(l.kind, None);
+    }
+
+    #[test]
+    fn parse_link_reads_where_the_peer_lives() {
+        let msg = LinkUnspec::new_with_name("mvp0")
+            .index(9)
+            .append_extra_attribute(LinkAttribute::Link(4))
+            .append_extra_attribute(LinkAttribute::LinkNetNsId(2))
+            .build();
+        let l = parse_link(&msg);
+        assert_eq!((l.link, l.link_netnsid), (Some(4), Some(2)));
+    }
+
+    #[test]
+    fn a_routes_table_id_above_255_is_read_from_rta_table() {
+        let mut m = RouteMessageBuilder::<Ipv4Addr>::new().build();
+        assert_eq!(route_table(&m), u32::from(RouteHeader::RT_TABLE_MAIN));
+        m.header.table = 252; // RT_TABLE_COMPAT
+        m.attributes.push(RouteAttribute::Table(1000));
+        assert_eq!(route_table(&m), 1000);
     }
 }

@@ -198,21 +198,7 @@ impl NetNs {
         F: FnOnce() -> R + Send,
         R: Send,
     {
-        std::thread::scope(|s| {
-            let handle = s.spawn(|| -> Result<R> {
-                setns(self.fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
-                    Error::io(
-                        format!("entering network namespace {}", self.name),
-                        io::Error::from(e),
-                    )
-                })?;
-                Ok(f())
-            });
-            match handle.join() {
-                Ok(r) => r,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        })
+        run_in(self.fd(), &self.name, f)
     }
 
     /// A `Command` that runs `program` inside this namespace, like `ip netns exec NAME program`: the child
@@ -259,6 +245,31 @@ impl NetNs {
         }
         cmd
     }
+}
+
+/// Runs `f` on a new thread that has entered the network namespace behind `fd` (called `name` in
+/// errors), waits for it and returns its result; see [`NetNs::run`]. For namespaces that are not named
+/// ones, such as a container's `/proc/PID/ns/net`. A panic in `f` is propagated.
+pub fn run_in<F, R>(fd: BorrowedFd<'_>, name: &str, f: F) -> Result<R>
+where
+    F: FnOnce() -> R + Send,
+    R: Send,
+{
+    std::thread::scope(|s| {
+        let handle = s.spawn(|| -> Result<R> {
+            setns(fd, CloneFlags::CLONE_NEWNET).map_err(|e| {
+                Error::io(
+                    format!("entering network namespace {name}"),
+                    io::Error::from(e),
+                )
+            })?;
+            Ok(f())
+        });
+        match handle.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
 }
 
 /// mkdir /run/netns and make it a shared mount point, as iproute2's `netns_add` does, so that namespace

@@ -1,7 +1,9 @@
-//! NIC offload switches the lab needs (802.1Q tag offload, TX checksum offload).
+//! NIC offload switches the lab and the daemon need (802.1Q tag offload, TX checksum offload).
 //!
-//! The rust-netlink `ethtool` crate can only *read* features (no ETHTOOL_MSG_FEATURES_SET), so this module
-//! runs the `ethtool` binary (Debian package `ethtool`) inside the namespace with [`NetNs::command`].
+//! [`set_offloads`] is the one place the crate runs a program to change the network: NIC features are
+//! set with ETHTOOL_MSG_FEATURES_SET (or the older SIOCETHTOOL ioctl), and the rust-netlink `ethtool`
+//! crate can only *read* features, so it runs the `ethtool` binary (Debian package `ethtool`), inside
+//! the namespace with [`NetNs::command`]. Everything else goes through [`crate::netlink`].
 
 use std::process::Command;
 
@@ -39,13 +41,22 @@ impl Offload {
     }
 }
 
-/// Turns `offloads` on or off on `ifname` in `ns`, with one `ethtool -K` run.
-pub fn set_offloads(ns: &NetNs, ifname: &str, offloads: &[(Offload, bool)]) -> Result<()> {
+/// Turns `offloads` on or off on `ifname`, with one `ethtool -K` run: in `ns` (a `&NetNs`), or in the
+/// calling thread's namespace when `ns` is `None`.
+pub fn set_offloads<'a>(
+    ns: impl Into<Option<&'a NetNs>>,
+    ifname: &str,
+    offloads: &[(Offload, bool)],
+) -> Result<()> {
     validate_ifname(ifname)?;
     if offloads.is_empty() {
         return Ok(());
     }
-    let mut cmd = ns.command("ethtool");
+    let ns = ns.into();
+    let mut cmd = match ns {
+        Some(ns) => ns.command("ethtool"),
+        None => Command::new("ethtool"),
+    };
     cmd.arg("-K").arg(ifname);
     for (o, on) in offloads {
         cmd.arg(o.ethtool_name())
@@ -56,12 +67,12 @@ pub fn set_offloads(ns: &NetNs, ifname: &str, offloads: &[(Offload, bool)]) -> R
         .map(|(o, on)| format!("{} {}", o.ethtool_name(), if *on { "on" } else { "off" }))
         .collect::<Vec<_>>()
         .join(", ");
+    let place = ns
+        .map(|ns| format!(" in netns {}", ns.name()))
+        .unwrap_or_default();
     run_checked(
         cmd,
-        &format!(
-            "setting offloads ({list}) on {ifname} in netns {}",
-            ns.name()
-        ),
+        &format!("setting offloads ({list}) on {ifname}{place}"),
     )
 }
 

@@ -51,8 +51,7 @@ pub fn call(socket: &Path, req: &Request) -> Result<serde_json::Value, ClientErr
     if reply.is_empty() {
         return Err(io_err(io::Error::other("the daemon closed the connection")));
     }
-    let reply: Reply =
-        serde_json::from_str(&reply).map_err(|e| io_err(io::Error::other(e.to_string())))?;
+    let reply: Reply = serde_json::from_str(&reply).map_err(|e| io_err(io::Error::other(e)))?;
     if reply.ok {
         Ok(reply.result.unwrap_or(serde_json::Value::Null))
     } else {

@@ -11,29 +11,34 @@ use super::api::{
     NetworkCreate, NetworkStatsRow, NetworkSummary, PortAdd, PortStatsRow, PortSummary, Reply,
     Request, StatsReply, UmemRow,
 };
-use super::peers::PeerQuery;
+use super::peers;
 use super::persist;
-use super::ports::{self, HostNs, TargetNs};
+use super::ports::{self, HostNs, TargetNs, TargetNsError};
 use super::state::{Invalid, Network, Port, State};
 use crate::netns::NetNs;
 use crate::offload::Offload;
 use mvdp_switch::plane::{Dataplane, DataplaneError, ParentHandle, PortConfig, PortHandle};
-use mvdp_switch::PortCounters;
+use mvdp_switch::{Mac, PortCounters};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] Invalid),
-    #[error("{0}")]
+    #[error(transparent)]
     System(#[from] crate::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Dataplane(#[from] DataplaneError),
+    /// A port's `--netns` that cannot be opened.
+    #[error(transparent)]
+    TargetNs(#[from] TargetNsError),
+    #[error("loading the daemon state: {0}")]
+    LoadState(#[from] persist::LoadError),
 }
 
 type Result<T, E = DaemonError> = std::result::Result<T, E>;
 
 fn invalid<T>(msg: impl Into<String>) -> Result<T> {
-    Err(DaemonError::Invalid(Invalid(msg.into())))
+    Err(DaemonError::Invalid(Invalid::new(msg)))
 }
 
 pub struct DaemonConfig {
@@ -62,9 +67,7 @@ pub struct Daemon<D: Dataplane> {
     /// Port id -> whether its container end is up, as last seen (absent: up).
     peer_up: BTreeMap<u32, bool>,
     /// Port id -> a MAC its container end took that the dataplane refused (warned once).
-    refused_mac: BTreeMap<u32, mvdp_switch::Mac>,
-    /// Opened on first use, in the daemon's netns.
-    peer_query: Option<PeerQuery>,
+    refused_mac: BTreeMap<u32, Mac>,
 }
 
 impl<D: Dataplane> Daemon<D> {
@@ -73,10 +76,7 @@ impl<D: Dataplane> Daemon<D> {
     pub fn new(dp: D, cfg: DaemonConfig) -> Result<Daemon<D>> {
         let host = HostNs::new(cfg.netns.clone())?;
         let saved = match &cfg.state_dir {
-            Some(dir) => persist::load(dir).map_err(|e| crate::Error::Io {
-                op: "loading the daemon state".into(),
-                source: e,
-            })?,
+            Some(dir) => persist::load(dir)?,
             None => State::default(),
         };
         let mut d = Daemon {
@@ -91,7 +91,6 @@ impl<D: Dataplane> Daemon<D> {
             handles: BTreeMap::new(),
             peer_up: BTreeMap::new(),
             refused_mac: BTreeMap::new(),
-            peer_query: None,
         };
         let dropped = d.adopt(saved);
         if let (true, Some(dir)) = (dropped > 0, &d.cfg.state_dir) {
@@ -191,7 +190,7 @@ impl<D: Dataplane> Daemon<D> {
             return Ok(());
         }
         let link = self.host.nl.try_link(parent)?.ok_or_else(|| {
-            Invalid(format!(
+            Invalid::new(format!(
                 "parent interface {parent} does not exist in the daemon's network namespace"
             ))
         })?;
@@ -232,25 +231,16 @@ impl<D: Dataplane> Daemon<D> {
         self.ensure_parent(&plan.parent)?;
         let mut id = [0u8; 6];
         ports::random_bytes(&mut id);
-        let net = Network {
-            name: plan.name.clone(),
-            id: id.iter().map(|b| format!("{b:02x}")).collect(),
-            created: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            parent: plan.parent,
-            vlan: plan.vlan,
-            mode: plan.mode,
-            subnet: plan.subnet,
-            gateway: plan.gateway,
-            ip_range: plan.ip_range,
-            ports: BTreeMap::new(),
-        };
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let net = plan.into_network(id.iter().map(|b| format!("{b:02x}")).collect(), created);
         tracing::info!(network = %net.name, parent = %net.parent, vlan = net.vlan, mode = %net.mode, "network created");
-        self.state.networks.insert(net.name.clone(), net);
+        let name = net.name.clone();
+        self.state.networks.insert(name.clone(), net);
         self.save();
-        Ok(self.summary(&plan.name))
+        Ok(self.summary(&name))
     }
 
     fn summary(&self, name: &str) -> NetworkSummary {
@@ -375,7 +365,10 @@ impl<D: Dataplane> Daemon<D> {
     fn start_port(&mut self, network: &str, port: &Port) -> Result<()> {
         let net = &self.state.networks[network];
         let parent = self.parents.get(&net.parent).ok_or_else(|| {
-            DaemonError::Invalid(Invalid(format!("parent {} is not attached", net.parent)))
+            DaemonError::Invalid(Invalid::new(format!(
+                "parent {} is not attached",
+                net.parent
+            )))
         })?;
         if parent.up {
             // A re-adopted port may have been left down by carrier follow before a restart.
@@ -420,7 +413,7 @@ impl<D: Dataplane> Daemon<D> {
             .state
             .plan_port(req, parent_mtu, self.cfg.max_mtu, ports::random_mac)?;
         let target = match &req.netns {
-            Some(spec) => Some(TargetNs::open(spec).map_err(Invalid)?),
+            Some(spec) => Some(TargetNs::open(spec)?),
             None => None,
         };
         let port = plan.port;
@@ -515,7 +508,7 @@ impl<D: Dataplane> Daemon<D> {
         let Some(shim) = self.shim_of(network) else {
             return;
         };
-        let have: Vec<Ipv4Addr> = match self.host_routes(&shim) {
+        let have: Vec<Ipv4Addr> = match self.host.host_routes(&shim) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(network, "listing routes of {shim}: {e}");
@@ -535,22 +528,6 @@ impl<D: Dataplane> Daemon<D> {
         }
     }
 
-    fn host_routes(&self, shim: &str) -> std::io::Result<Vec<Ipv4Addr>> {
-        let shim = shim.to_string();
-        let ns = self.cfg.netns.clone();
-        let out = match &ns {
-            Some(ns) => ns.command("ip"),
-            None => std::process::Command::new("ip"),
-        }
-        .args(["-4", "route", "show", "dev", &shim])
-        .output()?;
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .filter_map(|d| d.trim_end_matches("/32").parse().ok())
-            .collect())
-    }
-
     // ---- watching the system ---------------------------------------------------------------------
 
     /// What the control thread runs between requests: ports whose veth vanished are dropped, then
@@ -568,14 +545,7 @@ impl<D: Dataplane> Daemon<D> {
         if self.handles.is_empty() {
             return;
         }
-        if self.peer_query.is_none() {
-            match self.host.run(PeerQuery::open) {
-                Ok(Ok(q)) => self.peer_query = Some(q),
-                Ok(Err(e)) => return tracing::warn!("peer poll: rtnetlink socket: {e}"),
-                Err(e) => return tracing::warn!("peer poll: rtnetlink socket: {e}"),
-            }
-        }
-        let ports: Vec<(String, u32, String, mvdp_switch::Mac, bool)> = self
+        let ports: Vec<(String, u32, String, Mac, bool)> = self
             .state
             .networks
             .values()
@@ -593,60 +563,83 @@ impl<D: Dataplane> Daemon<D> {
             })
             .collect();
         let names: Vec<&str> = ports.iter().map(|p| p.2.as_str()).collect();
-        let peers = match self.peer_query.as_mut().expect("opened").peers(&names) {
+        let peers = match peers::peers(&self.host.nl, &names) {
             Ok(p) => p,
-            Err(e) => {
-                tracing::warn!("peer poll: {e}");
-                // A socket in a bad state is reopened next time.
-                self.peer_query = None;
-                return;
-            }
+            Err(e) => return tracing::warn!("peer poll: {e}"),
         };
         let mut changed = false;
         for (network, id, ifname, mac, parent_up) in ports {
             let (Some(peer), Some(&h)) = (peers.get(&ifname), self.handles.get(&id)) else {
                 continue;
             };
-            if peer.up != self.peer_up(id) {
-                self.peer_up.insert(id, peer.up);
-                tracing::info!(
-                    network,
-                    port = id,
-                    up = peer.up,
-                    "container end changed state; the port follows"
-                );
-                if let Err(e) = self.dp.set_port_up(h, parent_up && peer.up) {
-                    tracing::warn!(port = id, "dataplane set_port_up({}): {e}", peer.up);
-                }
-            }
-            let Some(new) = peer.mac.filter(|m| *m != mac) else {
-                self.refused_mac.remove(&id);
-                continue;
-            };
-            if self.refused_mac.get(&id) == Some(&new) {
-                continue;
-            }
-            match self.dp.set_port_mac(h, mvdp_switch::Mac(new.0)) {
-                Ok(()) => {
-                    tracing::info!(network, port = id, old = %mac, new = %new, "container end changed its MAC; the port follows");
-                    self.refused_mac.remove(&id);
-                    if let Some(p) = self.net_mut(&network).ports.get_mut(&id) {
-                        p.mac = new;
-                    }
-                    changed = true;
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        network,
-                        port = id,
-                        "not following the container's new MAC {new}: {e}"
-                    );
-                    self.refused_mac.insert(id, new);
-                }
-            }
+            self.follow_peer_state(&network, id, h, peer.up, parent_up);
+            changed |= self.follow_peer_mac(&network, id, h, mac, peer.mac);
         }
         if changed {
             self.save();
+        }
+    }
+
+    /// Port `id` (handle `h`) delivers while its container end is `up` and its parent has carrier.
+    fn follow_peer_state(
+        &mut self,
+        network: &str,
+        id: u32,
+        h: PortHandle,
+        up: bool,
+        parent_up: bool,
+    ) {
+        if up == self.peer_up(id) {
+            return;
+        }
+        self.peer_up.insert(id, up);
+        tracing::info!(
+            network,
+            port = id,
+            up,
+            "container end changed state; the port follows"
+        );
+        if let Err(e) = self.dp.set_port_up(h, parent_up && up) {
+            tracing::warn!(port = id, "dataplane set_port_up({up}): {e}");
+        }
+    }
+
+    /// Port `id` (handle `h`, MAC `mac`) takes the MAC its container end now has, when the dataplane
+    /// accepts it (a refused MAC is not asked again until the container changes it). True when the
+    /// port's MAC changed.
+    fn follow_peer_mac(
+        &mut self,
+        network: &str,
+        id: u32,
+        h: PortHandle,
+        mac: Mac,
+        peer_mac: Option<Mac>,
+    ) -> bool {
+        let Some(new) = peer_mac.filter(|m| *m != mac) else {
+            self.refused_mac.remove(&id);
+            return false;
+        };
+        if self.refused_mac.get(&id) == Some(&new) {
+            return false;
+        }
+        match self.dp.set_port_mac(h, mvdp_switch::Mac(new.0)) {
+            Ok(()) => {
+                tracing::info!(network, port = id, old = %mac, new = %new, "container end changed its MAC; the port follows");
+                self.refused_mac.remove(&id);
+                if let Some(p) = self.net_mut(network).ports.get_mut(&id) {
+                    p.mac = new;
+                }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    network,
+                    port = id,
+                    "not following the container's new MAC {new}: {e}"
+                );
+                self.refused_mac.insert(id, new);
+                false
+            }
         }
     }
 

@@ -2,8 +2,37 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{AddrParseError, Ipv4Addr};
+use std::num::ParseIntError;
 use std::str::FromStr;
+
+/// Why an IPv4 address or prefix was refused (the texts are the daemon's replies).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    #[error("{input:?} is not an IPv4 address (IPv6 is not supported yet)")]
+    NotIpv4 {
+        input: String,
+        #[source]
+        source: AddrParseError,
+    },
+    /// The part after `/` is not a number, or is above 32 (`source` is absent then).
+    #[error("{input:?}: prefix length must be 0-32")]
+    BadPrefixLen {
+        input: String,
+        #[source]
+        source: Option<ParseIntError>,
+    },
+    #[error("prefix length {0} is above 32")]
+    PrefixAbove32(u8),
+    #[error("{addr}/{len} has host bits set (the network is {network}/{len})")]
+    HostBits {
+        addr: Ipv4Addr,
+        len: u8,
+        network: Ipv4Addr,
+    },
+    #[error("{0:?} needs a prefix length, like 198.18.0.0/24")]
+    NoPrefixLen(String),
+}
 
 /// An IPv4 network: an address with its host bits clear, and a prefix length.
 #[derive(
@@ -25,16 +54,17 @@ fn mask(len: u8) -> u32 {
 
 impl Ipv4Net {
     /// The network `addr/len`; refused when `addr` has host bits set (a typo more often than not).
-    pub fn new(addr: Ipv4Addr, len: u8) -> Result<Ipv4Net, String> {
+    pub fn new(addr: Ipv4Addr, len: u8) -> Result<Ipv4Net, CidrError> {
         if len > 32 {
-            return Err(format!("prefix length {len} is above 32"));
+            return Err(CidrError::PrefixAbove32(len));
         }
         let a = u32::from(addr);
         if a & !mask(len) != 0 {
-            let net = Ipv4Addr::from(a & mask(len));
-            return Err(format!(
-                "{addr}/{len} has host bits set (the network is {net}/{len})"
-            ));
+            return Err(CidrError::HostBits {
+                addr,
+                len,
+                network: Ipv4Addr::from(a & mask(len)),
+            });
         }
         Ok(Ipv4Net { addr, len })
     }
@@ -86,17 +116,17 @@ impl fmt::Display for Ipv4Net {
 }
 
 impl FromStr for Ipv4Net {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = CidrError;
+    fn from_str(s: &str) -> Result<Self, CidrError> {
         let (ip, len) = parse_cidr(s)?;
-        let len = len.ok_or_else(|| format!("{s:?} needs a prefix length, like 198.18.0.0/24"))?;
+        let len = len.ok_or_else(|| CidrError::NoPrefixLen(s.to_string()))?;
         Ipv4Net::new(ip, len)
     }
 }
 
 impl TryFrom<String> for Ipv4Net {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = CidrError;
+    fn try_from(s: String) -> Result<Self, CidrError> {
         s.parse()
     }
 }
@@ -108,20 +138,24 @@ impl From<Ipv4Net> for String {
 }
 
 /// Parses `a.b.c.d` or `a.b.c.d/len` (IPv4 only: mvdp networks are IPv4 for now).
-pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, Option<u8>), String> {
+pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, Option<u8>), CidrError> {
     let (ip, len) = match s.split_once('/') {
         Some((ip, len)) => (ip, Some(len)),
         None => (s, None),
     };
-    let ip: Ipv4Addr = ip
-        .parse()
-        .map_err(|_| format!("{s:?} is not an IPv4 address (IPv6 is not supported yet)"))?;
-    let len = match len {
+    let ip: Ipv4Addr = ip.parse().map_err(|e| CidrError::NotIpv4 {
+        input: s.to_string(),
+        source: e,
+    })?;
+    let len = match len.map(str::parse::<u8>) {
         None => None,
-        Some(l) => match l.parse::<u8>() {
-            Ok(n) if n <= 32 => Some(n),
-            _ => return Err(format!("{s:?}: prefix length must be 0-32")),
-        },
+        Some(Ok(n)) if n <= 32 => Some(n),
+        Some(r) => {
+            return Err(CidrError::BadPrefixLen {
+                input: s.to_string(),
+                source: r.err(),
+            })
+        }
     };
     Ok((ip, len))
 }
@@ -153,7 +187,7 @@ mod tests {
         let n = net("198.18.0.0/24");
         assert_eq!((n.addr(), n.len()), (Ipv4Addr::new(198, 18, 0, 0), 24));
         assert_eq!(n.to_string(), "198.18.0.0/24");
-        let e = "198.18.0.5/24".parse::<Ipv4Net>().unwrap_err();
+        let e = "198.18.0.5/24".parse::<Ipv4Net>().unwrap_err().to_string();
         assert!(
             e.contains("host bits") && e.contains("198.18.0.0/24"),
             "{e}"

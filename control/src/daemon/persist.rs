@@ -12,15 +12,32 @@ pub fn path(dir: &Path) -> PathBuf {
     dir.join(STATE_FILE)
 }
 
+/// Why the state file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// Loads the state; an absent file is an empty state.
-pub fn load(dir: &Path) -> io::Result<State> {
-    let p = path(dir);
-    match fs::read(&p) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))
-        }),
+pub fn load(dir: &Path) -> Result<State, LoadError> {
+    let path = path(dir);
+    match fs::read(&path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|source| LoadError::Parse { path, source })
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State::default()),
-        Err(e) => Err(io::Error::new(e.kind(), format!("{}: {e}", p.display()))),
+        Err(source) => Err(LoadError::Read { path, source }),
     }
 }
 

@@ -4,13 +4,11 @@
 use std::fs;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::process::Command;
+use std::os::fd::{AsFd, OwnedFd};
 
+use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
-use nix::sched::{setns, CloneFlags};
 use nix::sys::stat::Mode;
-use rtnetlink::LinkUnspec;
 
 use super::state::Port;
 use crate::error::Error;
@@ -42,44 +40,10 @@ impl HostNs {
         }
     }
 
-    fn command(&self, program: &str) -> Command {
-        match &self.ns {
-            Some(ns) => ns.command(program),
-            None => Command::new(program),
-        }
-    }
-
-    /// Turns `offloads` off on `ifname` with one `ethtool -K` run.
+    /// Turns `offloads` off on `ifname` (one `ethtool -K` run, by [`set_offloads`]).
     pub fn offloads_off(&self, ifname: &str, offloads: &[Offload]) -> crate::Result<()> {
         let list: Vec<(Offload, bool)> = offloads.iter().map(|o| (*o, false)).collect();
-        match &self.ns {
-            Some(ns) => set_offloads(ns, ifname, &list),
-            None => {
-                let mut args = vec!["-K".to_string(), ifname.to_string()];
-                for o in offloads {
-                    args.push(o.ethtool_name().to_string());
-                    args.push("off".to_string());
-                }
-                let command = format!("ethtool {}", args.join(" "));
-                let out = Command::new("ethtool")
-                    .args(&args)
-                    .output()
-                    .map_err(|e| Error::Io {
-                        op: format!("running {command}"),
-                        source: e,
-                    })?;
-                if out.status.success() {
-                    Ok(())
-                } else {
-                    Err(Error::Command {
-                        op: format!("turning offloads off on {ifname}"),
-                        command,
-                        status: out.status.to_string(),
-                        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                    })
-                }
-            }
-        }
+        set_offloads(self.ns.as_ref(), ifname, &list)
     }
 
     /// TX checksum offload off: a frame leaving with CHECKSUM_PARTIAL would cross AF_XDP with its
@@ -101,43 +65,46 @@ impl HostNs {
         })
     }
 
-    /// Deletes `ip/32 dev shim` (netlink.rs has no route deletion; iproute2 is a dependency anyway).
+    /// Deletes `ip/32 dev shim`; a failure is only worth a warning (the port is gone either way).
     pub fn del_host_route(&self, ip: Ipv4Addr, shim: &str) {
-        let r = self
-            .command("ip")
-            .args(["route", "del", &format!("{ip}/32"), "dev", shim])
-            .output();
-        if !matches!(&r, Ok(o) if o.status.success()) {
-            tracing::warn!(%ip, shim, "could not delete the host route to a removed port");
+        if let Err(e) = self.nl.del_route(ip, 32, shim) {
+            tracing::warn!(%ip, shim, "could not delete the host route to a removed port: {e}");
         }
     }
 
-    /// Moves link `ifname` (in the daemon's netns) into the namespace behind `target`.
-    fn move_link(&self, ifname: &str, target: &TargetNs) -> crate::Result<()> {
-        let index = self.nl.link(ifname)?.index;
-        let fd = target.fd.as_raw_fd();
-        let op = || format!("moving {ifname} into netns {}", target.display);
-        let res = self.run(move || -> io::Result<()> {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .build()?;
-            rt.block_on(async move {
-                let (conn, handle, _) = rtnetlink::new_connection()?;
-                tokio::spawn(conn);
-                let msg = LinkUnspec::new_with_index(index).setns_by_fd(fd).build();
-                handle
-                    .link()
-                    .change(msg)
-                    .execute()
-                    .await
-                    .map_err(crate::error::rtnl_to_io)
-            })
-        })?;
-        res.map_err(|e| Error::Io {
-            op: op(),
-            source: e,
-        })
+    /// The addresses `shim` has /32 routes to (the routes towards a network's ports).
+    pub fn host_routes(&self, shim: &str) -> crate::Result<Vec<Ipv4Addr>> {
+        Ok(self
+            .nl
+            .routes(shim)?
+            .into_iter()
+            .filter(|(_, len)| *len == 32)
+            .map(|(ip, _)| ip)
+            .collect())
     }
+}
+
+/// Why a port's `--netns` cannot be used (the messages are the daemon's replies).
+#[derive(Debug, thiserror::Error)]
+pub enum TargetNsError {
+    /// Not a path, and not a valid name for /run/netns.
+    #[error(transparent)]
+    Name(crate::Error),
+    #[error("network namespace {spec} does not exist ({path} not found)")]
+    Missing { spec: String, path: String },
+    #[error("opening network namespace {spec}: {source}")]
+    Open {
+        spec: String,
+        #[source]
+        source: Errno,
+    },
+    /// The file is there but is no namespace (`source`: why it could not even be checked).
+    #[error("{path} is not a network namespace")]
+    NotNetns {
+        path: String,
+        #[source]
+        source: Option<Errno>,
+    },
 }
 
 /// A container's network namespace, given as a name under /run/netns or as a path (/proc/PID/ns/net).
@@ -147,26 +114,36 @@ pub struct TargetNs {
 }
 
 impl TargetNs {
-    pub fn open(spec: &str) -> Result<TargetNs, String> {
+    pub fn open(spec: &str) -> Result<TargetNs, TargetNsError> {
         let path = if spec.contains('/') {
             spec.to_string()
         } else {
-            crate::names::validate_netns_name(spec).map_err(|e| e.to_string())?;
+            crate::names::validate_netns_name(spec).map_err(TargetNsError::Name)?;
             format!("{NETNS_RUN_DIR}/{spec}")
         };
-        let missing = || format!("network namespace {spec} does not exist ({path} not found)");
-        let fd = match open(
+        let fd = open(
             path.as_str(),
             OFlag::O_RDONLY | OFlag::O_CLOEXEC,
             Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(nix::errno::Errno::ENOENT) => return Err(missing()),
-            Err(e) => return Err(format!("opening network namespace {spec}: {e}")),
-        };
+        )
+        .map_err(|e| match e {
+            Errno::ENOENT => TargetNsError::Missing {
+                spec: spec.to_string(),
+                path: path.clone(),
+            },
+            e => TargetNsError::Open {
+                spec: spec.to_string(),
+                source: e,
+            },
+        })?;
         match nix::sys::statfs::fstatfs(&fd) {
             Ok(st) if st.filesystem_type() == nix::sys::statfs::NSFS_MAGIC => {}
-            _ => return Err(format!("{path} is not a network namespace")),
+            r => {
+                return Err(TargetNsError::NotNetns {
+                    path,
+                    source: r.err(),
+                })
+            }
         }
         Ok(TargetNs {
             display: spec.to_string(),
@@ -176,24 +153,7 @@ impl TargetNs {
 
     /// A netlink connection inside this namespace.
     pub fn netlink(&self) -> crate::Result<Netlink> {
-        let fd = self.fd.as_fd();
-        let display = self.display.clone();
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                setns(fd, CloneFlags::CLONE_NEWNET).map_err(|e| Error::Io {
-                    op: format!("entering network namespace {display}"),
-                    source: e.into(),
-                })?;
-                Netlink::current()
-            })
-            .join()
-            .unwrap_or_else(|_| {
-                Err(Error::Io {
-                    op: "netns thread".into(),
-                    source: io::Error::other("panicked"),
-                })
-            })
-        })
+        Netlink::in_netns_fd(self.fd.as_fd(), &self.display)
     }
 }
 
@@ -229,7 +189,7 @@ pub fn create(
                 host.nl.set_up(&port.ifname)?;
             }
             Some(t) => {
-                host.move_link(&peer_tmp, t)?;
+                host.nl.set_netns_fd(&peer_tmp, t.fd.as_fd(), &t.display)?;
                 let nl = t.netlink()?;
                 nl.rename(&peer_tmp, &port.ifname)?;
                 nl.set_up("lo")?;

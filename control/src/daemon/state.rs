@@ -11,13 +11,38 @@ use super::ipam::{next_free, parse_cidr, Ipv4Net};
 use crate::names::validate_ifname;
 use mvdp_switch::{Mac, Mode};
 
-/// A refusal for the user; nothing was changed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
+/// A refusal for the user; nothing was changed. When it was made from another error (a bad address,
+/// a bad name), that error is its `source`, and its text is already part of the message.
+#[derive(Debug, thiserror::Error)]
+#[error("{msg}")]
+pub struct Invalid {
+    msg: String,
+    #[source]
+    cause: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Invalid {
+    pub fn new(msg: impl Into<String>) -> Invalid {
+        Invalid {
+            msg: msg.into(),
+            cause: None,
+        }
+    }
+
+    /// `msg`, which tells what `cause` says, kept with `cause` as the source.
+    pub fn because(
+        msg: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Invalid {
+        Invalid {
+            msg: msg.into(),
+            cause: Some(Box::new(cause)),
+        }
+    }
+}
 
 fn bad<T>(msg: impl Into<String>) -> Result<T, Invalid> {
-    Err(Invalid(msg.into()))
+    Err(Invalid::new(msg))
 }
 
 /// A network's mode: macvlan's four; `source` is a per-port kernel feature no network uses.
@@ -66,6 +91,145 @@ pub struct Port {
 impl Port {
     pub fn cidr(&self) -> Option<String> {
         self.ip.map(|ip| format!("{ip}/{}", self.prefix_len))
+    }
+}
+
+/// The checks and choices of a port request that concern only its network.
+impl Network {
+    /// Whether this network takes the requested kind of port at all: a container port (`--netns`) or
+    /// the one host shim (`--host`, which has no `--ifname`); a passthru network takes one port.
+    fn check_port_fits(&self, req: &PortAdd) -> Result<(), Invalid> {
+        match (&req.netns, req.host) {
+            (Some(_), true) => return bad("give either --netns or --host, not both"),
+            (None, false) => return bad("a port needs --netns NAME|PATH (or --host)"),
+            _ => {}
+        }
+        if req.host && req.ifname.is_some() {
+            return bad("--ifname does not apply to a --host port (its interface is mvh-NETWORK)");
+        }
+        if self.mode == Mode::Passthru && !self.ports.is_empty() {
+            return bad(format!(
+                "network {} is passthru and already has its one port",
+                self.name
+            ));
+        }
+        if req.host && self.ports.values().any(|p| p.host) {
+            return bad(format!("network {} already has a host port", self.name));
+        }
+        Ok(())
+    }
+
+    /// The port's MAC: `--mac` when it is a unicast MAC no port of the network has, else the first
+    /// such MAC `random_mac` draws.
+    fn choose_mac(
+        &self,
+        given: Option<&str>,
+        mut random_mac: impl FnMut() -> Mac,
+    ) -> Result<Mac, Invalid> {
+        let Some(m) = given else {
+            return Ok(loop {
+                let m = random_mac();
+                if m.is_valid_unicast() && !self.ports.values().any(|p| p.mac == m) {
+                    break m;
+                }
+            });
+        };
+        let mac: Mac = m.parse().map_err(|e| Invalid::because(format!("{e}"), e))?;
+        if !mac.is_valid_unicast() {
+            return bad(format!("MAC {mac} is not a unicast address"));
+        }
+        if let Some(p) = self.ports.values().find(|p| p.mac == mac) {
+            return bad(format!(
+                "MAC {mac} is already used by port {} in network {}",
+                p.id, self.name
+            ));
+        }
+        Ok(mac)
+    }
+
+    /// The port's address and prefix length: `--ip` (checked by [`Self::check_given_ip`]), else the
+    /// next free address of the subnet, else none (`(None, 0)`); a host port must have one.
+    fn choose_ip(&self, req: &PortAdd) -> Result<(Option<Ipv4Addr>, u8), Invalid> {
+        let (ip, prefix_len) = match (&req.ip, self.subnet) {
+            (Some(s), _) => {
+                let (ip, len) = self.check_given_ip(s, req.host)?;
+                (Some(ip), len)
+            }
+            (None, Some(sn)) => {
+                let used: BTreeSet<Ipv4Addr> = self.ports.values().filter_map(|p| p.ip).collect();
+                let ip = next_free(&sn, self.ip_range.as_ref(), self.gateway, &used).ok_or_else(
+                    || Invalid::new(format!("network {} has no free address left", self.name)),
+                )?;
+                (Some(ip), sn.len())
+            }
+            (None, None) => (None, 0),
+        };
+        if req.host && ip.is_none() {
+            return bad(format!(
+                "a host port needs an address: network {} has no subnet, give --ip",
+                self.name
+            ));
+        }
+        Ok((ip, prefix_len))
+    }
+
+    /// `--ip` as (address, prefix length), when it is a host address of the subnet other than the
+    /// gateway, with the subnet's prefix, and no port has it. Without a subnet a container port's
+    /// `--ip` needs its prefix; a `--host` port's defaults to /32.
+    fn check_given_ip(&self, s: &str, host: bool) -> Result<(Ipv4Addr, u8), Invalid> {
+        let (ip, len) =
+            parse_cidr(s).map_err(|e| Invalid::because(format!("invalid --ip: {e}"), e))?;
+        if let Some(sn) = self.subnet {
+            if !sn.is_host(ip) {
+                return bad(format!(
+                    "IP {ip} is outside subnet {sn} of network {} (or is its network/broadcast address)",
+                    self.name
+                ));
+            }
+            if Some(ip) == self.gateway {
+                return bad(format!("IP {ip} is the gateway of network {}", self.name));
+            }
+            if let Some(l) = len.filter(|l| *l != sn.len()) {
+                return bad(format!(
+                    "--ip {s}: prefix /{l} differs from the subnet's /{}",
+                    sn.len()
+                ));
+            }
+        } else if len.is_none() && !host {
+            return bad(format!(
+                "network {} has no subnet: give --ip with a prefix length",
+                self.name
+            ));
+        }
+        if let Some(p) = self.ports.values().find(|p| p.ip == Some(ip)) {
+            return bad(format!(
+                "IP {ip} is already used by port {} in network {}",
+                p.id, self.name
+            ));
+        }
+        Ok((ip, len.or(self.subnet.map(|s| s.len())).unwrap_or(32)))
+    }
+
+    /// The port's MTU: `--mtu` when the parent and the dataplane can carry it (and IPv4 can use it),
+    /// else the lower of the two limits.
+    fn choose_mtu(
+        &self,
+        given: Option<u32>,
+        parent_mtu: u32,
+        max_mtu: u32,
+    ) -> Result<u32, Invalid> {
+        match given {
+            Some(m) if m > parent_mtu => bad(format!(
+                "MTU {m} is above the MTU of parent {} ({parent_mtu})",
+                self.parent
+            )),
+            Some(m) if m > max_mtu => bad(format!(
+                "MTU {m} is above mvdp's limit of {max_mtu} (one UMEM frame per packet)"
+            )),
+            Some(m) if m < 68 => bad(format!("MTU {m} is below the IPv4 minimum of 68")),
+            Some(m) => Ok(m),
+            None => Ok(parent_mtu.min(max_mtu)),
+        }
     }
 }
 
@@ -128,6 +292,68 @@ fn parse_vlan(v: u64) -> Result<u16, Invalid> {
     }
 }
 
+/// The parent and VLAN a network create asks for: `--parent eth1.100` (Docker's spelling) and/or
+/// `--vlan 100`, which must agree; 0 is untagged.
+fn parent_and_vlan(req: &NetworkCreate) -> Result<(&str, u16), Invalid> {
+    let (parent, dotted) = split_parent(&req.parent);
+    if let Err(e) = validate_ifname(parent) {
+        return Err(Invalid::because(format!("invalid parent: {e}"), e));
+    }
+    let dotted = match dotted {
+        Some(v) => Some(
+            parse_vlan(v.parse::<u64>().unwrap_or(u64::MAX))
+                .map_err(|e| Invalid::new(format!("parent {}: {e}", req.parent)))?,
+        ),
+        None => None,
+    };
+    let flag = req.vlan.map(|v| parse_vlan(v.into())).transpose()?;
+    let vlan = match (dotted, flag) {
+        (Some(a), Some(b)) if a != b => {
+            return bad(format!(
+                "--parent {} says VLAN {a} but --vlan says {b}",
+                req.parent
+            ))
+        }
+        (a, b) => a.or(b).unwrap_or(0),
+    };
+    Ok((parent, vlan))
+}
+
+/// The network's gateway: `--gateway`, a host address of the subnet, or the subnet's first host.
+fn gateway(req: &NetworkCreate, subnet: Option<Ipv4Net>) -> Result<Option<Ipv4Addr>, Invalid> {
+    match (&req.gateway, subnet) {
+        (Some(_), None) => bad("--gateway needs --subnet"),
+        (Some(g), Some(sn)) => {
+            let g: Ipv4Addr = g.parse().map_err(|e| {
+                Invalid::because(format!("invalid gateway {g:?}: not an IPv4 address"), e)
+            })?;
+            if !sn.is_host(g) {
+                return bad(format!("gateway {g} is not a host address of subnet {sn}"));
+            }
+            Ok(Some(g))
+        }
+        (None, Some(sn)) => Ok(sn.first_host()),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The part of the subnet ports get addresses from (`--ip-range`), when it is inside the subnet.
+fn ip_range(req: &NetworkCreate, subnet: Option<Ipv4Net>) -> Result<Option<Ipv4Net>, Invalid> {
+    match (&req.ip_range, subnet) {
+        (Some(_), None) => bad("--ip-range needs --subnet"),
+        (Some(r), Some(sn)) => {
+            let r: Ipv4Net = r
+                .parse()
+                .map_err(|e| Invalid::because(format!("invalid ip-range: {e}"), e))?;
+            if !sn.covers(&r) {
+                return bad(format!("ip-range {r} is not inside subnet {sn}"));
+            }
+            Ok(Some(r))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// A network create request, checked against the state (not against the system).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetworkPlan {
@@ -140,70 +366,58 @@ pub struct NetworkPlan {
     pub ip_range: Option<Ipv4Net>,
 }
 
+impl NetworkPlan {
+    /// The network this plan makes, with no ports yet.
+    pub fn into_network(self, id: String, created: u64) -> Network {
+        Network {
+            name: self.name,
+            id,
+            created,
+            parent: self.parent,
+            vlan: self.vlan,
+            mode: self.mode,
+            subnet: self.subnet,
+            gateway: self.gateway,
+            ip_range: self.ip_range,
+            ports: BTreeMap::new(),
+        }
+    }
+}
+
 impl State {
     pub fn plan_network(&self, req: &NetworkCreate) -> Result<NetworkPlan, Invalid> {
         validate_network_name(&req.name)?;
         if self.networks.contains_key(&req.name) {
             return bad(format!("network {} already exists", req.name));
         }
-        let (parent, dotted) = split_parent(&req.parent);
-        if let Err(e) = validate_ifname(parent) {
-            return bad(format!("invalid parent: {e}"));
-        }
-        let dotted = match dotted {
-            Some(v) => Some(
-                parse_vlan(v.parse::<u64>().unwrap_or(u64::MAX))
-                    .map_err(|e| Invalid(format!("parent {}: {e}", req.parent)))?,
-            ),
-            None => None,
-        };
-        let flag = req.vlan.map(|v| parse_vlan(v.into())).transpose()?;
-        let vlan = match (dotted, flag) {
-            (Some(a), Some(b)) if a != b => {
-                return bad(format!(
-                    "--parent {} says VLAN {a} but --vlan says {b}",
-                    req.parent
-                ))
-            }
-            (a, b) => a.or(b).unwrap_or(0),
-        };
+        let (parent, vlan) = parent_and_vlan(req)?;
         let mode = network_mode(req.mode.as_deref().unwrap_or("bridge"))?;
         let subnet = req
             .subnet
             .as_deref()
             .map(|s| {
                 s.parse::<Ipv4Net>()
-                    .map_err(|e| Invalid(format!("invalid subnet: {e}")))
+                    .map_err(|e| Invalid::because(format!("invalid subnet: {e}"), e))
             })
             .transpose()?;
-        let gateway = match (&req.gateway, &subnet) {
-            (Some(_), None) => return bad("--gateway needs --subnet"),
-            (Some(g), Some(sn)) => {
-                let g: Ipv4Addr = g
-                    .parse()
-                    .map_err(|_| Invalid(format!("invalid gateway {g:?}: not an IPv4 address")))?;
-                if !sn.is_host(g) {
-                    return bad(format!("gateway {g} is not a host address of subnet {sn}"));
-                }
-                Some(g)
-            }
-            (None, Some(sn)) => sn.first_host(),
-            (None, None) => None,
-        };
-        let ip_range = match (&req.ip_range, &subnet) {
-            (Some(_), None) => return bad("--ip-range needs --subnet"),
-            (Some(r), Some(sn)) => {
-                let r: Ipv4Net = r
-                    .parse()
-                    .map_err(|e| Invalid(format!("invalid ip-range: {e}")))?;
-                if !sn.covers(&r) {
-                    return bad(format!("ip-range {r} is not inside subnet {sn}"));
-                }
-                Some(r)
-            }
-            _ => None,
-        };
-        for n in self.networks.values().filter(|n| n.parent == parent) {
+        let gateway = gateway(req, subnet)?;
+        let ip_range = ip_range(req, subnet)?;
+        self.check_parent_is_free(parent, vlan, mode)?;
+        Ok(NetworkPlan {
+            name: req.name.clone(),
+            parent: parent.to_string(),
+            vlan,
+            mode,
+            subnet,
+            gateway,
+            ip_range,
+        })
+    }
+
+    /// Whether a `mode` network on `parent`, `vlan` leaves the networks already there intact: a
+    /// passthru network owns its parent alone, and a parent carries one network per VLAN.
+    fn check_parent_is_free(&self, parent: &str, vlan: u16, mode: Mode) -> Result<(), Invalid> {
+        for n in self.on_parent(parent) {
             if n.mode == Mode::Passthru {
                 return bad(format!(
                     "parent {parent} is used by passthru network {}, which owns it alone",
@@ -224,21 +438,13 @@ impl State {
                 ));
             }
         }
-        Ok(NetworkPlan {
-            name: req.name.clone(),
-            parent: parent.to_string(),
-            vlan,
-            mode,
-            subnet,
-            gateway,
-            ip_range,
-        })
+        Ok(())
     }
 
     pub fn network(&self, name: &str) -> Result<&Network, Invalid> {
         self.networks
             .get(name)
-            .ok_or_else(|| Invalid(format!("no network named {name}")))
+            .ok_or_else(|| Invalid::new(format!("no network named {name}")))
     }
 
     /// Checks a port request against its network. `parent_mtu` is the parent's current MTU, `max_mtu`
@@ -248,131 +454,28 @@ impl State {
         req: &PortAdd,
         parent_mtu: u32,
         max_mtu: u32,
-        mut random_mac: impl FnMut() -> Mac,
+        random_mac: impl FnMut() -> Mac,
     ) -> Result<PortPlan, Invalid> {
         let net = self.network(&req.network)?;
-        match (&req.netns, req.host) {
-            (Some(_), true) => return bad("give either --netns or --host, not both"),
-            (None, false) => return bad("a port needs --netns NAME|PATH (or --host)"),
-            _ => {}
-        }
-        if req.host && req.ifname.is_some() {
-            return bad("--ifname does not apply to a --host port (its interface is mvh-NETWORK)");
-        }
-        if net.mode == Mode::Passthru && !net.ports.is_empty() {
-            return bad(format!(
-                "network {} is passthru and already has its one port",
-                net.name
-            ));
-        }
-        if req.host && net.ports.values().any(|p| p.host) {
-            return bad(format!("network {} already has a host port", net.name));
-        }
+        net.check_port_fits(req)?;
         let ifname = req.ifname.clone().unwrap_or_else(|| "eth0".into());
         if let Err(e) = validate_ifname(&ifname) {
-            return bad(e.to_string());
+            return Err(Invalid::because(e.to_string(), e));
         }
-        let mac = match &req.mac {
-            Some(m) => {
-                let mac: Mac = m
-                    .parse()
-                    .map_err(|e: mvdp_switch::ParseMacError| Invalid(e.to_string()))?;
-                if !mac.is_valid_unicast() {
-                    return bad(format!("MAC {mac} is not a unicast address"));
-                }
-                if let Some(p) = net.ports.values().find(|p| p.mac == mac) {
-                    return bad(format!(
-                        "MAC {mac} is already used by port {} in network {}",
-                        p.id, net.name
-                    ));
-                }
-                mac
-            }
-            None => loop {
-                let m = random_mac();
-                if m.is_valid_unicast() && !net.ports.values().any(|p| p.mac == m) {
-                    break m;
-                }
-            },
-        };
-        let used: BTreeSet<Ipv4Addr> = net.ports.values().filter_map(|p| p.ip).collect();
-        let (ip, prefix_len) = match (&req.ip, net.subnet) {
-            (Some(s), subnet) => {
-                let (ip, len) = parse_cidr(s).map_err(|e| Invalid(format!("invalid --ip: {e}")))?;
-                if let Some(sn) = subnet {
-                    if !sn.is_host(ip) {
-                        return bad(format!(
-                            "IP {ip} is outside subnet {sn} of network {} (or is its network/broadcast address)",
-                            net.name
-                        ));
-                    }
-                    if Some(ip) == net.gateway {
-                        return bad(format!("IP {ip} is the gateway of network {}", net.name));
-                    }
-                    if let Some(l) = len.filter(|l| *l != sn.len()) {
-                        return bad(format!(
-                            "--ip {s}: prefix /{l} differs from the subnet's /{}",
-                            sn.len()
-                        ));
-                    }
-                } else if len.is_none() && !req.host {
-                    return bad(format!(
-                        "network {} has no subnet: give --ip with a prefix length",
-                        net.name
-                    ));
-                }
-                if let Some(p) = net.ports.values().find(|p| p.ip == Some(ip)) {
-                    return bad(format!(
-                        "IP {ip} is already used by port {} in network {}",
-                        p.id, net.name
-                    ));
-                }
-                (Some(ip), len.or(subnet.map(|s| s.len())).unwrap_or(32))
-            }
-            (None, Some(sn)) => {
-                let ip =
-                    next_free(&sn, net.ip_range.as_ref(), net.gateway, &used).ok_or_else(|| {
-                        Invalid(format!("network {} has no free address left", net.name))
-                    })?;
-                (Some(ip), sn.len())
-            }
-            (None, None) => (None, 0),
-        };
-        if req.host && ip.is_none() {
-            return bad(format!(
-                "a host port needs an address: network {} has no subnet, give --ip",
-                net.name
-            ));
-        }
-        let limit = parent_mtu.min(max_mtu);
-        let mtu = match req.mtu {
-            Some(m) if m > parent_mtu => {
-                return bad(format!(
-                    "MTU {m} is above the MTU of parent {} ({parent_mtu})",
-                    net.parent
-                ))
-            }
-            Some(m) if m > max_mtu => {
-                return bad(format!(
-                    "MTU {m} is above mvdp's limit of {max_mtu} (one UMEM frame per packet)"
-                ))
-            }
-            Some(m) if m < 68 => return bad(format!("MTU {m} is below the IPv4 minimum of 68")),
-            Some(m) => m,
-            None => limit,
-        };
+        let mac = net.choose_mac(req.mac.as_deref(), random_mac)?;
+        let (ip, prefix_len) = net.choose_ip(req)?;
+        let mtu = net.choose_mtu(req.mtu, parent_mtu, max_mtu)?;
         let id = self.next_port_id;
-        let (ifname, host_ifname) = if req.host {
-            (shim_ifname(&net.name, id), host_ifname(id))
-        } else {
-            (ifname, host_ifname(id))
-        };
         Ok(PortPlan {
             port: Port {
                 id,
                 netns: req.netns.clone(),
-                ifname,
-                host_ifname,
+                ifname: if req.host {
+                    shim_ifname(&net.name, id)
+                } else {
+                    ifname
+                },
+                host_ifname: host_ifname(id),
                 mac,
                 ip,
                 // A host port's address is a /32: the host keeps its parent's route to the subnet.
@@ -445,22 +548,18 @@ mod tests {
     }
 
     fn add(state: &mut State, req: &NetworkCreate) {
-        let p = state.plan_network(req).unwrap();
-        state.networks.insert(
-            p.name.clone(),
-            Network {
-                name: p.name,
-                id: "0".into(),
-                created: 0,
-                parent: p.parent,
-                vlan: p.vlan,
-                mode: p.mode,
-                subnet: p.subnet,
-                gateway: p.gateway,
-                ip_range: p.ip_range,
-                ports: BTreeMap::new(),
-            },
-        );
+        let n = state.plan_network(req).unwrap().into_network("0".into(), 0);
+        state.networks.insert(n.name.clone(), n);
+    }
+
+    fn some(s: &str) -> Option<String> {
+        Some(s.to_string())
+    }
+
+    /// `v` changed by `f`: one request differing from a base one.
+    fn with<T>(mut v: T, f: impl FnOnce(&mut T)) -> T {
+        f(&mut v);
+        v
     }
 
     fn port(net: &str, netns: &str) -> PortAdd {
@@ -504,7 +603,7 @@ mod tests {
         r.vlan = Some(100);
         assert!(s.plan_network(&r).is_ok(), "same VLAN twice is fine");
         r.vlan = Some(200);
-        let e = s.plan_network(&r).unwrap_err().0;
+        let e = s.plan_network(&r).unwrap_err().to_string();
         assert!(e.contains("VLAN 100") && e.contains("200"), "{e}");
     }
 
@@ -512,6 +611,7 @@ mod tests {
     fn bad_networks_are_refused_with_reasons() {
         let mut s = State::default();
         add(&mut s, &create("n1", "eth1"));
+        let n2 = |f: fn(&mut NetworkCreate)| with(create("n2", "eth1.5"), f);
         let cases: Vec<(NetworkCreate, &str)> = vec![
             (create("n1", "eth2"), "already exists"),
             (create("n2", "eth1"), "one network per parent and VLAN"),
@@ -522,60 +622,32 @@ mod tests {
             (create("n2", "eth1.99999999999999999999"), "outside 1-4094"),
             (create("n2", "a-very-long-interface-name"), "invalid parent"),
             (
-                NetworkCreate {
-                    vlan: Some(5000),
-                    ..create("n2", "eth1")
-                },
+                with(create("n2", "eth1"), |r| r.vlan = Some(5000)),
                 "outside 1-4094",
             ),
+            (n2(|r| r.mode = some("bogus")), "unknown mode"),
+            (n2(|r| r.mode = some("passthru")), "owns its parent alone"),
+            (n2(|r| r.subnet = some("198.18.0.1/24")), "host bits"),
+            (n2(|r| r.gateway = some("198.18.1.1")), "not a host address"),
             (
-                NetworkCreate {
-                    mode: Some("bogus".into()),
-                    ..create("n2", "eth1.5")
-                },
-                "unknown mode",
-            ),
-            (
-                NetworkCreate {
-                    mode: Some("passthru".into()),
-                    ..create("n2", "eth1.5")
-                },
-                "owns its parent alone",
-            ),
-            (
-                NetworkCreate {
-                    subnet: Some("198.18.0.1/24".into()),
-                    ..create("n2", "eth1.5")
-                },
-                "host bits",
-            ),
-            (
-                NetworkCreate {
-                    gateway: Some("198.18.1.1".into()),
-                    ..create("n2", "eth1.5")
-                },
-                "not a host address",
-            ),
-            (
-                NetworkCreate {
-                    ip_range: Some("198.18.1.0/28".into()),
-                    ..create("n2", "eth1.5")
-                },
+                n2(|r| r.ip_range = some("198.18.1.0/28")),
                 "not inside subnet",
             ),
             (
-                NetworkCreate {
-                    subnet: None,
-                    gateway: Some("198.18.0.1".into()),
-                    ..create("n2", "eth1.5")
-                },
+                n2(|r| (r.subnet, r.gateway) = (None, some("198.18.0.1"))),
                 "needs --subnet",
             ),
         ];
         for (req, want) in cases {
-            let e = s.plan_network(&req).unwrap_err().0;
+            let e = s.plan_network(&req).unwrap_err().to_string();
             assert!(e.contains(want), "{req:?}: {e:?} lacks {want:?}");
         }
+        // A refusal made from a parse error keeps it as its source.
+        let e = s
+            .plan_network(&n2(|r| r.subnet = some("198.18.0.0/40")))
+            .unwrap_err();
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(e.to_string().ends_with(&source.to_string()), "{e}");
         // Same parent, other VLAN, overlapping subnet: fine (as in Docker).
         assert!(s.plan_network(&create("n2", "eth1.7")).is_ok());
     }
@@ -590,7 +662,10 @@ mod tests {
                 ..create("pt", "eth1")
             },
         );
-        let e = s.plan_network(&create("n2", "eth1.100")).unwrap_err().0;
+        let e = s
+            .plan_network(&create("n2", "eth1.100"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("passthru network pt"), "{e}");
         assert!(s.plan_network(&create("n2", "eth2")).is_ok());
         let p = s
@@ -600,7 +675,7 @@ mod tests {
         let e = s
             .plan_port(&port("pt", "c2"), 1500, 3500, seq_mac())
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(e.contains("already has its one port"), "{e}");
     }
 
@@ -645,7 +720,7 @@ mod tests {
         let e = s
             .plan_port(&port("n", "c5"), 1500, 3500, &mut mac)
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(e.contains("no free address"), "{e}");
     }
 
@@ -662,95 +737,39 @@ mod tests {
             let p = s.plan_port(&first, 1500, 3500, seq_mac()).unwrap();
             commit(&mut s, p)
         };
+        let c2 = |f: fn(&mut PortAdd)| with(port("n", "c2"), f);
         let cases: Vec<(PortAdd, &str)> = vec![
             (port("nope", "c2"), "no network named nope"),
             (
-                PortAdd {
-                    mac: Some("02:00:00:00:00:AA".into()),
-                    ..port("n", "c2")
-                },
+                c2(|r| r.mac = some("02:00:00:00:00:AA")),
                 "already used by port 0",
             ),
+            (c2(|r| r.mac = some("01:00:5e:00:00:01")), "not a unicast"),
+            (c2(|r| r.mac = some("zz")), "MAC address"),
             (
-                PortAdd {
-                    mac: Some("01:00:5e:00:00:01".into()),
-                    ..port("n", "c2")
-                },
-                "not a unicast",
-            ),
-            (
-                PortAdd {
-                    mac: Some("zz".into()),
-                    ..port("n", "c2")
-                },
-                "MAC address",
-            ),
-            (
-                PortAdd {
-                    ip: Some("198.18.0.20/24".into()),
-                    ..port("n", "c2")
-                },
+                c2(|r| r.ip = some("198.18.0.20/24")),
                 "IP 198.18.0.20 is already used",
             ),
+            (c2(|r| r.ip = some("10.0.0.5")), "outside subnet"),
+            (c2(|r| r.ip = some("198.18.0.255")), "outside subnet"),
+            (c2(|r| r.ip = some("198.18.0.1")), "is the gateway"),
             (
-                PortAdd {
-                    ip: Some("10.0.0.5".into()),
-                    ..port("n", "c2")
-                },
-                "outside subnet",
-            ),
-            (
-                PortAdd {
-                    ip: Some("198.18.0.255".into()),
-                    ..port("n", "c2")
-                },
-                "outside subnet",
-            ),
-            (
-                PortAdd {
-                    ip: Some("198.18.0.1".into()),
-                    ..port("n", "c2")
-                },
-                "is the gateway",
-            ),
-            (
-                PortAdd {
-                    ip: Some("198.18.0.30/16".into()),
-                    ..port("n", "c2")
-                },
+                c2(|r| r.ip = some("198.18.0.30/16")),
                 "differs from the subnet",
             ),
             (
-                PortAdd {
-                    mtu: Some(9000),
-                    ..port("n", "c2")
-                },
+                c2(|r| r.mtu = Some(9000)),
                 "above the MTU of parent eth1 (1500)",
             ),
-            (
-                PortAdd {
-                    ifname: Some("x/y".into()),
-                    ..port("n", "c2")
-                },
-                "interface name",
-            ),
-            (
-                PortAdd {
-                    netns: None,
-                    ..port("n", "c2")
-                },
-                "needs --netns",
-            ),
-            (
-                PortAdd {
-                    host: true,
-                    ..port("n", "c2")
-                },
-                "not both",
-            ),
+            (c2(|r| r.ifname = some("x/y")), "interface name"),
+            (c2(|r| r.netns = None), "needs --netns"),
+            (c2(|r| r.host = true), "not both"),
         ];
         for (req, want) in cases {
-            let e = s.plan_port(&req, 1500, 3500, seq_mac()).unwrap_err().0;
+            let e = s
+                .plan_port(&req, 1500, 3500, seq_mac())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{req:?}: {e:?} lacks {want:?}");
         }
         // MTU above the frame limit on a jumbo parent.
@@ -765,7 +784,7 @@ mod tests {
                 seq_mac(),
             )
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(e.contains("mvdp's limit of 3500"), "{e}");
         // Default MTU on a jumbo parent: capped to the frame limit.
         let p = s
@@ -787,7 +806,10 @@ mod tests {
         assert_eq!(p.port.ifname, "mvh-lan");
         assert_eq!((p.port.prefix_len, p.gateway), (32, None));
         commit(&mut s, p);
-        let e = s.plan_port(&req, 1500, 3500, seq_mac()).unwrap_err().0;
+        let e = s
+            .plan_port(&req, 1500, 3500, seq_mac())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("already has a host port"), "{e}");
         assert_eq!(shim_ifname("a-very-long-network", 7), "mvh7");
         assert_eq!(s.find_port("lan", "host").unwrap(), 0);
