@@ -33,7 +33,7 @@ use crate::netns::NetNs;
 use mvdp_switch::{Mac, Mode};
 
 /// What a link lookup returns.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Link {
     pub index: u32,
     pub name: String,

@@ -1,7 +1,7 @@
 //! The daemon's state machine: requests in, system + dataplane changes out, all or nothing.
 //! Runs on one control thread that owns the [`Dataplane`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
@@ -15,6 +15,7 @@ use super::peers;
 use super::persist;
 use super::ports::{self, HostNs, TargetNs, TargetNsError};
 use super::state::{Invalid, Network, Port, State};
+use crate::netlink::Link;
 use crate::netns::NetNs;
 use crate::offload::Offload;
 use mvdp_switch::plane::{Dataplane, DataplaneError, ParentHandle, PortConfig, PortHandle};
@@ -68,6 +69,8 @@ pub struct Daemon<D: Dataplane> {
     peer_up: BTreeMap<u32, bool>,
     /// Port id -> a MAC its container end took that the dataplane refused (warned once).
     refused_mac: BTreeMap<u32, Mac>,
+    /// Whose container-end MAC the next poll reads.
+    mac_rota: peers::MacRota,
 }
 
 impl<D: Dataplane> Daemon<D> {
@@ -91,6 +94,7 @@ impl<D: Dataplane> Daemon<D> {
             handles: BTreeMap::new(),
             peer_up: BTreeMap::new(),
             refused_mac: BTreeMap::new(),
+            mac_rota: peers::MacRota::default(),
         };
         let dropped = d.adopt(saved);
         if let (true, Some(dir)) = (dropped > 0, &d.cfg.state_dir) {
@@ -530,18 +534,48 @@ impl<D: Dataplane> Daemon<D> {
 
     // ---- watching the system ---------------------------------------------------------------------
 
-    /// What the control thread runs between requests: ports whose veth vanished are dropped, then
-    /// the parents' carrier is applied to their ports.
+    /// What the control thread runs between requests: ports whose veth vanished are dropped, the
+    /// parents' carrier is applied to their ports, and ports follow their container ends. One link
+    /// dump of the daemon's netns serves all three.
     pub fn poll(&mut self) {
-        self.reap_vanished_ports();
-        self.poll_carrier();
-        self.poll_peers();
+        let Some(links) = self.links() else { return };
+        self.reap_vanished_ports(&links);
+        self.follow_carrier(&links);
+        self.follow_peers(&links);
+    }
+
+    /// The daemon's links by name; `None`, with a warning, when they cannot be listed (a poll
+    /// then does nothing rather than take every link for gone).
+    fn links(&self) -> Option<HashMap<String, Link>> {
+        match self.host.nl.links() {
+            Ok(l) => Some(l.into_iter().map(|l| (l.name.clone(), l)).collect()),
+            Err(e) => {
+                tracing::warn!("listing links: {e}");
+                None
+            }
+        }
+    }
+
+    /// [`Self::follow_peers`] on a fresh link dump.
+    pub fn poll_peers(&mut self) {
+        if let Some(links) = self.links() {
+            self.follow_peers(&links);
+        }
+    }
+
+    /// [`Self::follow_carrier`] on a fresh link dump.
+    pub fn poll_carrier(&mut self) {
+        if let Some(links) = self.links() {
+            self.follow_carrier(&links);
+        }
     }
 
     /// Ports follow their container end, as a kernel macvlan follows its own state: taken down, the
     /// port receives nothing and its MAC is nobody's (the dataplane unhashes down ports); a new MAC
     /// becomes the port's MAC (what it receives for, and the only source it may send with).
-    pub fn poll_peers(&mut self) {
+    /// The state is read off the host ends in `links`; MACs a slice of ports per poll (see
+    /// [`peers`]).
+    fn follow_peers(&mut self, links: &HashMap<String, Link>) {
         if self.handles.is_empty() {
             return;
         }
@@ -562,18 +596,26 @@ impl<D: Dataplane> Daemon<D> {
                 })
             })
             .collect();
-        let names: Vec<&str> = ports.iter().map(|p| p.2.as_str()).collect();
-        let peers = match peers::peers(&self.host.nl, &names) {
-            Ok(p) => p,
-            Err(e) => return tracing::warn!("peer poll: {e}"),
-        };
+        let mut ids: Vec<u32> = ports.iter().map(|p| p.1).collect();
+        ids.sort_unstable();
+        let due = self.mac_rota.take(&ids, peers::MAC_READS_PER_POLL);
+        let host_ends: Vec<&Link> = ports
+            .iter()
+            .filter(|p| due.binary_search(&p.1).is_ok())
+            .filter_map(|p| links.get(&p.2))
+            .collect();
+        let macs = peers::peer_macs(&self.host.nl, &host_ends);
         let mut changed = false;
         for (network, id, ifname, mac, parent_up) in ports {
-            let (Some(peer), Some(&h)) = (peers.get(&ifname), self.handles.get(&id)) else {
+            let (Some(host_end), Some(&h)) = (links.get(&ifname), self.handles.get(&id)) else {
                 continue;
             };
-            self.follow_peer_state(&network, id, h, peer.up, parent_up);
-            changed |= self.follow_peer_mac(&network, id, h, mac, peer.mac);
+            if let Some(up) = peers::peer_up(host_end) {
+                self.follow_peer_state(&network, id, h, up, parent_up);
+            }
+            if let Some(&peer_mac) = macs.get(&ifname) {
+                changed |= self.follow_peer_mac(&network, id, h, mac, Some(peer_mac));
+            }
         }
         if changed {
             self.save();
@@ -645,23 +687,16 @@ impl<D: Dataplane> Daemon<D> {
 
     /// A container's netns going away takes both veth ends with it: forget such ports, as Docker
     /// forgets the endpoints of a removed container.
-    pub fn reap_vanished_ports(&mut self) {
+    fn reap_vanished_ports(&mut self, links: &HashMap<String, Link>) {
         if self.handles.is_empty() {
             return;
         }
-        let present: std::collections::BTreeSet<String> = match self.host.nl.links() {
-            Ok(l) => l.into_iter().map(|l| l.name).collect(),
-            Err(e) => {
-                tracing::warn!("listing links: {e}");
-                return;
-            }
-        };
         let gone: Vec<(String, u32)> = self
             .state
             .networks
             .values()
             .flat_map(|n| n.ports.values().map(move |p| (n, p)))
-            .filter(|(_, p)| !present.contains(&p.host_ifname))
+            .filter(|(_, p)| !links.contains_key(&p.host_ifname))
             .map(|(n, p)| (n.name.clone(), p.id))
             .collect();
         for (network, id) in &gone {
@@ -680,17 +715,10 @@ impl<D: Dataplane> Daemon<D> {
     /// Polls every attached parent's carrier; on a change, every port on that parent follows: its host
     /// veth end goes down (the container's end shows NO-CARRIER, as under kernel macvlan) and the
     /// dataplane stops delivering to it; back up when the parent is.
-    pub fn poll_carrier(&mut self) {
+    fn follow_carrier(&mut self, links: &HashMap<String, Link>) {
         let names: Vec<String> = self.parents.keys().cloned().collect();
         for parent in names {
-            let up = match self.host.nl.try_link(&parent) {
-                Ok(Some(l)) => l.up && l.lower_up,
-                Ok(None) => false,
-                Err(e) => {
-                    tracing::warn!(parent, "carrier poll: {e}");
-                    continue;
-                }
-            };
+            let up = links.get(&parent).is_some_and(|l| l.up && l.lower_up);
             let rt = self.parents.get_mut(&parent).expect("listed");
             if rt.up == up {
                 continue;
