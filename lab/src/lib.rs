@@ -5,6 +5,7 @@
 //! - [`bench`]: `mvdp bench`, mvdp against kernel macvlan, the Linux bridge and the AF_XDP ceiling.
 //! - [`conformance`]: the same raw frames through kernel macvlan and mvdp, receiver by receiver.
 //! - [`probe`]: raw and AF_XDP sockets that send and catch frames in a lab.
+//! - [`process`]: the one way to stop a process (signal, grace period, SIGKILL).
 //!
 //! ```no_run
 //! use mvdp_control::Netlink;
@@ -30,6 +31,7 @@ pub mod bench;
 pub mod conformance;
 pub mod lab;
 pub mod probe;
+pub mod process;
 
 pub use backend::Backend;
 pub use lab::{install_signal_handler, Lab, LabBuilder};

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use mvdp_lab::Lab;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mvdp");
+/// How long a daemon gets to exit after a signal before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 pub struct DaemonLab {
     pub lab: Lab,
@@ -140,21 +142,10 @@ impl DaemonLab {
         self.child.as_ref().expect("daemon running").id() as i32
     }
 
-    /// Sends `sig` and waits for the daemon to exit.
+    /// Sends `sig` and waits (up to 10 s, then SIGKILL) for the daemon to exit.
     pub fn stop(&mut self, sig: nix::sys::signal::Signal) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("daemon running");
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), sig);
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(st) = c.try_wait().unwrap() {
-                return st;
-            }
-            if Instant::now() > end {
-                let _ = c.kill();
-                return c.wait().unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        mvdp_lab::process::stop_child(&mut c, sig, STOP_GRACE)
     }
 
     /// `mvdp ARGS` against this daemon (through MVDP_SOCKET).
@@ -222,11 +213,7 @@ impl Drop for DaemonLab {
             self.stop(nix::sys::signal::Signal::SIGTERM);
         }
         for (_, _, c) in &mut self.others {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let _ = c.wait();
+            mvdp_lab::process::stop_child(c, nix::sys::signal::Signal::SIGTERM, STOP_GRACE);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

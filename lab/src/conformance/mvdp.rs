@@ -91,29 +91,8 @@ pub fn spawn_daemon(bin: &Path, ns: &NetNs, paths: &DaemonPaths) -> Result<Child
 
 /// SIGTERM, then SIGKILL after [`STOP_TIMEOUT`]; returns once the process is gone (or was never there).
 pub fn stop_pid(pid: i32) {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
     crate::lab::forget_daemon_on_interrupt(pid as u32);
-    let pid = Pid::from_raw(pid);
-    if kill(pid, Signal::SIGTERM).is_err() {
-        return;
-    }
-    let end = Instant::now() + STOP_TIMEOUT;
-    // Our own child must be reaped to vanish; anyone else's goes as soon as it exits.
-    let gone = || {
-        matches!(
-            nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)),
-            Ok(nix::sys::wait::WaitStatus::Exited(..) | nix::sys::wait::WaitStatus::Signaled(..))
-        ) || kill(pid, None).is_err()
-    };
-    while !gone() {
-        if Instant::now() > end {
-            let _ = kill(pid, Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(pid, None);
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::process::stop_pid(pid as u32, STOP_TIMEOUT);
 }
 
 /// Creates [`LAB_NETWORK`] on the lab's parent in `mode` and adds every container as a port (`eth0`

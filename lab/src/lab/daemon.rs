@@ -16,8 +16,6 @@ const DAEMON_STOP: std::time::Duration = std::time::Duration::from_secs(10);
 /// Stops a lab's daemon, if the process with its PID still is that daemon (its command line names
 /// the daemon's socket: a PID reused by anything else is left alone), and removes its directory.
 pub(super) fn stop_lab_daemon(d: &LabDaemon) {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
     let ours = || {
         std::fs::read(format!("/proc/{}/cmdline", d.pid)).is_ok_and(|c| {
             let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
@@ -25,17 +23,8 @@ pub(super) fn stop_lab_daemon(d: &LabDaemon) {
                 && args.contains(&d.socket.as_os_str().as_encoded_bytes())
         })
     };
-    let pid = Pid::from_raw(d.pid as i32);
-    if ours() && kill(pid, Signal::SIGTERM).is_ok() {
-        let end = std::time::Instant::now() + DAEMON_STOP;
-        while ours() {
-            if std::time::Instant::now() > end {
-                tracing::warn!(pid = d.pid, "lab daemon ignored SIGTERM; killing it");
-                let _ = kill(pid, Signal::SIGKILL);
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+    if !crate::process::stop_pid_if(d.pid, DAEMON_STOP, ours) {
+        tracing::warn!(pid = d.pid, "lab daemon ignored SIGTERM; killed it");
     }
     if let Err(e) = std::fs::remove_dir_all(&d.dir) {
         if e.kind() != std::io::ErrorKind::NotFound {

@@ -55,30 +55,8 @@ pub fn forget_daemon_on_interrupt(pid: u32) {
     live_daemons().retain(|p| *p != pid);
 }
 
-/// SIGTERM to each of our child processes `pids`, then up to 2 s for them to exit (a daemon releases
-/// its XDP program and sockets on the way out).
-fn stop_children(pids: &[u32]) {
-    use nix::sys::signal::{kill, Signal};
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    use nix::unistd::Pid;
-    for &p in pids {
-        let _ = kill(Pid::from_raw(p as i32), Signal::SIGTERM);
-    }
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    for &p in pids {
-        let pid = Pid::from_raw(p as i32);
-        while !matches!(
-            waitpid(pid, Some(WaitPidFlag::WNOHANG)),
-            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_)
-        ) {
-            if std::time::Instant::now() > end {
-                let _ = kill(pid, Signal::SIGKILL);
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
-}
+/// How long daemons get to exit on Ctrl-C before they are killed.
+const INTERRUPT_STOP: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Installs a SIGINT/SIGTERM/SIGHUP handler (once per process; later calls are no-ops) that removes every
 /// live lab's namespaces and exits with status 130. Fails if another `ctrlc` handler is already installed.
@@ -89,7 +67,7 @@ pub fn install_signal_handler() -> Result<()> {
             // The registry stays locked until exit: a lab still being built blocks before it
             // registers (and so before it creates) another namespace, which would otherwise leak.
             let mut labs = live();
-            stop_children(&std::mem::take(&mut *live_daemons()));
+            crate::process::stop_pids(&std::mem::take(&mut *live_daemons()), INTERRUPT_STOP);
             let removed = delete_registered(&mut labs);
             if !removed.is_empty() {
                 eprintln!(
