@@ -3,8 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use mvdp_control::MacvlanMode;
-use mvdp_lab::conformance::mvdp::{attach_containers, spawn_daemon, stop_pid, DaemonPaths};
-use mvdp_lab::lab::{daemon_dir, ContainerLink, Lab, LabDaemon, LabDescription};
+use mvdp_lab::lab::{ContainerLink, Lab, LabDescription};
 use mvdp_lab::Backend;
 
 #[derive(Subcommand)]
@@ -136,7 +135,10 @@ fn up(a: UpArgs) -> Result<()> {
         .with_context(|| format!("building lab {}", a.name))?;
     let d = match mvdp_mode {
         None => lab.keep()?,
-        Some(mode) => keep_with_daemon(lab, mode)?,
+        Some(mode) => {
+            let bin = std::env::current_exe().context("finding the mvdp binary")?;
+            lab.keep_with_daemon(&bin, mode)?
+        }
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&d)?);
@@ -144,36 +146,6 @@ fn up(a: UpArgs) -> Result<()> {
         print_up(&d);
     }
     Ok(())
-}
-
-/// Starts the lab's daemon in its host namespace, attaches every container as a port of one `mode`
-/// network, and keeps the lab with the daemon recorded. On any failure the daemon is stopped and the
-/// lab (still owned here) removed.
-fn keep_with_daemon(lab: Lab, mode: MacvlanMode) -> Result<LabDescription> {
-    let paths = DaemonPaths::new(daemon_dir(lab.prefix()));
-    // A leftover of a lab removed by hand: its daemon is gone with the record.
-    let _ = std::fs::remove_dir_all(&paths.dir);
-    let bin = std::env::current_exe().context("finding the mvdp binary")?;
-    let child = spawn_daemon(&bin, lab.host(), &paths)?;
-    let pid = child.id();
-    let kept = attach_containers(&paths.socket(), &lab, mode).and_then(|()| {
-        Ok(lab.keep_with(
-            Backend::Mvdp(mode),
-            Some(LabDaemon {
-                pid,
-                dir: paths.dir.clone(),
-                socket: paths.socket(),
-            }),
-        )?)
-    });
-    if kept.is_err() {
-        stop_pid(pid as i32);
-        let _ = std::fs::remove_dir_all(&paths.dir);
-    } else {
-        mvdp_lab::lab::forget_daemon_on_interrupt(pid);
-    }
-    // On success the daemon outlives this command; `lab down` stops it.
-    kept
 }
 
 fn print_up(d: &LabDescription) {

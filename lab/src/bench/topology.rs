@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::backend::Backend as LabBackend;
+use crate::lab::daemon::{attach_containers, InProcessDaemon};
 use crate::lab::Lab;
 use anyhow::{anyhow, Context, Result};
 use mvdp_control::{MacvlanMode, NetNs};
@@ -146,7 +147,7 @@ pub struct BenchLab {
     forwarder: Option<Forwarder>,
     /// The mvdp daemon serving this lab (in this process, inside the lab's host netns) and its
     /// worker threads, whose CPU time is the switching cost counted next to every throughput.
-    daemon: Option<MvdpDaemon>,
+    daemon: Option<InProcessDaemon>,
     lab: Lab,
 }
 
@@ -218,7 +219,7 @@ impl BenchLab {
 
     fn attach(&mut self) -> Result<()> {
         if let Backend::Mvdp(mode) = self.backend {
-            self.daemon = Some(MvdpDaemon::start(&self.lab, mode)?);
+            self.daemon = Some(start_mvdp(&self.lab, mode)?);
         }
         if self.backend == Backend::Ceiling {
             let lab = &self.lab;
@@ -235,7 +236,7 @@ impl BenchLab {
         // Right after a blast the worker may still be draining; its books are exact once idle.
         let deadline = std::time::Instant::now() + Duration::from_secs(3);
         loop {
-            let st = mvdp_control::daemon::call(&d.socket, &Request::Stats).ok()?;
+            let st = mvdp_control::daemon::call(d.socket(), &Request::Stats).ok()?;
             let balanced = st.pointer("/umem/balanced").and_then(|b| b.as_bool()) == Some(true);
             if balanced || std::time::Instant::now() > deadline {
                 return Some(st);
@@ -290,19 +291,10 @@ impl BenchLab {
     /// mvdp's `mvdp-worker-N` threads once the daemon exists), if there are any.
     pub fn switch_cpu(&self) -> Option<Duration> {
         if let Some(d) = &self.daemon {
-            return Some(super::cpu::tids_cpu(&d.worker_tids));
+            return Some(super::cpu::tids_cpu(d.worker_tids()));
         }
         self.forwarder.as_ref().map(|f| f.cpu())
     }
-}
-
-/// mvdp serving a bench lab: the runtime and the daemon's control thread run in this process,
-/// inside the lab's host netns; the containers are attached through the daemon's API, as
-/// `mvdp network create` / `mvdp port add` would.
-struct MvdpDaemon {
-    server: Option<mvdp_control::daemon::Server>,
-    socket: std::path::PathBuf,
-    worker_tids: Vec<u32>,
 }
 
 static MVDP_POLL: std::sync::OnceLock<mvdp_engine::runtime::PollMode> = std::sync::OnceLock::new();
@@ -316,69 +308,13 @@ pub fn mvdp_poll() -> mvdp_engine::runtime::PollMode {
     MVDP_POLL.get().copied().unwrap_or_default()
 }
 
-impl MvdpDaemon {
-    fn start(lab: &Lab, mode: MacvlanMode) -> Result<MvdpDaemon> {
-        use mvdp_control::daemon::api::{NetworkCreate, PortAdd, Request};
-        use mvdp_control::daemon::{call, serve, DaemonConfig};
-        let socket = std::path::PathBuf::from(format!("/run/mvdp/bench-{}.sock", lab.prefix()));
-        let sock = socket.clone();
-        let (server, worker_tids) = lab
-            .host()
-            .run(move || -> Result<_> {
-                let rt =
-                    mvdp_engine::runtime::Runtime::new(mvdp_engine::runtime::RuntimeOptions {
-                        poll: mvdp_poll(),
-                        ..mvdp_engine::runtime::RuntimeOptions::default()
-                    })?;
-                let tids = rt.worker_tids();
-                let cfg = DaemonConfig {
-                    state_dir: None,
-                    max_mtu: mvdp_engine::runtime::MAX_MTU,
-                    netns: None,
-                };
-                Ok((serve(rt, cfg, &sock)?, tids))
-            })
-            .context("entering the lab's host netns")??;
-        let d = MvdpDaemon {
-            server: Some(server),
-            socket,
-            worker_tids,
-        };
-        let ask = |req: Request| -> Result<()> {
-            call(&d.socket, &req)
-                .map(|_| ())
-                .map_err(|e| anyhow!("{e}"))
-        };
-        ask(Request::NetworkCreate(NetworkCreate {
-            name: "bench".into(),
-            parent: lab.parent_ifname().into(),
-            mode: Some(mode.to_string()),
-            subnet: Some("198.18.0.0/24".into()),
-            ..Default::default()
-        }))
-        .context("mvdp network create")?;
-        for c in lab.containers() {
-            ask(Request::PortAdd(PortAdd {
-                network: "bench".into(),
-                netns: Some(c.ns.name().into()),
-                ifname: Some(c.ifname.clone()),
-                mac: Some(c.mac.to_string()),
-                ip: Some(format!("{}/24", c.ip)),
-                ..Default::default()
-            }))
-            .with_context(|| format!("mvdp port add for {}", c.ns.name()))?;
-        }
-        Ok(d)
-    }
-}
-
-impl Drop for MvdpDaemon {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            s.shutdown();
-        }
-        let _ = std::fs::remove_file(&self.socket);
-    }
+/// Starts mvdp for a bench lab in this process, inside the lab's host netns, and attaches the
+/// containers through the daemon's API, as `mvdp network create` / `mvdp port add` would.
+fn start_mvdp(lab: &Lab, mode: MacvlanMode) -> Result<InProcessDaemon> {
+    let socket = std::path::PathBuf::from(format!("/run/mvdp/bench-{}.sock", lab.prefix()));
+    let d = InProcessDaemon::start(lab, socket, mvdp_poll())?;
+    attach_containers(d.socket(), lab, "bench", mode)?;
+    Ok(d)
 }
 
 #[cfg(test)]

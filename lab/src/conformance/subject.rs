@@ -16,7 +16,7 @@ use mvdp_control::daemon::api::PortSummary;
 use mvdp_control::daemon::{call, Request};
 use mvdp_control::{MacAddr, MacvlanMode, Netlink};
 
-use super::mvdp::{attach_containers, DaemonPaths, OwnedDaemon};
+use crate::lab::daemon::{attach_containers, DaemonPaths, OwnedDaemon, LAB_NETWORK};
 
 /// An implementation of the macvlan modes.
 pub trait Subject: Sync {
@@ -124,7 +124,7 @@ impl Subject for Mvdp {
         let _ = std::fs::remove_dir_all(&paths.dir);
         let daemon = OwnedDaemon::start(&self.bin, lab.host(), paths)?;
         let net = MvdpNetwork { daemon, lab };
-        attach_containers(&net.daemon.socket(), &net.lab, mode)
+        attach_containers(&net.daemon.socket(), &net.lab, LAB_NETWORK, mode)
             .with_context(|| format!("daemon log:\n{}", net.daemon.log()))?;
         Ok(Box::new(net))
     }
