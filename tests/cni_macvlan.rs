@@ -153,7 +153,7 @@ fn cross_check(mode: MacvlanMode, mtu: Option<u32>) {
         cnl.try_link("eth0").unwrap().is_none(),
         "{what}: DEL left eth0"
     );
-    assert!(links_in(lab.host().name())
+    assert!(links(lab.host().name())
         .iter()
         .all(|l| l == "lo" || l == "eth1"));
 }

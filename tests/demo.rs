@@ -5,11 +5,11 @@ mod common;
 
 use std::process::Command;
 
+use common::require_root;
+
 #[test]
 fn the_demo_delivers_every_frame_where_the_design_says_and_cleans_up() {
-    if !common::is_root("the_demo_delivers_every_frame_where_the_design_says_and_cleans_up") {
-        return;
-    }
+    require_root!("the_demo_delivers_every_frame_where_the_design_says_and_cleans_up");
     let name = common::unique_prefix("demo");
     let out = Command::new(env!("CARGO_BIN_EXE_mvdp"))
         .args(["demo", "--json", "--frames", "50", "--lab-name", &name])

@@ -2,45 +2,13 @@
 //! Results are checked with `ip` so the check does not share code with what it checks.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use mvdp_control::{
     Error, MacAddr, MacvlanMode, MacvlanOptions, NetNs, Netlink, SourceMacOp, VethEnd,
 };
 use mvdp_lab::lab::Lab;
-
-fn root(test: &str) -> bool {
-    let r = mvdp_control::is_root();
-    if !r {
-        eprintln!("{test}: skipped: needs root");
-    }
-    r
-}
-
-static N: AtomicU32 = AtomicU32::new(0);
-fn prefix(tag: &str) -> String {
-    format!(
-        "mvn{}{tag}{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn ip_n(ns: &str, args: &[&str]) -> String {
-    let o = Command::new("ip")
-        .arg("-n")
-        .arg(ns)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "ip -n {ns} {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use mvdp_lab::require_root;
+use mvdp_lab::testing::{ip_n, unique_prefix};
 
 /// Removes a namespace's name when the test ends, passed or not.
 struct Gone(NetNs);
@@ -52,10 +20,8 @@ impl Drop for Gone {
 
 #[test]
 fn netns_create_open_list_run_command_delete() {
-    if !root("netns_lifecycle") {
-        return;
-    }
-    let name = format!("{}-solo", prefix("ns"));
+    require_root!("netns_lifecycle");
+    let name = format!("{}-solo", unique_prefix("ns"));
     let ns = NetNs::create(&name).expect("create");
     let _g = Gone(ns.clone());
     assert!(NetNs::exists(&name));
@@ -98,10 +64,8 @@ fn netns_create_open_list_run_command_delete() {
 
 #[test]
 fn link_operations() {
-    if !root("link_operations") {
-        return;
-    }
-    let p = prefix("link");
+    require_root!("link_operations");
+    let p = unique_prefix("link");
     let a = NetNs::create(&format!("{p}-a")).unwrap();
     let _ga = Gone(a.clone());
     let b = NetNs::create(&format!("{p}-b")).unwrap();
@@ -217,10 +181,8 @@ fn link_operations() {
 
 #[test]
 fn kernel_macvlan_in_every_mode() {
-    if !root("macvlan_modes") {
-        return;
-    }
-    let p = prefix("mv");
+    require_root!("macvlan_modes");
+    let p = unique_prefix("mv");
     let lab = Lab::builder(&p).containers(1).build().unwrap();
     let host = Netlink::in_netns(lab.host()).unwrap();
     let c1 = &lab.container(1).ns;

@@ -6,6 +6,8 @@
 //! - [`conformance`]: the same raw frames through kernel macvlan and mvdp, receiver by receiver.
 //! - [`probe`]: raw and AF_XDP sockets that send and catch frames in a lab.
 //! - [`process`]: the one way to stop a process (signal, grace period, SIGKILL).
+//! - [`testing`]: support for the tests that build labs (root check, unique names, `ip` helpers,
+//!   a recording fake dataplane, a lab with a daemon).
 //!
 //! ```no_run
 //! use mvdp_control::Netlink;
@@ -32,6 +34,7 @@ pub mod conformance;
 pub mod lab;
 pub mod probe;
 pub mod process;
+pub mod testing;
 
 pub use backend::Backend;
 pub use lab::{install_signal_handler, Lab, LabBuilder};
