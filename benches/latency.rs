@@ -46,14 +46,14 @@ fn main() {
     let mut labs = Vec::new();
     for b in backends() {
         if let Some(why) = b.unavailable() {
-            eprintln!("latency bench: {b}: skipped: {why}");
+            eprintln!("latency bench: {}: skipped: {why}", b.name());
             continue;
         }
         match BenchLab::build(&b.lab_name(&run), b) {
             Ok(lab) => labs.push(lab),
             Err(e) => {
                 // Labs built so far are removed as `labs` drops.
-                eprintln!("latency bench: {b}: cannot build its lab: {e:#}");
+                eprintln!("latency bench: {}: cannot build its lab: {e:#}", b.name());
                 std::process::exit(1);
             }
         }

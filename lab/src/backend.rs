@@ -1,5 +1,7 @@
-//! What connects a lab's containers to the host's parent NIC: nothing, kernel macvlan, a Linux bridge, or
-//! mvdp. The same lab shape with each backend is what the benchmarks and the conformance suite compare.
+//! What connects a lab's containers to the host's parent NIC: nothing, kernel macvlan, a Linux bridge,
+//! mvdp, or (for `mvdp bench` only) the bare AF_XDP ceiling. The same lab shape with each backend is
+//! what the benchmarks and the conformance suite compare; the one enum serves `mvdp lab up`,
+//! `mvdp bench` (which adds its own view in `bench::topology`) and the lab records.
 
 use std::fmt;
 use std::str::FromStr;
@@ -21,6 +23,9 @@ pub enum Backend {
     /// mvdp ports (veths attached by the mvdp daemon). The lab cannot build these by itself: the daemon
     /// owns them.
     Mvdp(MacvlanMode),
+    /// `mvdp bench`'s ceiling: a bare AF_XDP forwarder between two container veths (container <->
+    /// container only). The bench starts it on a lab built with container veths.
+    Ceiling,
 }
 
 impl Backend {
@@ -28,17 +33,18 @@ impl Backend {
     pub fn mode(self) -> Option<MacvlanMode> {
         match self {
             Backend::Macvlan(m) | Backend::Mvdp(m) => Some(m),
-            Backend::None | Backend::Bridge => None,
+            Backend::None | Backend::Bridge | Backend::Ceiling => None,
         }
     }
 
-    /// The backend's kind without its mode: "none", "macvlan", "bridge" or "mvdp".
+    /// The backend's kind without its mode: "none", "macvlan", "bridge", "mvdp" or "ceiling".
     pub fn kind(self) -> &'static str {
         match self {
             Backend::None => "none",
             Backend::Macvlan(_) => "macvlan",
             Backend::Bridge => "bridge",
             Backend::Mvdp(_) => "mvdp",
+            Backend::Ceiling => "ceiling",
         }
     }
 
@@ -56,12 +62,13 @@ impl Backend {
         match kind {
             "none" => modeless(Backend::None),
             "bridge" => modeless(Backend::Bridge),
+            "ceiling" => modeless(Backend::Ceiling),
             "macvlan" => Ok(Backend::Macvlan(mode.unwrap_or(MacvlanMode::Bridge))),
             "mvdp" => Ok(Backend::Mvdp(mode.unwrap_or(MacvlanMode::Bridge))),
             other => Err(Error::invalid(
                 "backend",
                 other,
-                "expected none, macvlan, bridge or mvdp",
+                "expected none, macvlan, bridge, mvdp or ceiling",
             )),
         }
     }
@@ -124,6 +131,7 @@ mod tests {
             Backend::Bridge,
             Backend::Macvlan(MacvlanMode::Vepa),
             Backend::Mvdp(MacvlanMode::Passthru),
+            Backend::Ceiling,
         ] {
             assert_eq!(b.to_string().parse::<Backend>().unwrap(), b);
         }
@@ -132,6 +140,7 @@ mod tests {
             Backend::Macvlan(MacvlanMode::Bridge)
         );
         assert!("bridge:vepa".parse::<Backend>().is_err());
+        assert!("ceiling:bridge".parse::<Backend>().is_err());
         assert!("ovs".parse::<Backend>().is_err());
         assert!("macvlan:passthrough".parse::<Backend>().is_err());
     }

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 use mvdp_control::MacvlanMode;
-use mvdp_lab::bench::topology::Backend;
 use mvdp_lab::bench::{self, BenchConfig};
+use mvdp_lab::Backend;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -21,8 +22,8 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Backends to compare (the AF_XDP ceiling is measured too unless --no-ceiling).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [BackendKind::Mvdp, BackendKind::Macvlan, BackendKind::Bridge])]
-    backends: Vec<BackendKind>,
+    #[arg(long, value_delimiter = ',', default_value = "mvdp,macvlan,bridge", value_parser = bench_backend_kind())]
+    backends: Vec<Backend>,
     /// macvlan modes for the mvdp and kernel macvlan backends (bridge, vepa, private, passthru).
     #[arg(long, value_delimiter = ',', default_value = "bridge")]
     modes: Vec<String>,
@@ -52,11 +53,10 @@ enum MvdpPoll {
     Busy,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum BackendKind {
-    Mvdp,
-    Macvlan,
-    Bridge,
+/// `--backends`: the kinds compared (macvlan and mvdp in bridge mode until `--modes` says otherwise).
+fn bench_backend_kind() -> impl TypedValueParser<Value = Backend> {
+    PossibleValuesParser::new(["mvdp", "macvlan", "bridge"])
+        .map(|k| k.parse::<Backend>().expect("a listed backend kind parses"))
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -82,13 +82,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
     crate_bench_poll(args.mvdp_poll);
     let mut cfg = BenchConfig::quick(&run_name);
     cfg.backends.clear();
-    for k in &args.backends {
-        match k {
-            BackendKind::Mvdp => cfg.backends.extend(modes.iter().map(|m| Backend::Mvdp(*m))),
-            BackendKind::Macvlan => cfg
-                .backends
-                .extend(modes.iter().map(|m| Backend::Macvlan(*m))),
-            BackendKind::Bridge => cfg.backends.push(Backend::Bridge),
+    for b in &args.backends {
+        match b.mode() {
+            Some(_) => cfg.backends.extend(
+                modes
+                    .iter()
+                    .map(|m| Backend::from_parts(b.kind(), Some(*m)))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None => cfg.backends.push(*b),
         }
     }
     if !args.no_ceiling {

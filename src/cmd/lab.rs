@@ -1,7 +1,8 @@
 //! `mvdp lab up|down|ls`: build, remove and list the network-namespace lab (see `mvdp_lab::lab`).
 
 use anyhow::{Context, Result};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Subcommand};
 use mvdp_control::MacvlanMode;
 use mvdp_lab::lab::{ContainerLink, Lab, LabDescription};
 use mvdp_lab::Backend;
@@ -34,51 +35,33 @@ pub struct UpArgs {
     hairpin: bool,
     /// What connects the containers to the parent: nothing (empty namespaces), one kernel macvlan per
     /// container, a Linux bridge holding the parent and a veth per container, or mvdp ports.
-    #[arg(long, value_enum, default_value_t = BackendArg::None)]
-    backend: BackendArg,
+    #[arg(long, default_value = "none", value_parser = backend_kind())]
+    backend: Backend,
     /// Macvlan mode, for the macvlan and mvdp backends (default bridge; passthru takes 1 container).
-    #[arg(long, value_enum)]
-    mode: Option<ModeArg>,
+    #[arg(long, value_parser = macvlan_mode())]
+    mode: Option<MacvlanMode>,
     /// Print what was built as JSON.
     #[arg(long)]
     json: bool,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum BackendArg {
-    None,
-    Macvlan,
-    Bridge,
-    Mvdp,
+/// `--backend`: the kinds `mvdp lab up` builds, as [`Backend`]s (macvlan and mvdp in bridge mode
+/// until `--mode` says otherwise).
+fn backend_kind() -> impl TypedValueParser<Value = Backend> {
+    PossibleValuesParser::new(["none", "macvlan", "bridge", "mvdp"])
+        .map(|k| k.parse::<Backend>().expect("a listed backend kind parses"))
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum ModeArg {
-    Bridge,
-    Private,
-    Vepa,
-    Passthru,
-}
-
-impl From<ModeArg> for MacvlanMode {
-    fn from(m: ModeArg) -> Self {
-        match m {
-            ModeArg::Bridge => MacvlanMode::Bridge,
-            ModeArg::Private => MacvlanMode::Private,
-            ModeArg::Vepa => MacvlanMode::Vepa,
-            ModeArg::Passthru => MacvlanMode::Passthru,
-        }
-    }
+/// `--mode`: the macvlan modes a lab's containers can have.
+fn macvlan_mode() -> impl TypedValueParser<Value = MacvlanMode> {
+    PossibleValuesParser::new(["bridge", "private", "vepa", "passthru"])
+        .map(|m| m.parse::<MacvlanMode>().expect("a listed mode parses"))
 }
 
 impl UpArgs {
     /// The backend asked for; refuses a mode given to a backend that has none.
     fn backend(&self) -> Result<Backend> {
-        let kind = self.backend.to_possible_value().expect("no skipped values");
-        Ok(Backend::from_parts(
-            kind.get_name(),
-            self.mode.map(Into::into),
-        )?)
+        Ok(Backend::from_parts(self.backend.kind(), self.mode)?)
     }
 }
 

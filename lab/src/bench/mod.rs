@@ -84,7 +84,8 @@ pub fn preflight(cfg: &BenchConfig) -> Result<()> {
             continue;
         }
         let name = b.lab_name(&cfg.run_name);
-        let existing = Lab::namespaces_of(&name).with_context(|| format!("lab name for {b}"))?;
+        let existing =
+            Lab::namespaces_of(&name).with_context(|| format!("lab name for {}", b.name()))?;
         taken.extend(existing);
     }
     if !taken.is_empty() {
@@ -127,7 +128,7 @@ pub fn run(cfg: &BenchConfig) -> Result<Results> {
                 status: format!("unavailable: {why}"),
             }),
             None => {
-                pb.set_message(format!("building the {b} lab"));
+                pb.set_message(format!("building the {} lab", b.name()));
                 pb.tick();
                 labs.push(BenchLab::build(&b.lab_name(&cfg.run_name), *b)?);
                 statuses.push(BackendStatus {
@@ -192,7 +193,7 @@ pub fn run(cfg: &BenchConfig) -> Result<Results> {
                 let lab = &labs[lab_of(&c.backend).expect("available backends have labs")];
                 pb.set_message(format!(
                     "latency {} {} {} B",
-                    c.backend,
+                    c.backend.name(),
                     c.scenario.name(),
                     c.payload
                 ));
@@ -219,7 +220,7 @@ pub fn run(cfg: &BenchConfig) -> Result<Results> {
                 let lab = &labs[lab_of(&c.backend).expect("available backends have labs")];
                 pb.set_message(format!(
                     "throughput {} {} {} B x{}",
-                    c.backend,
+                    c.backend.name(),
                     c.scenario.name(),
                     c.payload,
                     c.flows

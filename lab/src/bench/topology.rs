@@ -3,11 +3,10 @@
 //! the containers are attached to the parent: kernel macvlan children, a Linux bridge over veths,
 //! mvdp, or (for the ceiling) a bare AF_XDP forwarder between the two container veths.
 
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use crate::backend::Backend as LabBackend;
+pub use crate::backend::Backend;
 use crate::lab::daemon::{attach_containers, InProcessDaemon};
 use crate::lab::Lab;
 use anyhow::{anyhow, Context, Result};
@@ -17,27 +16,16 @@ use serde::Serialize;
 use super::ceiling::Forwarder;
 use super::udp::{wait_reachable, EchoServer};
 
-/// How the containers are attached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Backend {
-    /// mvdp's XDP demux + AF_XDP switch, in a macvlan mode.
-    Mvdp(MacvlanMode),
-    /// Kernel macvlan children of the parent, in a mode.
-    Macvlan(MacvlanMode),
-    /// Containers on veths enslaved to a Linux bridge that also holds the parent.
-    Bridge,
-    /// A bare AF_XDP forwarder between the two container veths (container <-> container only).
-    Ceiling,
-}
-
+/// The bench's view of a [`Backend`]: its name in results, its lab, and which scenarios it has.
 impl Backend {
-    /// Stable name used in results.json, plots and criterion ids.
+    /// Stable name used in results.json, plots and criterion ids ("mvdp-bridge", "ceiling").
     pub fn name(&self) -> String {
         match self {
             Backend::Mvdp(m) => format!("mvdp-{m}"),
             Backend::Macvlan(m) => format!("macvlan-{m}"),
             Backend::Bridge => "bridge".into(),
             Backend::Ceiling => "ceiling".into(),
+            Backend::None => "none".into(),
         }
     }
 
@@ -55,6 +43,7 @@ impl Backend {
             Backend::Macvlan(mode) => format!("k{}", m(mode)),
             Backend::Bridge => "br".into(),
             Backend::Ceiling => "x".into(),
+            Backend::None => "n".into(),
         }
     }
 
@@ -98,18 +87,6 @@ impl Backend {
             Backend::Macvlan(MacvlanMode::Passthru) | Backend::Mvdp(MacvlanMode::Passthru) => 1,
             _ => 2,
         }
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name())
-    }
-}
-
-impl Serialize for Backend {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.name())
     }
 }
 
@@ -166,14 +143,13 @@ impl BenchLab {
     /// error everything built so far is removed.
     pub fn build(lab_name: &str, backend: Backend) -> Result<BenchLab> {
         if let Some(why) = backend.unavailable() {
-            return Err(anyhow!("{backend}: unavailable: {why}"));
+            return Err(anyhow!("{}: unavailable: {why}", backend.name()));
         }
         // Kernel macvlan and the bridge are the lab's own backends; the ceiling (and mvdp, once
         // its daemon exists) attach to plain container veths / empty containers themselves.
         let lab_backend = match backend {
-            Backend::Macvlan(m) => LabBackend::Macvlan(m),
-            Backend::Bridge => LabBackend::Bridge,
-            Backend::Ceiling | Backend::Mvdp(_) => LabBackend::None,
+            Backend::Macvlan(_) | Backend::Bridge => backend,
+            Backend::Ceiling | Backend::Mvdp(_) | Backend::None => Backend::None,
         };
         let lab = Lab::builder(lab_name)
             .containers(backend.containers())
@@ -185,7 +161,7 @@ impl BenchLab {
             .container_veths(backend == Backend::Ceiling)
             .backend(lab_backend)
             .build()
-            .with_context(|| format!("building lab {lab_name} for {backend}"))?;
+            .with_context(|| format!("building lab {lab_name} for {}", backend.name()))?;
         let mut bl = BenchLab {
             backend,
             echo: Vec::new(),
@@ -194,7 +170,7 @@ impl BenchLab {
             lab,
         };
         bl.attach()
-            .with_context(|| format!("attaching containers for {backend}"))?;
+            .with_context(|| format!("attaching containers for {}", backend.name()))?;
         for sc in Scenario::ALL {
             if backend.supports(sc).is_ok() {
                 let server = bl.server(sc);
@@ -208,7 +184,7 @@ impl BenchLab {
             if backend.supports(sc).is_ok() {
                 let (c, s) = (bl.client(), bl.server(sc));
                 wait_reachable(&c.ns, c.ip, s.ip, Duration::from_secs(5))
-                    .with_context(|| format!("{backend}: {}", sc.label()))?;
+                    .with_context(|| format!("{}: {}", backend.name(), sc.label()))?;
             }
         }
         if let Some(f) = &bl.forwarder {
@@ -359,7 +335,11 @@ mod tests {
         assert!(Backend::Macvlan(MacvlanMode::Private).supports(cc).is_err());
         assert!(Backend::Macvlan(MacvlanMode::Vepa).supports(cc).is_ok());
         for b in all() {
-            assert!(b.supports(ce).is_ok() || b == Backend::Ceiling, "{b}");
+            assert!(
+                b.supports(ce).is_ok() || b == Backend::Ceiling,
+                "{}",
+                b.name()
+            );
         }
         assert!(Backend::Mvdp(MacvlanMode::Bridge).unavailable().is_none());
         assert!(Backend::Mvdp(MacvlanMode::Private).supports(cc).is_err());

@@ -130,6 +130,14 @@ impl LabBuilder {
                  `mvdp port add`",
             ));
         }
+        if self.backend == Backend::Ceiling {
+            return Err(Error::invalid(
+                "backend",
+                self.backend.to_string(),
+                "the lab cannot run the AF_XDP ceiling itself: mvdp bench starts it on a lab \
+                 built with container veths",
+            ));
+        }
         if self.backend != Backend::None && self.container_veths {
             return Err(Error::invalid(
                 "backend",
@@ -332,7 +340,9 @@ impl LabBuilder {
             Backend::Macvlan(mode) => lab.attach_macvlans(mode)?,
             Backend::Bridge => lab.attach_bridge()?,
             // Refused by validate().
-            Backend::Mvdp(_) => unreachable!("validate refuses the mvdp backend"),
+            Backend::Mvdp(_) | Backend::Ceiling => {
+                unreachable!("validate refuses the mvdp and ceiling backends")
+            }
         }
         Ok(lab)
     }
