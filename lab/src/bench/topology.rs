@@ -16,6 +16,11 @@ use serde::Serialize;
 use super::ceiling::Forwarder;
 use super::udp::{wait_reachable, EchoServer};
 
+/// Why a scenario does not exist for a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotApplicable(pub &'static str);
+
 /// The bench's view of a [`Backend`]: its name in results, its lab, and which scenarios it has.
 impl Backend {
     /// Stable name used in results.json, plots and criterion ids ("mvdp-bridge", "ceiling").
@@ -63,21 +68,23 @@ impl Backend {
     }
 
     /// `Err(reason)` when `scenario` does not exist for this backend.
-    pub fn supports(&self, scenario: Scenario) -> Result<(), String> {
+    pub fn supports(&self, scenario: Scenario) -> Result<(), NotApplicable> {
         match (self, scenario) {
-            (Backend::Ceiling, Scenario::ContainerExternal) => {
-                Err("the ceiling forwards between the two container veths only".into())
-            }
+            (Backend::Ceiling, Scenario::ContainerExternal) => Err(NotApplicable(
+                "the ceiling forwards between the two container veths only",
+            )),
             (
                 Backend::Macvlan(MacvlanMode::Passthru) | Backend::Mvdp(MacvlanMode::Passthru),
                 Scenario::ContainerContainer,
-            ) => Err("passthru allows a single port per parent".into()),
+            ) => Err(NotApplicable("passthru allows a single port per parent")),
             // The kernel delivers a private port's broadcasts back to itself only, so a sibling
             // never sees its ARP request: siblings cannot talk at all.
             (
                 Backend::Macvlan(MacvlanMode::Private) | Backend::Mvdp(MacvlanMode::Private),
                 Scenario::ContainerContainer,
-            ) => Err("private mode isolates ports of one parent from each other".into()),
+            ) => Err(NotApplicable(
+                "private mode isolates ports of one parent from each other",
+            )),
             _ => Ok(()),
         }
     }
