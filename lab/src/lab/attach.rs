@@ -1,13 +1,25 @@
-//! Attaching a built lab's containers with the lab's own backends: kernel macvlan and a Linux bridge.
+//! Attaching a built lab's containers with the lab's own backends (kernel macvlan, a Linux bridge)
+//! or with plain veths to the first host.
 
 use std::net::IpAddr;
 
 use super::addressing::*;
-use super::built::{ContainerLink, ContainerVeth, Lab};
+use super::built::{ContainerLink, Lab};
 use mvdp_control::error::Result;
 use mvdp_control::netlink::{MacvlanMode, MacvlanOptions, Netlink};
 
 impl Lab {
+    /// `container_veths(true)`: a veth per container between the first host and the container.
+    pub(super) fn attach_veths(&mut self) -> Result<()> {
+        for i in 0..self.containers.len() {
+            let spec = self.containers[i].veth_spec();
+            self.add_container_veth(0, self.containers[i].n, &spec)?;
+            self.containers[i].veth = true;
+            self.containers[i].link = ContainerLink::Veth;
+        }
+        Ok(())
+    }
+
     /// [`Backend::Macvlan`]: each container's `eth0` is a macvlan child of the first host's parent,
     /// created straight into the container's namespace.
     pub(super) fn attach_macvlans(&mut self, mode: MacvlanMode) -> Result<()> {
@@ -51,15 +63,8 @@ impl Lab {
         nl.set_up(HOST_BRIDGE)?;
         self.hosts[0].bridge = Some(HOST_BRIDGE.to_string());
         for i in 0..self.containers.len() {
-            let c = &self.containers[i];
-            let spec = ContainerVeth {
-                host_ifname: c.host_ifname.clone(),
-                container_ifname: c.ifname.clone(),
-                mac: Some(c.mac),
-                ip: Some((c.ip, LAB_PREFIX_LEN)),
-                mtu: c.mtu,
-            };
-            self.add_container_veth(1, c.n, &spec)?;
+            let spec = self.containers[i].veth_spec();
+            self.add_container_veth(1, self.containers[i].n, &spec)?;
             nl.set_master(&spec.host_ifname, HOST_BRIDGE)?;
             self.containers[i].link = ContainerLink::Veth;
         }

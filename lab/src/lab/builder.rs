@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::addressing::*;
-use super::built::{ContainerLink, ContainerVeth, Lab, LabContainer, LabHost};
+use super::built::{ContainerLink, Lab, LabContainer, LabHost};
 use super::cleanup::Created;
 use crate::backend::Backend;
 use mvdp_control::error::{Error, Result};
@@ -120,6 +120,30 @@ impl LabBuilder {
                 format!("must be 1..={MAX_HOSTS}"),
             ));
         }
+        self.validate_backend()?;
+        if self.containers > MAX_CONTAINERS {
+            return Err(Error::invalid(
+                "container count",
+                self.containers.to_string(),
+                format!("at most {MAX_CONTAINERS}"),
+            ));
+        }
+        if let Some(n) = self
+            .container_addrs
+            .keys()
+            .find(|n| **n == 0 || **n > self.containers)
+        {
+            return Err(Error::invalid(
+                "container number",
+                n.to_string(),
+                format!("must be 1..={}", self.containers),
+            ));
+        }
+        self.validate_addresses()
+    }
+
+    /// The backend can serve the containers, and the lab can build it.
+    fn validate_backend(&self) -> Result<()> {
         self.backend.validate(self.containers)?;
         if let Backend::Mvdp(_) = self.backend {
             return Err(Error::invalid(
@@ -145,24 +169,12 @@ impl LabBuilder {
                 "container_veths(true) makes its own container links; use one or the other",
             ));
         }
-        if self.containers > MAX_CONTAINERS {
-            return Err(Error::invalid(
-                "container count",
-                self.containers.to_string(),
-                format!("at most {MAX_CONTAINERS}"),
-            ));
-        }
-        if let Some(n) = self
-            .container_addrs
-            .keys()
-            .find(|n| **n == 0 || **n > self.containers)
-        {
-            return Err(Error::invalid(
-                "container number",
-                n.to_string(),
-                format!("must be 1..={}", self.containers),
-            ));
-        }
+        Ok(())
+    }
+
+    /// Container IPs and MACs are lab addresses, unicast, and unique (hosts and the external
+    /// host included).
+    fn validate_addresses(&self) -> Result<()> {
         let mut used: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
         used.insert(EXT_IP, "the external host".into());
         for h in 1..=self.hosts {
@@ -238,82 +250,26 @@ impl LabBuilder {
     }
 
     fn build_parts(&self, created: &mut Created) -> Result<Lab> {
-        let prefix = &self.prefix;
-        tracing::debug!(lab = %prefix, "building lab");
-        // Wire switch.
-        let (wire, wire_nl) = self.new_ns(created, Role::Wire)?;
-        wire_nl.add_bridge(BRIDGE)?;
-        wire_nl.set_up(BRIDGE)?;
-
-        // External host.
-        let (ext, ext_nl) = self.new_ns(created, Role::Ext)?;
-        wire_nl.add_veth(
-            VethEnd::new(EXT_WIRE_PORT),
-            VethEnd::new(EXT_IFNAME).netns(&ext).mac(EXT_MAC),
-        )?;
-        wire_nl.set_master(EXT_WIRE_PORT, BRIDGE)?;
-        set_offloads(&wire, EXT_WIRE_PORT, TAGS_IN_DATA_TX)?;
-        wire_nl.set_up(EXT_WIRE_PORT)?;
-        set_offloads(&ext, EXT_IFNAME, WIRE_TX)?;
-        ext_nl.add_address(EXT_IFNAME, IpAddr::V4(EXT_IP), LAB_PREFIX_LEN)?;
-        ext_nl.set_up(EXT_IFNAME)?;
-
-        // Hosts, each with a parent NIC whose peer is a port of the wire bridge.
+        tracing::debug!(lab = %self.prefix, "building lab");
+        let (wire, wire_nl) = self.build_wire(created)?;
+        let ext = self.build_ext(created, &wire, &wire_nl)?;
         let mut hosts = Vec::new();
         for (i, role) in self.host_roles().into_iter().enumerate() {
-            let n = i as u32 + 1;
-            let (ns, nl) = self.new_ns(created, role)?;
-            let port = format!("whost{n}");
-            wire_nl.add_veth(
-                VethEnd::new(&port),
-                VethEnd::new(PARENT_IFNAME).netns(&ns).mac(host_mac(n)),
-            )?;
-            wire_nl.set_master(&port, BRIDGE)?;
-            if self.hairpin {
-                wire_nl.set_hairpin(&port, true)?;
-            }
-            set_offloads(&wire, &port, TAGS_IN_DATA_TX)?;
-            wire_nl.set_up(&port)?;
-            set_offloads(&ns, PARENT_IFNAME, TAGS_IN_DATA_RX)?;
-            set_offloads(&ns, PARENT_IFNAME, WIRE_TX)?;
-            nl.add_address(PARENT_IFNAME, IpAddr::V4(host_ip(n)), LAB_PREFIX_LEN)?;
-            nl.set_up(PARENT_IFNAME)?;
-            hosts.push(LabHost {
-                n,
-                ns,
-                parent_ifname: PARENT_IFNAME.to_string(),
-                parent_mac: host_mac(n),
-                ip: host_ip(n),
-                wire_port: port,
-                bridge: None,
-            });
+            hosts.push(self.build_host(created, &wire, &wire_nl, i as u32 + 1, role)?);
         }
-
-        // Containers: empty namespaces (lo up), plus a veth to the first host if asked.
         let mut containers = Vec::new();
         for n in 1..=self.containers {
-            let (ns, _nl) = self.new_ns(created, Role::Container(n))?;
-            let addr = self.container_addr_of(n);
-            containers.push(LabContainer {
-                n,
-                ns,
-                ifname: CONTAINER_IFNAME.to_string(),
-                host_ifname: format!("vc{n}"),
-                mac: addr.mac,
-                ip: addr.ip,
-                mtu: addr.mtu,
-                veth: false,
-                link: ContainerLink::None,
-            });
+            containers.push(self.build_container(created, n)?);
         }
         let mut lab = Lab {
-            prefix: prefix.clone(),
+            prefix: self.prefix.clone(),
             hairpin: self.hairpin,
             backend: self.backend,
             wire,
             ext,
             hosts,
             containers,
+            // The caller's guard owns the namespaces.
             created: Created {
                 id: 0,
                 namespaces: Vec::new(),
@@ -321,19 +277,7 @@ impl LabBuilder {
             },
         };
         if self.container_veths {
-            for i in 0..lab.containers.len() {
-                let c = &lab.containers[i];
-                let spec = ContainerVeth {
-                    host_ifname: c.host_ifname.clone(),
-                    container_ifname: c.ifname.clone(),
-                    mac: Some(c.mac),
-                    ip: Some((c.ip, LAB_PREFIX_LEN)),
-                    mtu: c.mtu,
-                };
-                lab.add_container_veth(0, c.n, &spec)?;
-                lab.containers[i].veth = true;
-                lab.containers[i].link = ContainerLink::Veth;
-            }
+            lab.attach_veths()?;
         }
         match self.backend {
             Backend::None => {}
@@ -345,6 +289,83 @@ impl LabBuilder {
             }
         }
         Ok(lab)
+    }
+
+    /// The wire switch: a namespace with bridge [`BRIDGE`].
+    fn build_wire(&self, created: &mut Created) -> Result<(NetNs, Netlink)> {
+        let (wire, wire_nl) = self.new_ns(created, Role::Wire)?;
+        wire_nl.add_bridge(BRIDGE)?;
+        wire_nl.set_up(BRIDGE)?;
+        Ok((wire, wire_nl))
+    }
+
+    /// The external host, on the wire bridge's port [`EXT_WIRE_PORT`].
+    fn build_ext(&self, created: &mut Created, wire: &NetNs, wire_nl: &Netlink) -> Result<NetNs> {
+        let (ext, ext_nl) = self.new_ns(created, Role::Ext)?;
+        wire_nl.add_veth(
+            VethEnd::new(EXT_WIRE_PORT),
+            VethEnd::new(EXT_IFNAME).netns(&ext).mac(EXT_MAC),
+        )?;
+        wire_nl.set_master(EXT_WIRE_PORT, BRIDGE)?;
+        set_offloads(wire, EXT_WIRE_PORT, TAGS_IN_DATA_TX)?;
+        wire_nl.set_up(EXT_WIRE_PORT)?;
+        set_offloads(&ext, EXT_IFNAME, WIRE_TX)?;
+        ext_nl.add_address(EXT_IFNAME, IpAddr::V4(EXT_IP), LAB_PREFIX_LEN)?;
+        ext_nl.set_up(EXT_IFNAME)?;
+        Ok(ext)
+    }
+
+    /// Host `n`, with a parent NIC whose peer is the wire bridge's port `whost{n}`.
+    fn build_host(
+        &self,
+        created: &mut Created,
+        wire: &NetNs,
+        wire_nl: &Netlink,
+        n: u32,
+        role: Role,
+    ) -> Result<LabHost> {
+        let (ns, nl) = self.new_ns(created, role)?;
+        let port = format!("whost{n}");
+        wire_nl.add_veth(
+            VethEnd::new(&port),
+            VethEnd::new(PARENT_IFNAME).netns(&ns).mac(host_mac(n)),
+        )?;
+        wire_nl.set_master(&port, BRIDGE)?;
+        if self.hairpin {
+            wire_nl.set_hairpin(&port, true)?;
+        }
+        set_offloads(wire, &port, TAGS_IN_DATA_TX)?;
+        wire_nl.set_up(&port)?;
+        set_offloads(&ns, PARENT_IFNAME, TAGS_IN_DATA_RX)?;
+        set_offloads(&ns, PARENT_IFNAME, WIRE_TX)?;
+        nl.add_address(PARENT_IFNAME, IpAddr::V4(host_ip(n)), LAB_PREFIX_LEN)?;
+        nl.set_up(PARENT_IFNAME)?;
+        Ok(LabHost {
+            n,
+            ns,
+            parent_ifname: PARENT_IFNAME.to_string(),
+            parent_mac: host_mac(n),
+            ip: host_ip(n),
+            wire_port: port,
+            bridge: None,
+        })
+    }
+
+    /// Container `n`: an empty namespace (lo up) with its planned addressing.
+    fn build_container(&self, created: &mut Created, n: u32) -> Result<LabContainer> {
+        let (ns, _nl) = self.new_ns(created, Role::Container(n))?;
+        let addr = self.container_addr_of(n);
+        Ok(LabContainer {
+            n,
+            ns,
+            ifname: CONTAINER_IFNAME.to_string(),
+            host_ifname: format!("vc{n}"),
+            mac: addr.mac,
+            ip: addr.ip,
+            mtu: addr.mtu,
+            veth: false,
+            link: ContainerLink::None,
+        })
     }
 }
 

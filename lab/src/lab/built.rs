@@ -63,6 +63,19 @@ pub struct LabContainer {
     pub link: ContainerLink,
 }
 
+impl LabContainer {
+    /// A veth for this container with its planned name, MAC, IP and MTU (host end `host_ifname`).
+    pub fn veth_spec(&self) -> ContainerVeth {
+        ContainerVeth {
+            host_ifname: self.host_ifname.clone(),
+            container_ifname: self.ifname.clone(),
+            mac: Some(self.mac),
+            ip: Some((self.ip, LAB_PREFIX_LEN)),
+            mtu: self.mtu,
+        }
+    }
+}
+
 /// A veth between a host namespace and a container namespace (see [`Lab::add_container_veth`]).
 #[derive(Debug, Clone)]
 pub struct ContainerVeth {
