@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 
-use super::report::Results;
+use super::report::{Results, ThroughputCell};
 use super::topology::Scenario;
 
 const COLORS: [RGBColor; 6] = [
@@ -124,6 +124,26 @@ fn latency_cdf(r: &Results, sc: Scenario, payload: usize, path: &Path) -> Result
     Ok(())
 }
 
+/// The backends of `cells`, in the order they first appear.
+fn backends_in_order<'a>(cells: &[&'a ThroughputCell]) -> Vec<&'a str> {
+    let mut backends: Vec<&str> = Vec::new();
+    for c in cells {
+        if !backends.contains(&c.backend.as_str()) {
+            backends.push(&c.backend);
+        }
+    }
+    backends
+}
+
+/// A bar group's x-axis label: "c<->c, 1 flow", "c<->ext, 4 flows".
+fn group_name(sc: Scenario, flows: usize) -> String {
+    let s = match sc {
+        Scenario::ContainerContainer => "c<->c",
+        Scenario::ContainerExternal => "c<->ext",
+    };
+    format!("{s}, {flows} flow{}", if flows == 1 { "" } else { "s" })
+}
+
 fn throughput_bars(r: &Results, payload: usize, path: &Path) -> Result<()> {
     let big = payload >= 1000;
     let value = |f: &super::report::ThroughputFigures| if big { f.gbps } else { f.pps / 1e6 };
@@ -135,12 +155,7 @@ fn throughput_bars(r: &Results, payload: usize, path: &Path) -> Result<()> {
     let mut groups: Vec<(Scenario, usize)> = cells.iter().map(|c| (c.scenario, c.flows)).collect();
     groups.sort();
     groups.dedup();
-    let mut backends: Vec<&str> = Vec::new();
-    for c in &cells {
-        if !backends.contains(&c.backend.as_str()) {
-            backends.push(&c.backend);
-        }
-    }
+    let backends = backends_in_order(&cells);
     let y_max = cells
         .iter()
         .filter_map(|c| c.figures.as_ref().map(value))
@@ -160,16 +175,7 @@ fn throughput_bars(r: &Results, payload: usize, path: &Path) -> Result<()> {
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..groups.len().max(1) as f64, 0f64..y_max)
         .map_err(err("axes"))?;
-    let names: Vec<String> = groups
-        .iter()
-        .map(|(sc, fl)| {
-            let s = match sc {
-                Scenario::ContainerContainer => "c<->c",
-                Scenario::ContainerExternal => "c<->ext",
-            };
-            format!("{s}, {fl} flow{}", if *fl == 1 { "" } else { "s" })
-        })
-        .collect();
+    let names: Vec<String> = groups.iter().map(|&(sc, fl)| group_name(sc, fl)).collect();
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -197,10 +203,10 @@ fn throughput_bars(r: &Results, payload: usize, path: &Path) -> Result<()> {
         let bars: Vec<Rectangle<(f64, f64)>> = groups
             .iter()
             .enumerate()
-            .filter_map(|(gi, (sc, fl))| {
+            .filter_map(|(gi, &(sc, fl))| {
                 let c = cells
                     .iter()
-                    .find(|c| c.backend == *b && c.scenario == *sc && c.flows == *fl)?;
+                    .find(|c| c.backend == *b && c.scenario == sc && c.flows == fl)?;
                 let v = c.figures.as_ref().map(value)?;
                 let x0 = gi as f64 + 0.1 + bi as f64 * width;
                 Some(Rectangle::new(
