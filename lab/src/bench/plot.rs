@@ -135,6 +135,23 @@ fn backends_in_order<'a>(cells: &[&'a ThroughputCell]) -> Vec<&'a str> {
     backends
 }
 
+/// The bar groups of `cells`: (scenario, flows), sorted.
+fn bar_groups(cells: &[&ThroughputCell]) -> Vec<(Scenario, usize)> {
+    let mut groups: Vec<(Scenario, usize)> = cells.iter().map(|c| (c.scenario, c.flows)).collect();
+    groups.sort();
+    groups.dedup();
+    groups
+}
+
+/// The x-axis label at `x`: a group's name under the middle of its bars, nothing elsewhere.
+fn group_label_at(groups: &[(Scenario, usize)], x: f64) -> String {
+    let i = x.floor() as usize;
+    match groups.get(i) {
+        Some(&(sc, fl)) if (x - x.floor() - 0.5).abs() < 0.01 => group_name(sc, fl),
+        _ => String::new(),
+    }
+}
+
 /// A bar group's x-axis label: "c<->c, 1 flow", "c<->ext, 4 flows".
 fn group_name(sc: Scenario, flows: usize) -> String {
     let s = match sc {
@@ -152,9 +169,7 @@ fn throughput_bars(r: &Results, payload: usize, path: &Path) -> Result<()> {
         .iter()
         .filter(|c| c.payload == payload)
         .collect();
-    let mut groups: Vec<(Scenario, usize)> = cells.iter().map(|c| (c.scenario, c.flows)).collect();
-    groups.sort();
-    groups.dedup();
+    let groups = bar_groups(&cells);
     let backends = backends_in_order(&cells);
     let y_max = cells
         .iter()
@@ -175,19 +190,11 @@ fn throughput_bars(r: &Results, payload: usize, path: &Path) -> Result<()> {
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..groups.len().max(1) as f64, 0f64..y_max)
         .map_err(err("axes"))?;
-    let names: Vec<String> = groups.iter().map(|&(sc, fl)| group_name(sc, fl)).collect();
     chart
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(groups.len().max(1) * 2 + 1)
-        .x_label_formatter(&|x| {
-            let i = x.floor() as usize;
-            if (x - x.floor() - 0.5).abs() < 0.01 && i < names.len() {
-                names[i].clone()
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&|x| group_label_at(&groups, *x))
         .y_desc(unit)
         .draw()
         .map_err(err("mesh"))?;
