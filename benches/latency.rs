@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use mvdp_control::MacvlanMode;
 use mvdp_lab::bench::topology::{Backend, BenchLab, Scenario};
 use mvdp_lab::bench::udp::{Miss, RttClient};
 
@@ -16,20 +15,6 @@ const PAYLOADS: [usize; 2] = [64, 1400];
 /// A path that loses this many round trips in a row is broken; the bench stops rather than
 /// timing timeouts.
 const MAX_CONSECUTIVE_LOSSES: u32 = 100;
-
-fn backends() -> Vec<Backend> {
-    let modes = [
-        MacvlanMode::Bridge,
-        MacvlanMode::Vepa,
-        MacvlanMode::Private,
-        MacvlanMode::Passthru,
-    ];
-    let mut v: Vec<Backend> = modes.iter().map(|m| Backend::Mvdp(*m)).collect();
-    v.extend(modes.iter().map(|m| Backend::Macvlan(*m)));
-    v.push(Backend::Bridge);
-    v.push(Backend::Ceiling);
-    v
-}
 
 fn main() {
     if !mvdp_control::is_root() {
@@ -82,7 +67,7 @@ fn main() {
 /// The lab of every available backend under run name `run`; exits when one cannot be built.
 fn build_labs(run: &str) -> Vec<BenchLab> {
     let mut labs = Vec::new();
-    for b in backends() {
+    for b in Backend::bench_all() {
         if let Some(why) = b.unavailable() {
             eprintln!("latency bench: {}: skipped: {why}", b.name());
             continue;

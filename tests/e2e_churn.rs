@@ -19,15 +19,7 @@ fn no_umem_frame_is_lost_under_traffic_and_port_churn() {
     require_root!("no_umem_frame_is_lost_under_traffic_and_port_churn");
     let d = DaemonLab::start(BIN, &unique_prefix("echurn"), 2, false);
     d.create_lan("198.18.0.32/28");
-    d.ok(&[
-        "port",
-        "add",
-        "lan",
-        "--netns",
-        &d.c(1),
-        "--ip",
-        "198.18.0.32",
-    ]);
+    d.add_port("lan", 1, "198.18.0.32");
     assert!(ping(&d.c(1), "198.18.0.254", 3));
 
     // c1 blasts small UDP datagrams at the external host until told to stop.

@@ -76,21 +76,6 @@ fn net(d: &DaemonLab, name: &str, parent: &str, mode: &str, range: &str) {
     ]);
 }
 
-fn port(d: &DaemonLab, network: &str, c: u32, ip: &str) -> String {
-    let v: serde_json::Value = serde_json::from_str(&d.ok(&[
-        "port",
-        "add",
-        network,
-        "--netns",
-        &d.c(c),
-        "--ip",
-        ip,
-        "--json",
-    ]))
-    .unwrap();
-    v["mac"].as_str().unwrap().to_string()
-}
-
 #[test]
 fn bridge_containers_reach_each_other_and_the_wire_and_the_host_only_through_a_host_port() {
     require_root!(
@@ -99,8 +84,8 @@ fn bridge_containers_reach_each_other_and_the_wire_and_the_host_only_through_a_h
     let d = DaemonLab::start(BIN, &unique_prefix("ebr"), 2, false);
     let bg = HostPing::start(&d.host());
     net(&d, "lan", "eth1", "bridge", "198.18.0.32/28");
-    port(&d, "lan", 1, "198.18.0.32");
-    port(&d, "lan", 2, "198.18.0.33");
+    d.add_port("lan", 1, "198.18.0.32");
+    d.add_port("lan", 2, "198.18.0.33");
     let (c1, c2) = (d.c(1), d.c(2));
     assert!(ping(&c1, "198.18.0.33", 3), "c1 -> c2");
     assert!(ping(&c2, "198.18.0.32", 3), "c2 -> c1");
@@ -161,10 +146,10 @@ fn private_and_vepa(hairpin: bool) {
     );
     net(&d, "priv", "eth1", "private", "198.18.0.32/28");
     net(&d, "vepa", "eth1.100", "vepa", "198.18.0.48/28");
-    let m1 = port(&d, "priv", 1, "198.18.0.32");
-    let m2 = port(&d, "priv", 2, "198.18.0.33");
-    port(&d, "vepa", 3, "198.18.0.48");
-    port(&d, "vepa", 4, "198.18.0.49");
+    let m1 = d.add_port("priv", 1, "198.18.0.32");
+    let m2 = d.add_port("priv", 2, "198.18.0.33");
+    d.add_port("vepa", 3, "198.18.0.48");
+    d.add_port("vepa", 4, "198.18.0.49");
     for (c, ip, mac) in [(1, "198.18.0.33", &m2), (2, "198.18.0.32", &m1)] {
         let ok = Command::new("ip")
             .args([
@@ -217,7 +202,7 @@ fn passthru_takes_one_port_which_reaches_the_wire() {
     require_root!("passthru_takes_one_port_which_reaches_the_wire");
     let d = DaemonLab::start(BIN, &unique_prefix("ept"), 2, false);
     net(&d, "pt", "eth1", "passthru", "198.18.0.32/28");
-    port(&d, "pt", 1, "198.18.0.40");
+    d.add_port("pt", 1, "198.18.0.40");
     d.refused(
         &["port", "add", "pt", "--netns", &d.c(2)],
         "already has its one port",
@@ -281,9 +266,9 @@ fn vlans_100_and_200_are_separate() {
     // Overlapping subnets on two VLANs of one parent, as Docker allows.
     net(&d, "v100", "eth1.100", "bridge", "198.18.0.32/28");
     net(&d, "v200", "eth1.200", "bridge", "198.18.0.48/28");
-    port(&d, "v100", 1, "198.18.0.32");
-    port(&d, "v100", 2, "198.18.0.33");
-    port(&d, "v200", 3, "198.18.0.48");
+    d.add_port("v100", 1, "198.18.0.32");
+    d.add_port("v100", 2, "198.18.0.33");
+    d.add_port("v200", 3, "198.18.0.48");
     assert!(ping(&d.c(1), "198.18.0.33", 3), "same VLAN");
     assert!(
         !ping(&d.c(1), "198.18.0.48", 1),
@@ -300,7 +285,7 @@ fn ports_follow_carrier_and_a_killed_daemon_leaves_the_parent_clean() {
     let mut d = DaemonLab::start(BIN, &unique_prefix("ek9"), 1, false);
     let (host, c1) = (d.host(), d.c(1));
     net(&d, "lan", "eth1", "bridge", "198.18.0.32/28");
-    port(&d, "lan", 1, "198.18.0.32");
+    d.add_port("lan", 1, "198.18.0.32");
     assert!(ping(&c1, EXT, 3));
     assert!(xdp_attached(&host, "eth1"));
 

@@ -70,24 +70,8 @@ fn bulk_tcp_arrives_intact_between_containers_and_to_the_wire() {
     require_root!("bulk_tcp_arrives_intact_between_containers_and_to_the_wire");
     let d = DaemonLab::start(BIN, &unique_prefix("etcp"), 2, false);
     d.create_lan("198.18.0.32/28");
-    d.ok(&[
-        "port",
-        "add",
-        "lan",
-        "--netns",
-        &d.c(1),
-        "--ip",
-        "198.18.0.32",
-    ]);
-    d.ok(&[
-        "port",
-        "add",
-        "lan",
-        "--netns",
-        &d.c(2),
-        "--ip",
-        "198.18.0.33",
-    ]);
+    d.add_port("lan", 1, "198.18.0.32");
+    d.add_port("lan", 2, "198.18.0.33");
     assert!(ping(&d.c(1), "198.18.0.33", 3));
     let t = transfer(&d.c(2), Ipv4Addr::new(198, 18, 0, 33), &d.c(1));
     eprintln!("container -> container: {BLOCKS} MiB in {t:?}");

@@ -52,6 +52,21 @@ impl Backend {
         }
     }
 
+    /// Every backend the bench can measure: mvdp and kernel macvlan in bridge, vepa, private and
+    /// passthru mode, the Linux bridge and the ceiling.
+    pub fn bench_all() -> Vec<Backend> {
+        let modes = [
+            MacvlanMode::Bridge,
+            MacvlanMode::Vepa,
+            MacvlanMode::Private,
+            MacvlanMode::Passthru,
+        ];
+        let mut v: Vec<Backend> = modes.iter().map(|m| Backend::Mvdp(*m)).collect();
+        v.extend(modes.iter().map(|m| Backend::Macvlan(*m)));
+        v.extend([Backend::Bridge, Backend::Ceiling]);
+        v
+    }
+
     /// The lab name this backend uses under run name `run`.
     pub fn lab_name(&self, run: &str) -> String {
         format!("{run}{}", self.tag())
@@ -304,30 +319,20 @@ fn start_mvdp(lab: &Lab, mode: MacvlanMode) -> Result<InProcessDaemon> {
 mod tests {
     use super::*;
 
-    fn all() -> Vec<Backend> {
-        let modes = [
-            MacvlanMode::Bridge,
-            MacvlanMode::Vepa,
-            MacvlanMode::Private,
-            MacvlanMode::Passthru,
-        ];
-        let mut v: Vec<Backend> = modes.iter().map(|m| Backend::Mvdp(*m)).collect();
-        v.extend(modes.iter().map(|m| Backend::Macvlan(*m)));
-        v.extend([Backend::Bridge, Backend::Ceiling]);
-        v
-    }
-
     #[test]
     fn every_backend_gets_its_own_valid_lab_name() {
         let run = "mvb4194304";
-        let mut names: Vec<String> = all().iter().map(|b| b.lab_name(run)).collect();
+        let mut names: Vec<String> = Backend::bench_all()
+            .iter()
+            .map(|b| b.lab_name(run))
+            .collect();
         for n in &names {
             mvdp_control::names::validate_prefix(n).unwrap();
             assert!(n.starts_with(run));
         }
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), all().len());
+        assert_eq!(names.len(), Backend::bench_all().len());
     }
 
     #[test]
@@ -341,7 +346,7 @@ mod tests {
             .is_err());
         assert!(Backend::Macvlan(MacvlanMode::Private).supports(cc).is_err());
         assert!(Backend::Macvlan(MacvlanMode::Vepa).supports(cc).is_ok());
-        for b in all() {
+        for b in Backend::bench_all() {
             assert!(
                 b.supports(ce).is_ok() || b == Backend::Ceiling,
                 "{}",

@@ -165,6 +165,21 @@ impl DaemonLab {
         ])
     }
 
+    /// `mvdp port add NETWORK --netns <container n> --ip IP` must succeed; the port's MAC.
+    pub fn add_port(&self, network: &str, n: u32, ip: &str) -> String {
+        let v = self.json(&[
+            "port",
+            "add",
+            network,
+            "--netns",
+            &self.c(n),
+            "--ip",
+            ip,
+            "--json",
+        ]);
+        v["mac"].as_str().expect("the port's MAC").to_string()
+    }
+
     /// `mvdp ARGS` must fail with a message containing `want`; its stderr.
     pub fn refused(&self, args: &[&str], want: &str) -> String {
         let o = self.mvdp(args);
