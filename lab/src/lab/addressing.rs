@@ -12,7 +12,7 @@ pub const LAB_PREFIX_LEN: u8 = 24;
 pub const EXT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
 /// The wire switch's bridge name.
 pub const BRIDGE: &str = "br0";
-/// The host's bridge with [`Backend::Bridge`] (holds the parent and the containers' veths, and the host IP).
+/// The host's bridge with [`Backend::Bridge`](crate::Backend::Bridge) (holds the parent and the containers' veths, and the host IP).
 pub const HOST_BRIDGE: &str = "br0";
 /// The external host's interface (in `{prefix}-ext`).
 pub const EXT_IFNAME: &str = "eth0";

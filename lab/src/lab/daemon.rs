@@ -108,13 +108,13 @@ fn wait_answering(child: &mut Child, paths: &DaemonPaths) -> anyhow::Result<()> 
 }
 
 /// Stops the daemon with PID `pid` that this process started: SIGTERM, then SIGKILL after
-/// [`DAEMON_STOP`]; returns once it is gone (or was never there).
+/// 10 s; returns once it is gone (or was never there).
 pub fn stop_daemon(pid: u32) {
     forget_daemon_on_interrupt(pid);
     crate::process::stop_pid(pid, DAEMON_STOP);
 }
 
-/// Stops our daemon `child` with `signal` (SIGKILL after [`DAEMON_STOP`]) and returns how it ended.
+/// Stops our daemon `child` with `signal` (SIGKILL after 10 s) and returns how it ended.
 pub fn stop_daemon_child(child: &mut Child, signal: Signal) -> ExitStatus {
     forget_daemon_on_interrupt(child.id());
     crate::process::stop_child(child, signal, DAEMON_STOP)

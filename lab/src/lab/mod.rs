@@ -14,11 +14,17 @@
 //! the 802.1ad twin) off so tags stay in frame data, each parent has `rxvlan` (and twin) off, container
 //! ends have TX checksum offload off. IPv6 is disabled in every lab namespace unless asked for.
 //!
-//! The module's files: [`addressing`] (names, addresses, MACs), [`builder`] ([`LabBuilder`]), `attach`
-//! (containers on kernel macvlan or a bridge),
-//! [`built`] ([`Lab`] and its parts), [`description`] (what `mvdp lab up`/`ls` print), [`records`]
-//! (labs left up, `lab down`), [`daemon`] (mvdp daemons on a lab), [`registry`] (live labs and the
-//! Ctrl-C handler) and `cleanup` (the guard that removes a half-built or dropped lab).
+//! The module's files:
+//! - [`addressing`]: names, addresses, MACs and offloads every lab uses;
+//! - [`builder`]: [`LabBuilder`], its checks and the build itself; `attach`: containers on kernel
+//!   macvlan, a bridge or plain veths;
+//! - [`built`]: [`Lab`], its hosts and containers, and what can be done to a built lab;
+//! - [`description`]: what `mvdp lab up --json` and `mvdp lab ls` print;
+//! - [`records`]: labs left up (`/run/mvdp/labs`), `mvdp lab down` and `mvdp lab ls`;
+//! - [`daemon`]: mvdp daemons on a lab: started (as a process or in this process), containers
+//!   attached as ports, stopped;
+//! - [`registry`]: the labs and daemons alive in this process, and the Ctrl-C handler;
+//! - `cleanup`: the guard that removes a half-built or dropped lab.
 
 pub mod addressing;
 mod attach;
