@@ -12,7 +12,7 @@ use common::*;
 use serde_json::Value;
 
 fn mvdp() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mvdp"))
+    Command::new(common::BIN)
 }
 
 fn num(v: &Value, key: &str) -> f64 {
@@ -382,7 +382,7 @@ fn bench_as_an_ordinary_user_says_it_needs_root() {
     // Drop to nobody for the child only (util-linux setpriv); skip where it is missing.
     let Ok(o) = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_mvdp"))
+        .arg(common::BIN)
         .args(["bench", "--quick", "--out", "/nonexistent/never-written"])
         .output()
     else {

@@ -201,7 +201,7 @@ fn mvdp_results() -> Option<&'static Vec<ModeResult>> {
     RESULTS
         .get_or_init(|| {
             let mvdp = Mvdp {
-                bin: env!("CARGO_BIN_EXE_mvdp").into(),
+                bin: common::BIN.into(),
             };
             is_root("conformance_mvdp").then(|| run_all_modes(&mvdp, "confm"))
         })

@@ -358,7 +358,7 @@ fn a_netns_given_by_path_works_and_its_end_removes_the_port() {
 fn daemon_refuses_a_tiny_umem() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("d.sock");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mvdp"))
+    let out = std::process::Command::new(common::BIN)
         .args(["daemon", "--frames", "10", "--socket"])
         .arg(&sock)
         .output()

@@ -416,10 +416,7 @@ fn ctrl_c_removes_live_labs_and_exits_130() {
 }
 
 fn mvdp(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mvdp"))
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(common::BIN).args(args).output().unwrap()
 }
 
 #[test]
@@ -808,7 +805,7 @@ fn cli_lab_up_mvdp_backend_runs_a_daemon_that_lab_down_stops() {
     let running = || std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty());
     assert!(running(), "daemon {pid} not running");
     // The daemon serves the lab: both containers are ports of one bridge-mode network.
-    let ports = Command::new(env!("CARGO_BIN_EXE_mvdp"))
+    let ports = Command::new(common::BIN)
         .args(["port", "ls", "--json"])
         .env("MVDP_SOCKET", &socket)
         .output()
