@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use mvdp_control::MacvlanMode;
 use mvdp_lab::bench::topology::{Backend, BenchLab, Scenario};
 use mvdp_lab::bench::udp::{Miss, RttClient};
 
@@ -16,20 +15,6 @@ const PAYLOADS: [usize; 2] = [64, 1400];
 /// A path that loses this many round trips in a row is broken; the bench stops rather than
 /// timing timeouts.
 const MAX_CONSECUTIVE_LOSSES: u32 = 100;
-
-fn backends() -> Vec<Backend> {
-    let modes = [
-        MacvlanMode::Bridge,
-        MacvlanMode::Vepa,
-        MacvlanMode::Private,
-        MacvlanMode::Passthru,
-    ];
-    let mut v: Vec<Backend> = modes.iter().map(|m| Backend::Mvdp(*m)).collect();
-    v.extend(modes.iter().map(|m| Backend::Macvlan(*m)));
-    v.push(Backend::Bridge);
-    v.push(Backend::Ceiling);
-    v
-}
 
 fn main() {
     if !mvdp_control::is_root() {
@@ -42,22 +27,7 @@ fn main() {
         eprintln!("latency bench: cannot install the Ctrl-C handler: {e}");
         std::process::exit(1);
     }
-    let run = format!("mvcb{}", std::process::id());
-    let mut labs = Vec::new();
-    for b in backends() {
-        if let Some(why) = b.unavailable() {
-            eprintln!("latency bench: {b}: skipped: {why}");
-            continue;
-        }
-        match BenchLab::build(&b.lab_name(&run), b) {
-            Ok(lab) => labs.push(lab),
-            Err(e) => {
-                // Labs built so far are removed as `labs` drops.
-                eprintln!("latency bench: {b}: cannot build its lab: {e:#}");
-                std::process::exit(1);
-            }
-        }
-    }
+    let labs = build_labs(&format!("mvcb{}", std::process::id()));
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
@@ -67,45 +37,23 @@ fn main() {
         group.throughput(Throughput::Elements(1));
         for lab in &labs {
             if let Err(why) = lab.backend.supports(sc) {
-                eprintln!("latency bench: {} {}: n/a: {why}", lab.backend, sc.name());
+                let name = lab.backend.name();
+                eprintln!("latency bench: {name} {}: n/a: {why}", sc.name());
                 continue;
             }
             for payload in PAYLOADS {
                 let (cl, sv) = (lab.client(), lab.server(sc));
-                let mut client =
-                    match RttClient::new(&cl.ns, cl.ip, sv.ip, payload, Duration::from_millis(200))
-                    {
-                        Ok(c) => c,
-                        Err(e) => {
-                            eprintln!("latency bench: {}: {e:#}", lab.backend);
-                            std::process::exit(1);
-                        }
-                    };
+                let timeout = Duration::from_millis(200);
+                let mut client = match RttClient::new(&cl.ns, cl.ip, sv.ip, payload, timeout) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("latency bench: {}: {e:#}", lab.backend.name());
+                        std::process::exit(1);
+                    }
+                };
                 lab.set_measuring(true);
                 group.bench_function(BenchmarkId::new(lab.backend.name(), payload), |b| {
-                    b.iter_custom(|iters| {
-                        let mut total = Duration::ZERO;
-                        let mut done = 0;
-                        let mut lost_in_a_row = 0;
-                        while done < iters {
-                            match client.round_trip() {
-                                Ok(d) => {
-                                    total += d;
-                                    done += 1;
-                                    lost_in_a_row = 0;
-                                }
-                                Err(Miss::Lost | Miss::SendFailed) => {
-                                    lost_in_a_row += 1;
-                                    assert!(
-                                        lost_in_a_row < MAX_CONSECUTIVE_LOSSES,
-                                        "{}: {MAX_CONSECUTIVE_LOSSES} round trips lost in a row",
-                                        lab.backend
-                                    );
-                                }
-                            }
-                        }
-                        total
-                    })
+                    b.iter_custom(|iters| time_round_trips(&mut client, iters, lab.backend))
                 });
                 lab.set_measuring(false);
             }
@@ -114,4 +62,50 @@ fn main() {
     }
     drop(labs);
     c.final_summary();
+}
+
+/// The lab of every available backend under run name `run`; exits when one cannot be built.
+fn build_labs(run: &str) -> Vec<BenchLab> {
+    let mut labs = Vec::new();
+    for b in Backend::bench_all() {
+        if let Some(why) = b.unavailable() {
+            eprintln!("latency bench: {}: skipped: {why}", b.name());
+            continue;
+        }
+        match BenchLab::build(&b.lab_name(run), b) {
+            Ok(lab) => labs.push(lab),
+            Err(e) => {
+                // Labs built so far are removed as `labs` drops.
+                eprintln!("latency bench: {}: cannot build its lab: {e:#}", b.name());
+                std::process::exit(1);
+            }
+        }
+    }
+    labs
+}
+
+/// The total time of `iters` answered round trips (lost ones are retried, up to
+/// MAX_CONSECUTIVE_LOSSES in a row).
+fn time_round_trips(client: &mut RttClient, iters: u64, backend: Backend) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    let mut lost_in_a_row = 0;
+    while done < iters {
+        match client.round_trip() {
+            Ok(d) => {
+                total += d;
+                done += 1;
+                lost_in_a_row = 0;
+            }
+            Err(Miss::Lost | Miss::SendFailed) => {
+                lost_in_a_row += 1;
+                assert!(
+                    lost_in_a_row < MAX_CONSECUTIVE_LOSSES,
+                    "{}: {MAX_CONSECUTIVE_LOSSES} round trips lost in a row",
+                    backend.name()
+                );
+            }
+        }
+    }
+    total
 }

@@ -14,9 +14,7 @@ use mvdp_lab::lab::Lab;
 
 #[test]
 fn round_trips_are_timed_and_a_dead_path_counts_losses_without_hanging() {
-    if !is_root("bench_rtt") {
-        return;
-    }
+    require_root!("bench_rtt");
     let lab = Lab::builder(&unique_prefix("rtt"))
         .containers(0)
         .build()
@@ -77,9 +75,7 @@ fn round_trips_are_timed_and_a_dead_path_counts_losses_without_hanging() {
 
 #[test]
 fn throughput_counts_what_arrives_and_the_threads_cpu() {
-    if !is_root("bench_tput") {
-        return;
-    }
+    require_root!("bench_tput");
     let lab = Lab::builder(&unique_prefix("tput"))
         .containers(0)
         .build()
@@ -110,9 +106,7 @@ fn throughput_counts_what_arrives_and_the_threads_cpu() {
 
 #[test]
 fn the_ceiling_forwarder_carries_traffic_between_two_veths_and_only_while_running() {
-    if !is_root("bench_ceiling") {
-        return;
-    }
+    require_root!("bench_ceiling");
     let lab = Lab::builder(&unique_prefix("ceil"))
         .containers(2)
         .container_veths(true)

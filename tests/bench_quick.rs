@@ -12,7 +12,7 @@ use common::*;
 use serde_json::Value;
 
 fn mvdp() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mvdp"))
+    Command::new(common::BIN)
 }
 
 fn num(v: &Value, key: &str) -> f64 {
@@ -96,9 +96,7 @@ fn check_throughput(cell: &Value, switched: bool) {
 
 #[test]
 fn bench_quick_reports_every_figure_and_leaves_nothing() {
-    if !is_root("bench_quick") {
-        return;
-    }
+    require_root!("bench_quick");
     let name = unique_prefix("bq");
     let out = tempfile::tempdir().unwrap();
     let started = Instant::now();
@@ -277,9 +275,7 @@ fn assert_fails_cleanly(args: &[&str], needle: &str) {
 
 #[test]
 fn bench_refuses_a_taken_lab_name_and_leaves_the_namespace_alone() {
-    if !is_root("bench_taken") {
-        return;
-    }
+    require_root!("bench_taken");
     let run = unique_prefix("bt");
     let squatter = format!("{run}br-wire");
     assert!(Command::new("ip")
@@ -321,9 +317,7 @@ fn bench_refuses_a_taken_lab_name_and_leaves_the_namespace_alone() {
 
 #[test]
 fn bench_rejects_bad_arguments_without_building_anything() {
-    if !is_root("bench_args") {
-        return;
-    }
+    require_root!("bench_args");
     let run = unique_prefix("ba");
     assert_fails_cleanly(
         &["bench", "--quick", "--modes", "source", "--lab-name", &run],
@@ -343,9 +337,7 @@ fn bench_rejects_bad_arguments_without_building_anything() {
 
 #[test]
 fn bench_interrupted_removes_its_labs() {
-    if !is_root("bench_sigint") {
-        return;
-    }
+    require_root!("bench_sigint");
     let run = unique_prefix("bi");
     let out = tempfile::tempdir().unwrap();
     let mut child = mvdp()
@@ -386,13 +378,11 @@ fn bench_interrupted_removes_its_labs() {
 
 #[test]
 fn bench_as_an_ordinary_user_says_it_needs_root() {
-    if !is_root("bench_not_root") {
-        return;
-    }
+    require_root!("bench_not_root");
     // Drop to nobody for the child only (util-linux setpriv); skip where it is missing.
     let Ok(o) = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_mvdp"))
+        .arg(common::BIN)
         .args(["bench", "--quick", "--out", "/nonexistent/never-written"])
         .output()
     else {

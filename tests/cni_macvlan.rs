@@ -13,7 +13,7 @@ use std::io::Write;
 use std::process::Stdio;
 
 use common::*;
-use mvdp_control::{Link, MacAddr, MacvlanMode, Netlink};
+use mvdp_control::{Link, Mac, Mode, Netlink};
 use mvdp_lab::lab::ContainerAddr;
 use mvdp_lab::{Backend, Lab};
 
@@ -29,7 +29,7 @@ fn plugin_present(test: &str) -> bool {
     ok
 }
 
-fn config(mode: MacvlanMode, mtu: Option<u32>, ip: &str) -> String {
+fn config(mode: Mode, mtu: Option<u32>, ip: &str) -> String {
     let mut c = serde_json::json!({
         "cniVersion": "1.0.0",
         "name": "mvdp-xcheck",
@@ -75,12 +75,12 @@ fn cni(lab: &Lab, command: &str, netns: &str, conf: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn laa_unicast(m: MacAddr) -> bool {
+fn laa_unicast(m: Mac) -> bool {
     m.0[0] & 0x02 != 0 && m.0[0] & 0x01 == 0
 }
 
 /// The lab's backend and the plugin, one after the other in the same container namespace.
-fn cross_check(mode: MacvlanMode, mtu: Option<u32>) {
+fn cross_check(mode: Mode, mtu: Option<u32>) {
     let ip = "198.18.0.10".parse().unwrap();
     let mac = mvdp_lab::lab::container_mac(1);
     let lab = Lab::builder(&unique_prefix("cni"))
@@ -127,7 +127,7 @@ fn cross_check(mode: MacvlanMode, mtu: Option<u32>) {
         "{what}: {ours_mac} {theirs_mac}"
     );
     let parent_now = host.link("eth1").unwrap().mac.unwrap();
-    if mode == MacvlanMode::Passthru {
+    if mode == Mode::Passthru {
         // Passthru ports carry the parent's MAC: ours was given the container's, which the kernel
         // set on the parent; the plugin's inherits the parent's.
         assert_eq!(ours_mac, mac, "{what}");
@@ -153,12 +153,12 @@ fn cross_check(mode: MacvlanMode, mtu: Option<u32>) {
         cnl.try_link("eth0").unwrap().is_none(),
         "{what}: DEL left eth0"
     );
-    assert!(links_in(lab.host().name())
+    assert!(links(lab.host().name())
         .iter()
         .all(|l| l == "lo" || l == "eth1"));
 }
 
-fn run(test: &str, mode: MacvlanMode) {
+fn run(test: &str, mode: Mode) {
     if !is_root(test) || !plugin_present(test) {
         return;
     }
@@ -168,20 +168,20 @@ fn run(test: &str, mode: MacvlanMode) {
 
 #[test]
 fn cni_bridge_mode_matches_the_lab_backend() {
-    run("cni_bridge", MacvlanMode::Bridge);
+    run("cni_bridge", Mode::Bridge);
 }
 
 #[test]
 fn cni_private_mode_matches_the_lab_backend() {
-    run("cni_private", MacvlanMode::Private);
+    run("cni_private", Mode::Private);
 }
 
 #[test]
 fn cni_vepa_mode_matches_the_lab_backend() {
-    run("cni_vepa", MacvlanMode::Vepa);
+    run("cni_vepa", Mode::Vepa);
 }
 
 #[test]
 fn cni_passthru_mode_matches_the_lab_backend() {
-    run("cni_passthru", MacvlanMode::Passthru);
+    run("cni_passthru", Mode::Passthru);
 }

@@ -11,7 +11,6 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use common::*;
-use mvdp_control::MacvlanMode;
 use mvdp_lab::conformance::report::{
     readme_section, replace_readme_section, KNOWN_DIFFERENCES, MODES,
 };
@@ -20,6 +19,7 @@ use mvdp_lab::conformance::{
     run_mode, scenarios, Cell, Dst, Endpoint, KernelMacvlan, ModeResult, Mvdp, Phase, Scenario,
     Sender, Subject, Table,
 };
+use mvdp_switch::Mode;
 
 // ---- the model ------------------------------------------------------------------------------------------
 
@@ -35,7 +35,7 @@ enum Mac {
 }
 
 struct Net {
-    mode: MacvlanMode,
+    mode: Mode,
     ports: u32,
     hairpin: bool,
     down: Option<u32>,
@@ -50,7 +50,7 @@ impl Net {
         let n = match mac {
             Mac::Port(n) => n,
             // A passthru port carries the parent's MAC.
-            Mac::Host if self.mode == MacvlanMode::Passthru => 1,
+            Mac::Host if self.mode == Mode::Passthru => 1,
             _ => return None,
         };
         (n <= self.ports && self.up(n)).then_some(n)
@@ -62,7 +62,7 @@ impl Net {
     /// macvlan_queue_xmit: port `from` sends to `dst`.
     fn port_sends(&self, from: u32, dst: Mac) -> BTreeSet<Endpoint> {
         let mut got = BTreeSet::new();
-        if self.mode == MacvlanMode::Bridge {
+        if self.mode == Mode::Bridge {
             if dst == Mac::Group {
                 // Straight to the other bridge ports, then out to the wire.
                 got.extend(self.up_ports().filter(|n| *n != from).map(Endpoint::Port));
@@ -101,12 +101,12 @@ impl Net {
         if dst == Mac::Group {
             match self.port_with(src).map(|_| self.mode) {
                 // Reflected from a private/passthru port: back to it alone, consumed (no host copy).
-                Some(MacvlanMode::Private | MacvlanMode::Passthru) => {
+                Some(Mode::Private | Mode::Passthru) => {
                     got.insert(Endpoint::Port(self.port_with(src).unwrap()));
                     return got;
                 }
                 // From a VEPA port: VEPA and bridge ports but the sender.
-                Some(MacvlanMode::Vepa) => {
+                Some(Mode::Vepa) => {
                     let s = self.port_with(src);
                     got.extend(
                         self.up_ports()
@@ -122,7 +122,7 @@ impl Net {
             got.insert(Endpoint::Host);
             return got;
         }
-        if self.mode == MacvlanMode::Passthru {
+        if self.mode == Mode::Passthru {
             // Every unicast goes to the passthru port; dropped when it is down.
             if self.up(1) {
                 got.insert(Endpoint::Port(1));
@@ -137,7 +137,7 @@ impl Net {
     }
 }
 
-fn expected(mode: MacvlanMode, s: &Scenario) -> Cell {
+fn expected(mode: Mode, s: &Scenario) -> Cell {
     let ports = ports_for(mode);
     if let Some(why) = s.not_applicable(ports) {
         return Cell::NotApplicable(why);
@@ -201,7 +201,7 @@ fn mvdp_results() -> Option<&'static Vec<ModeResult>> {
     RESULTS
         .get_or_init(|| {
             let mvdp = Mvdp {
-                bin: env!("CARGO_BIN_EXE_mvdp").into(),
+                bin: common::BIN.into(),
             };
             is_root("conformance_mvdp").then(|| run_all_modes(&mvdp, "confm"))
         })
@@ -217,11 +217,11 @@ fn mvdp_delivers_what_kernel_macvlan_delivers() {
         assert_eq!(r.subject, "mvdp");
         assert_eq!(r.cells.len(), scenarios().len(), "{}", r.mode);
     }
-    let by_mode = |m: MacvlanMode| mvdp.iter().find(|r| r.mode == m).unwrap();
+    let by_mode = |m: Mode| mvdp.iter().find(|r| r.mode == m).unwrap();
     // The deliberate differences, side by side with the kernel (which forwards both, checked above):
     // a foreign source MAC is dropped except in passthru, an injected tag always.
     for r in mvdp {
-        let spoofed = if r.mode == MacvlanMode::Passthru {
+        let spoofed = if r.mode == Mode::Passthru {
             set(&["wire", "ext"])
         } else {
             set(&[])
@@ -241,12 +241,12 @@ fn mvdp_delivers_what_kernel_macvlan_delivers() {
     }
     // A few cells that need the daemon to follow the container's end.
     assert_eq!(
-        receivers(by_mode(MacvlanMode::Bridge), "mac-change/ext-new"),
+        receivers(by_mode(Mode::Bridge), "mac-change/ext-new"),
         set(&["p1"]),
         "the port follows its container's new MAC"
     );
     assert_eq!(
-        receivers(by_mode(MacvlanMode::Bridge), "port-down/ext-bcast"),
+        receivers(by_mode(Mode::Bridge), "port-down/ext-bcast"),
         set(&["p1", "host"]),
         "a down port gets no flood copy"
     );
@@ -290,12 +290,12 @@ fn kernel_macvlan_matches_the_documented_kernel_facts() {
     let Some(results) = kernel_results() else {
         return;
     };
-    let by_mode = |m: MacvlanMode| results.iter().find(|r| r.mode == m).unwrap();
+    let by_mode = |m: Mode| results.iter().find(|r| r.mode == m).unwrap();
     // A few facts spelled out, then every cell against the model.
-    let bridge = by_mode(MacvlanMode::Bridge);
-    let private = by_mode(MacvlanMode::Private);
-    let vepa = by_mode(MacvlanMode::Vepa);
-    let passthru = by_mode(MacvlanMode::Passthru);
+    let bridge = by_mode(Mode::Bridge);
+    let private = by_mode(Mode::Private);
+    let vepa = by_mode(Mode::Vepa);
+    let passthru = by_mode(Mode::Passthru);
     assert_eq!(
         receivers(bridge, "hairpin-off/p1-p2"),
         set(&["p2"]),

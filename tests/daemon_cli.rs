@@ -3,14 +3,12 @@
 //! the control socket gets an error reply; SIGTERM cleans up and a restart re-adopts the ports.
 
 mod common;
-mod daemon_support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::process::Command;
 
-use common::{eventually, is_root, unique_prefix, xdp_attached};
-use daemon_support::{links, ping, DaemonLab, BIN};
+use common::{eventually, links, ping, require_root, unique_prefix, xdp_attached, DaemonLab, BIN};
 
 fn mv_links(ns: &str) -> Vec<String> {
     links(ns)
@@ -43,10 +41,8 @@ fn a_missing_daemon_is_a_clear_error() {
 
 #[test]
 fn bad_input_is_refused_and_leaves_nothing_half_created() {
-    if !is_root("bad_input_is_refused_and_leaves_nothing_half_created") {
-        return;
-    }
-    let d = DaemonLab::start(&unique_prefix("dbad"), 2, false);
+    require_root!("bad_input_is_refused_and_leaves_nothing_half_created");
+    let d = DaemonLab::start(BIN, &unique_prefix("dbad"), 2, false);
     let (host, c1, c2) = (d.host(), d.c(1), d.c(2));
     // A jumbo parent, so both MTU limits can be hit: the parent's and mvdp's frame size.
     assert!(Command::new("ip")
@@ -235,10 +231,8 @@ fn bad_input_is_refused_and_leaves_nothing_half_created() {
 
 #[test]
 fn garbage_on_the_socket_gets_an_error_reply_and_the_daemon_keeps_serving() {
-    if !is_root("garbage_on_the_socket_gets_an_error_reply_and_the_daemon_keeps_serving") {
-        return;
-    }
-    let d = DaemonLab::start(&unique_prefix("dsock"), 0, false);
+    require_root!("garbage_on_the_socket_gets_an_error_reply_and_the_daemon_keeps_serving");
+    let d = DaemonLab::start(BIN, &unique_prefix("dsock"), 0, false);
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "control socket must be root-only");
@@ -285,10 +279,8 @@ fn garbage_on_the_socket_gets_an_error_reply_and_the_daemon_keeps_serving() {
 
 #[test]
 fn sigterm_releases_the_parent_and_a_restart_readopts_the_ports() {
-    if !is_root("sigterm_releases_the_parent_and_a_restart_readopts_the_ports") {
-        return;
-    }
-    let mut d = DaemonLab::start(&unique_prefix("dterm"), 1, false);
+    require_root!("sigterm_releases_the_parent_and_a_restart_readopts_the_ports");
+    let mut d = DaemonLab::start(BIN, &unique_prefix("dterm"), 1, false);
     let (host, c1) = (d.host(), d.c(1));
     d.create_lan("198.18.0.64/28");
     d.ok(&["port", "add", "lan", "--netns", &c1]);
@@ -318,10 +310,8 @@ fn sigterm_releases_the_parent_and_a_restart_readopts_the_ports() {
 
 #[test]
 fn a_netns_given_by_path_works_and_its_end_removes_the_port() {
-    if !is_root("a_netns_given_by_path_works_and_its_end_removes_the_port") {
-        return;
-    }
-    let d = DaemonLab::start(&unique_prefix("dpath"), 0, false);
+    require_root!("a_netns_given_by_path_works_and_its_end_removes_the_port");
+    let d = DaemonLab::start(BIN, &unique_prefix("dpath"), 0, false);
     d.create_lan("198.18.0.96/28");
     // A "container" as Docker makes them: a process in an unnamed netns.
     let mut proc_ = Command::new("unshare")
@@ -368,7 +358,7 @@ fn a_netns_given_by_path_works_and_its_end_removes_the_port() {
 fn daemon_refuses_a_tiny_umem() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("d.sock");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mvdp"))
+    let out = std::process::Command::new(common::BIN)
         .args(["daemon", "--frames", "10", "--socket"])
         .arg(&sock)
         .output()

@@ -5,13 +5,13 @@ mod common;
 
 use std::process::Command;
 
+use common::require_root;
+
 #[test]
 fn the_demo_delivers_every_frame_where_the_design_says_and_cleans_up() {
-    if !common::is_root("the_demo_delivers_every_frame_where_the_design_says_and_cleans_up") {
-        return;
-    }
+    require_root!("the_demo_delivers_every_frame_where_the_design_says_and_cleans_up");
     let name = common::unique_prefix("demo");
-    let out = Command::new(env!("CARGO_BIN_EXE_mvdp"))
+    let out = Command::new(common::BIN)
         .args(["demo", "--json", "--frames", "50", "--lab-name", &name])
         .output()
         .unwrap();
@@ -53,7 +53,7 @@ fn the_demo_delivers_every_frame_where_the_design_says_and_cleans_up() {
 
 #[test]
 fn the_demo_refuses_bad_arguments() {
-    let out = Command::new(env!("CARGO_BIN_EXE_mvdp"))
+    let out = Command::new(common::BIN)
         .args(["demo", "--frames", "0"])
         .output()
         .unwrap();

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, in_netns, is_root, ns_ok, xdp_attached};
+use common::{eventually, in_netns, ns_ok, require_root, xdp_attached};
 use mvdp_ebpf::abi::Counter;
 use mvdp_ebpf::{Demux, DemuxError, FloodTap, ModePolicy};
 use mvdp_lab::probe::raw::{frame, marker};
@@ -37,9 +37,7 @@ fn send(ifname: &str, frames: &[Vec<u8>]) {
 
 #[test]
 fn frames_land_in_exactly_the_right_socket() {
-    if !is_root("frames_land_in_exactly_the_right_socket") {
-        return;
-    }
+    require_root!("frames_land_in_exactly_the_right_socket");
     let lab = TestLab::new("dmx1");
     let (got, counters) = in_netns(&lab.host, || {
         let mut demux = Demux::attach(&lab.parent, ModePolicy::Native).expect("attach");
@@ -108,9 +106,7 @@ fn frames_land_in_exactly_the_right_socket() {
 
 #[test]
 fn unknown_unicast_and_broadcast_reach_the_host_stack_and_the_flood_tap() {
-    if !is_root("unknown_unicast_and_broadcast_reach_the_host_stack_and_the_flood_tap") {
-        return;
-    }
+    require_root!("unknown_unicast_and_broadcast_reach_the_host_stack_and_the_flood_tap");
     let lab = TestLab::new("dmx2");
     let (pinged, tapped, counters) = in_netns(&lab.host, || {
         let demux = Demux::attach(&lab.parent, ModePolicy::Native).expect("attach");
@@ -150,9 +146,7 @@ fn unknown_unicast_and_broadcast_reach_the_host_stack_and_the_flood_tap() {
 
 #[test]
 fn the_flood_tap_restores_vlan_tags_and_holds_promisc_while_open() {
-    if !is_root("the_flood_tap_restores_vlan_tags_and_holds_promisc_while_open") {
-        return;
-    }
+    require_root!("the_flood_tap_restores_vlan_tags_and_holds_promisc_while_open");
     let lab = TestLab::new("dmx3");
     let tapped = in_netns(&lab.host, || {
         let _demux = Demux::attach(&lab.parent, ModePolicy::Native).expect("attach");
@@ -216,9 +210,7 @@ fn the_flood_tap_restores_vlan_tags_and_holds_promisc_while_open() {
 
 #[test]
 fn bad_parents_are_refused_and_change_nothing() {
-    if !is_root("bad_parents_are_refused_and_change_nothing") {
-        return;
-    }
+    require_root!("bad_parents_are_refused_and_change_nothing");
     let lab = TestLab::new("dmx4");
     in_netns(&lab.host, || {
         let missing = Demux::attach("nosuch0", ModePolicy::NativeOrGeneric).unwrap_err();
@@ -270,9 +262,7 @@ fn child_attach_and_wait() {
 
 #[test]
 fn a_killed_loader_leaves_no_program_behind() {
-    if !is_root("a_killed_loader_leaves_no_program_behind") {
-        return;
-    }
+    require_root!("a_killed_loader_leaves_no_program_behind");
     use std::io::{BufRead, BufReader};
     let lab = TestLab::new("dmx5");
     /// Kills the helper process however this test ends, so it never holds the program on.

@@ -3,35 +3,23 @@
 //! ring).
 
 mod common;
-mod daemon_support;
 
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{eventually, in_netns, is_root, unique_prefix};
-use daemon_support::{ping, DaemonLab};
+use common::{eventually, in_netns, ping, require_root, unique_prefix, DaemonLab, BIN};
 
 const FRAMES: u64 = 1_000_000;
 const CYCLES: u32 = 100;
 
 #[test]
 fn no_umem_frame_is_lost_under_traffic_and_port_churn() {
-    if !is_root("no_umem_frame_is_lost_under_traffic_and_port_churn") {
-        return;
-    }
-    let d = DaemonLab::start(&unique_prefix("echurn"), 2, false);
+    require_root!("no_umem_frame_is_lost_under_traffic_and_port_churn");
+    let d = DaemonLab::start(BIN, &unique_prefix("echurn"), 2, false);
     d.create_lan("198.18.0.32/28");
-    d.ok(&[
-        "port",
-        "add",
-        "lan",
-        "--netns",
-        &d.c(1),
-        "--ip",
-        "198.18.0.32",
-    ]);
+    d.add_port("lan", 1, "198.18.0.32");
     assert!(ping(&d.c(1), "198.18.0.254", 3));
 
     // c1 blasts small UDP datagrams at the external host until told to stop.

@@ -4,12 +4,10 @@
 //! Speed and memory at 1,000 ports are measured by `mvdp bench`, not here.
 
 mod common;
-mod daemon_support;
 
 use std::process::Command;
 
-use common::{eventually, is_root, unique_prefix};
-use daemon_support::{links, ping, DaemonLab};
+use common::{eventually, links, ping, require_root, unique_prefix, DaemonLab, BIN};
 
 const PORTS: u32 = 256;
 /// With 3,072 UMEM frames the daemon keeps 512 for frames in flight and promises 512 to the
@@ -66,13 +64,11 @@ fn port_ip(ports: &serde_json::Value, ns: &str) -> String {
 
 #[test]
 fn a_network_of_256_ports_serves_every_port_and_refuses_the_next() {
-    if !is_root("a_network_of_256_ports_serves_every_port_and_refuses_the_next") {
-        return;
-    }
+    require_root!("a_network_of_256_ports_serves_every_port_and_refuses_the_next");
     // The daemon reads --frames from its environment, which it inherits from this process.
     std::env::set_var("MVDP_FRAMES", FRAMES);
     let prefix = unique_prefix("dense");
-    let d = DaemonLab::start(&prefix, 0, false);
+    let d = DaemonLab::start(BIN, &prefix, 0, false);
     let ns = Namespaces::create(&prefix, PORTS + 1);
     d.ok(&[
         "network",

@@ -4,12 +4,12 @@
 //! lab's host netns; checks go through ping and `ip`.
 
 mod common;
-mod daemon_support;
 
 use std::process::{Child, Command, Stdio};
 
-use common::{eventually, is_root, unique_prefix, xdp_attached};
-use daemon_support::{ping, DaemonLab};
+use common::{
+    eventually, is_root, ping, require_root, unique_prefix, xdp_attached, DaemonLab, BIN,
+};
 
 const EXT: &str = "198.18.0.254";
 const HOST: &str = "198.18.0.1";
@@ -76,33 +76,16 @@ fn net(d: &DaemonLab, name: &str, parent: &str, mode: &str, range: &str) {
     ]);
 }
 
-fn port(d: &DaemonLab, network: &str, c: u32, ip: &str) -> String {
-    let v: serde_json::Value = serde_json::from_str(&d.ok(&[
-        "port",
-        "add",
-        network,
-        "--netns",
-        &d.c(c),
-        "--ip",
-        ip,
-        "--json",
-    ]))
-    .unwrap();
-    v["mac"].as_str().unwrap().to_string()
-}
-
 #[test]
 fn bridge_containers_reach_each_other_and_the_wire_and_the_host_only_through_a_host_port() {
-    if !is_root(
-        "bridge_containers_reach_each_other_and_the_wire_and_the_host_only_through_a_host_port",
-    ) {
-        return;
-    }
-    let d = DaemonLab::start(&unique_prefix("ebr"), 2, false);
+    require_root!(
+        "bridge_containers_reach_each_other_and_the_wire_and_the_host_only_through_a_host_port"
+    );
+    let d = DaemonLab::start(BIN, &unique_prefix("ebr"), 2, false);
     let bg = HostPing::start(&d.host());
     net(&d, "lan", "eth1", "bridge", "198.18.0.32/28");
-    port(&d, "lan", 1, "198.18.0.32");
-    port(&d, "lan", 2, "198.18.0.33");
+    d.add_port("lan", 1, "198.18.0.32");
+    d.add_port("lan", 2, "198.18.0.33");
     let (c1, c2) = (d.c(1), d.c(2));
     assert!(ping(&c1, "198.18.0.33", 3), "c1 -> c2");
     assert!(ping(&c2, "198.18.0.32", 3), "c2 -> c1");
@@ -156,16 +139,17 @@ fn bridge_containers_reach_each_other_and_the_wire_and_the_host_only_through_a_h
 /// reflected broadcast back to the sender only, so ARP between private siblings never resolves.
 fn private_and_vepa(hairpin: bool) {
     let d = DaemonLab::start(
+        BIN,
         &unique_prefix(if hairpin { "ehp" } else { "enh" }),
         4,
         hairpin,
     );
     net(&d, "priv", "eth1", "private", "198.18.0.32/28");
     net(&d, "vepa", "eth1.100", "vepa", "198.18.0.48/28");
-    let m1 = port(&d, "priv", 1, "198.18.0.32");
-    let m2 = port(&d, "priv", 2, "198.18.0.33");
-    port(&d, "vepa", 3, "198.18.0.48");
-    port(&d, "vepa", 4, "198.18.0.49");
+    let m1 = d.add_port("priv", 1, "198.18.0.32");
+    let m2 = d.add_port("priv", 2, "198.18.0.33");
+    d.add_port("vepa", 3, "198.18.0.48");
+    d.add_port("vepa", 4, "198.18.0.49");
     for (c, ip, mac) in [(1, "198.18.0.33", &m2), (2, "198.18.0.32", &m1)] {
         let ok = Command::new("ip")
             .args([
@@ -215,12 +199,10 @@ fn private_and_vepa_siblings_talk_through_the_wire_hairpin() {
 
 #[test]
 fn passthru_takes_one_port_which_reaches_the_wire() {
-    if !is_root("passthru_takes_one_port_which_reaches_the_wire") {
-        return;
-    }
-    let d = DaemonLab::start(&unique_prefix("ept"), 2, false);
+    require_root!("passthru_takes_one_port_which_reaches_the_wire");
+    let d = DaemonLab::start(BIN, &unique_prefix("ept"), 2, false);
     net(&d, "pt", "eth1", "passthru", "198.18.0.32/28");
-    port(&d, "pt", 1, "198.18.0.40");
+    d.add_port("pt", 1, "198.18.0.40");
     d.refused(
         &["port", "add", "pt", "--netns", &d.c(2)],
         "already has its one port",
@@ -279,16 +261,14 @@ fn passthru_takes_one_port_which_reaches_the_wire() {
 
 #[test]
 fn vlans_100_and_200_are_separate() {
-    if !is_root("vlans_100_and_200_are_separate") {
-        return;
-    }
-    let d = DaemonLab::start(&unique_prefix("evl"), 3, false);
+    require_root!("vlans_100_and_200_are_separate");
+    let d = DaemonLab::start(BIN, &unique_prefix("evl"), 3, false);
     // Overlapping subnets on two VLANs of one parent, as Docker allows.
     net(&d, "v100", "eth1.100", "bridge", "198.18.0.32/28");
     net(&d, "v200", "eth1.200", "bridge", "198.18.0.48/28");
-    port(&d, "v100", 1, "198.18.0.32");
-    port(&d, "v100", 2, "198.18.0.33");
-    port(&d, "v200", 3, "198.18.0.48");
+    d.add_port("v100", 1, "198.18.0.32");
+    d.add_port("v100", 2, "198.18.0.33");
+    d.add_port("v200", 3, "198.18.0.48");
     assert!(ping(&d.c(1), "198.18.0.33", 3), "same VLAN");
     assert!(
         !ping(&d.c(1), "198.18.0.48", 1),
@@ -301,13 +281,11 @@ fn vlans_100_and_200_are_separate() {
 
 #[test]
 fn ports_follow_carrier_and_a_killed_daemon_leaves_the_parent_clean() {
-    if !is_root("ports_follow_carrier_and_a_killed_daemon_leaves_the_parent_clean") {
-        return;
-    }
-    let mut d = DaemonLab::start(&unique_prefix("ek9"), 1, false);
+    require_root!("ports_follow_carrier_and_a_killed_daemon_leaves_the_parent_clean");
+    let mut d = DaemonLab::start(BIN, &unique_prefix("ek9"), 1, false);
     let (host, c1) = (d.host(), d.c(1));
     net(&d, "lan", "eth1", "bridge", "198.18.0.32/28");
-    port(&d, "lan", 1, "198.18.0.32");
+    d.add_port("lan", 1, "198.18.0.32");
     assert!(ping(&c1, EXT, 3));
     assert!(xdp_attached(&host, "eth1"));
 
@@ -360,11 +338,9 @@ fn ports_follow_carrier_and_a_killed_daemon_leaves_the_parent_clean() {
 
 #[test]
 fn two_hosts_share_vlan_100_and_keep_vlan_200_apart() {
-    if !is_root("two_hosts_share_vlan_100_and_keep_vlan_200_apart") {
-        return;
-    }
+    require_root!("two_hosts_share_vlan_100_and_keep_vlan_200_apart");
     // Docker's two-node macvlan experiment: each host runs its own daemon, both parents on one wire.
-    let mut d = DaemonLab::start_hosts(&unique_prefix("e2h"), 4, false, 2);
+    let mut d = DaemonLab::start_hosts(BIN, &unique_prefix("e2h"), 4, false, 2);
     d.start_on_host(2);
     for h in [1, 2] {
         for (name, parent, range) in [

@@ -2,14 +2,12 @@
 //! two containers on a bridge network, and 100 MiB from a container to the external host.
 
 mod common;
-mod daemon_support;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{in_netns, is_root, unique_prefix};
-use daemon_support::{ping, DaemonLab};
+use common::{in_netns, ping, require_root, unique_prefix, DaemonLab, BIN};
 
 const BLOCK: usize = 1 << 20;
 const BLOCKS: usize = 100;
@@ -69,29 +67,11 @@ fn transfer(server_ns: &str, server_ip: Ipv4Addr, client_ns: &str) -> Duration {
 
 #[test]
 fn bulk_tcp_arrives_intact_between_containers_and_to_the_wire() {
-    if !is_root("bulk_tcp_arrives_intact_between_containers_and_to_the_wire") {
-        return;
-    }
-    let d = DaemonLab::start(&unique_prefix("etcp"), 2, false);
+    require_root!("bulk_tcp_arrives_intact_between_containers_and_to_the_wire");
+    let d = DaemonLab::start(BIN, &unique_prefix("etcp"), 2, false);
     d.create_lan("198.18.0.32/28");
-    d.ok(&[
-        "port",
-        "add",
-        "lan",
-        "--netns",
-        &d.c(1),
-        "--ip",
-        "198.18.0.32",
-    ]);
-    d.ok(&[
-        "port",
-        "add",
-        "lan",
-        "--netns",
-        &d.c(2),
-        "--ip",
-        "198.18.0.33",
-    ]);
+    d.add_port("lan", 1, "198.18.0.32");
+    d.add_port("lan", 2, "198.18.0.33");
     assert!(ping(&d.c(1), "198.18.0.33", 3));
     let t = transfer(&d.c(2), Ipv4Addr::new(198, 18, 0, 33), &d.c(1));
     eprintln!("container -> container: {BLOCKS} MiB in {t:?}");

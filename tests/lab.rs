@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use common::*;
-use mvdp_control::{Error, MacAddr, MacvlanMode, NetNs, Netlink};
+use mvdp_control::{Error, Mac, Mode, NetNs, Netlink};
 use mvdp_lab::lab::{ContainerAddr, ContainerVeth, Lab};
 use mvdp_lab::Backend;
 
@@ -23,9 +23,7 @@ fn assert_gone(prefix: &str) {
 
 #[test]
 fn lab_has_the_expected_shape_answers_ping_and_vanishes_on_drop() {
-    if !is_root("lab_shape") {
-        return;
-    }
+    require_root!("lab_shape");
     let p = unique_prefix("shape");
     let root_before = root_links();
     let lab = Lab::builder(&p)
@@ -49,7 +47,7 @@ fn lab_has_the_expected_shape_answers_ping_and_vanishes_on_drop() {
 
     // Wire: bridge with the external host's port and the parent's port enslaved, hairpin on the parent's.
     let wire = format!("{p}-wire");
-    let mut wire_links = links_in(&wire);
+    let mut wire_links = links(&wire);
     wire_links.sort();
     assert_eq!(wire_links, ["br0", "lo", "wext", "whost1"]);
     for port in ["wext", "whost1"] {
@@ -70,7 +68,7 @@ fn lab_has_the_expected_shape_answers_ping_and_vanishes_on_drop() {
     let host = format!("{p}-host");
     assert_eq!(lab.host().name(), host);
     assert_eq!(lab.parent_ifname(), "eth1");
-    let mut host_links = links_in(&host);
+    let mut host_links = links(&host);
     host_links.sort();
     assert_eq!(host_links, ["eth1", "lo"]);
     let addr = ip_n(&host, &["-4", "-br", "addr", "show", "eth1"]);
@@ -94,7 +92,7 @@ fn lab_has_the_expected_shape_answers_ping_and_vanishes_on_drop() {
 
     // Containers: empty except lo (up).
     for c in lab.containers() {
-        assert_eq!(links_in(c.ns.name()), ["lo"]);
+        assert_eq!(links(c.ns.name()), ["lo"]);
         assert!(ip_n(c.ns.name(), &["link", "show", "lo"]).contains("UP"));
     }
 
@@ -109,7 +107,7 @@ fn lab_has_the_expected_shape_answers_ping_and_vanishes_on_drop() {
 
     // Traffic: ext reaches the host's parent over the wire bridge (iproute2's way in and ours).
     assert!(
-        pings(&ext, "198.18.0.1", 3),
+        ping(&ext, "198.18.0.1", 3),
         "ext cannot ping the host parent"
     );
     let ours = lab
@@ -137,9 +135,7 @@ fn lab_has_the_expected_shape_answers_ping_and_vanishes_on_drop() {
 
 #[test]
 fn two_hosts_share_the_wire_and_hairpin_is_off_by_default() {
-    if !is_root("lab_two_hosts") {
-        return;
-    }
+    require_root!("lab_two_hosts");
     let p = unique_prefix("two");
     let lab = Lab::builder(&p)
         .containers(0)
@@ -165,12 +161,12 @@ fn two_hosts_share_the_wire_and_hairpin_is_off_by_default() {
             "{show}"
         );
         assert!(
-            pings(lab.ext().name(), &h.ip.to_string(), 3),
+            ping(lab.ext().name(), &h.ip.to_string(), 3),
             "ext cannot ping host{n}"
         );
     }
     assert!(
-        pings(lab.host_n(1).ns.name(), "198.18.0.2", 3),
+        ping(lab.host_n(1).ns.name(), "198.18.0.2", 3),
         "host1 cannot ping host2"
     );
     lab.destroy().expect("destroy");
@@ -179,12 +175,10 @@ fn two_hosts_share_the_wire_and_hairpin_is_off_by_default() {
 
 #[test]
 fn container_veths_get_their_addresses_and_offloads() {
-    if !is_root("lab_container_veths") {
-        return;
-    }
+    require_root!("lab_container_veths");
     let p = unique_prefix("veth");
     let custom = ContainerAddr {
-        mac: MacAddr::lab(7, 7, 7),
+        mac: Mac::lab(7, 7, 7),
         ip: "198.18.0.77".parse().unwrap(),
         mtu: Some(1400),
     };
@@ -196,7 +190,7 @@ fn container_veths_get_their_addresses_and_offloads() {
         .expect("build");
 
     let host = lab.host().name().to_string();
-    let mut host_links = links_in(&host);
+    let mut host_links = links(&host);
     host_links.sort();
     assert_eq!(host_links, ["eth1", "lo", "vc1", "vc2"]);
     let c1 = lab.container(1);
@@ -224,19 +218,19 @@ fn container_veths_get_their_addresses_and_offloads() {
     let l = nl.link("eth0").unwrap();
     assert_eq!(
         (l.mac, l.mtu, l.up, l.kind.as_deref()),
-        (Some(MacAddr::lab(7, 7, 7)), 1400, true, Some("veth"))
+        (Some(Mac::lab(7, 7, 7)), 1400, true, Some("veth"))
     );
 
     // The helper adds more pairs on demand; a failing one leaves no half pair.
     let spec = ContainerVeth {
         host_ifname: "vc1b".into(),
         container_ifname: "eth9".into(),
-        mac: Some(MacAddr::lab(0, 2, 1)),
+        mac: Some(Mac::lab(0, 2, 1)),
         ip: Some(("198.18.0.100".parse().unwrap(), 24)),
         mtu: None,
     };
     lab.add_container_veth(1, 1, &spec).expect("second veth");
-    assert!(links_in(c1.ns.name()).contains(&"eth9".to_string()));
+    assert!(links(c1.ns.name()).contains(&"eth9".to_string()));
     let dup = lab.add_container_veth(1, 1, &spec).unwrap_err();
     assert!(dup.to_string().contains("creating veth vc1b"), "{dup}");
     assert!(dup.to_string().contains("File exists"), "{dup}");
@@ -246,16 +240,14 @@ fn container_veths_get_their_addresses_and_offloads() {
         ..spec
     };
     assert!(lab.add_container_veth(1, 1, &bad_ip).is_err());
-    assert!(!links_in(&host).contains(&"vcx".to_string()));
+    assert!(!links(&host).contains(&"vcx".to_string()));
     drop(lab);
     assert_gone(&p);
 }
 
 #[test]
 fn a_second_build_with_the_same_prefix_fails_and_leaves_the_first_intact() {
-    if !is_root("lab_same_prefix") {
-        return;
-    }
+    require_root!("lab_same_prefix");
     let p = unique_prefix("dup");
     let first = Lab::builder(&p).containers(1).build().expect("build");
     let before = netns_with_prefix(&p);
@@ -269,7 +261,7 @@ fn a_second_build_with_the_same_prefix_fails_and_leaves_the_first_intact() {
     assert!(msg.contains(&format!("mvdp lab down --name {p}")), "{msg}");
     assert_eq!(netns_with_prefix(&p), before);
     assert!(
-        pings(first.ext().name(), "198.18.0.1", 3),
+        ping(first.ext().name(), "198.18.0.1", 3),
         "first lab broken"
     );
     drop(first);
@@ -278,9 +270,7 @@ fn a_second_build_with_the_same_prefix_fails_and_leaves_the_first_intact() {
 
 #[test]
 fn destroy_by_name_only_removes_the_labs_own_namespaces() {
-    if !is_root("lab_destroy_by_name") {
-        return;
-    }
+    require_root!("lab_destroy_by_name");
     let p = unique_prefix("down");
     // Missing lab: error, nothing removed.
     let decoy = NetNs::create(&format!("{p}-notarole")).expect("decoy");
@@ -319,13 +309,11 @@ fn destroy_by_name_only_removes_the_labs_own_namespaces() {
 
 #[test]
 fn a_refused_or_failed_build_leaves_nothing() {
-    if !is_root("lab_failed_build") {
-        return;
-    }
+    require_root!("lab_failed_build");
     // Refused before anything is created: multicast MAC, address outside the lab range.
     let p = unique_prefix("bad");
     let mcast = ContainerAddr {
-        mac: MacAddr([1, 0, 0x5e, 0, 0, 1]),
+        mac: Mac([1, 0, 0x5e, 0, 0, 1]),
         ip: "198.18.0.10".parse().unwrap(),
         mtu: None,
     };
@@ -337,7 +325,7 @@ fn a_refused_or_failed_build_leaves_nothing() {
         .unwrap_err();
     assert!(e.to_string().contains("container MAC"), "{e}");
     let outside = ContainerAddr {
-        mac: MacAddr::lab(0, 1, 1),
+        mac: Mac::lab(0, 1, 1),
         ip: "192.0.2.1".parse().unwrap(),
         mtu: None,
     };
@@ -352,7 +340,7 @@ fn a_refused_or_failed_build_leaves_nothing() {
     // Fails mid-way, in the kernel, after every namespace exists: an MTU no veth accepts.
     let p = unique_prefix("mid");
     let huge = ContainerAddr {
-        mac: MacAddr::lab(0, 1, 2),
+        mac: Mac::lab(0, 1, 2),
         ip: "198.18.0.11".parse().unwrap(),
         mtu: Some(70_000),
     };
@@ -372,9 +360,7 @@ fn a_refused_or_failed_build_leaves_nothing() {
 
 #[test]
 fn a_panic_with_a_live_lab_removes_it() {
-    if !is_root("lab_panic") {
-        return;
-    }
+    require_root!("lab_panic");
     let p = unique_prefix("panic");
     let p2 = p.clone();
     let r = std::panic::catch_unwind(move || {
@@ -401,9 +387,7 @@ fn ctrl_c_child() {
 
 #[test]
 fn ctrl_c_removes_live_labs_and_exits_130() {
-    if !is_root("lab_ctrl_c") {
-        return;
-    }
+    require_root!("lab_ctrl_c");
     let p = unique_prefix("sig");
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "ctrl_c_child", "--nocapture", "--test-threads=1"])
@@ -432,17 +416,12 @@ fn ctrl_c_removes_live_labs_and_exits_130() {
 }
 
 fn mvdp(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mvdp"))
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(common::BIN).args(args).output().unwrap()
 }
 
 #[test]
 fn cli_lab_up_ls_down() {
-    if !is_root("lab_cli") {
-        return;
-    }
+    require_root!("lab_cli");
     let p = unique_prefix("cli");
     let up = mvdp(&[
         "lab",
@@ -476,7 +455,7 @@ fn cli_lab_up_ls_down() {
     listed_sorted.sort();
     // The lab outlives the command.
     assert_eq!(netns_with_prefix(&p), listed_sorted);
-    assert!(pings(&format!("{p}-ext"), "198.18.0.1", 3));
+    assert!(ping(&format!("{p}-ext"), "198.18.0.1", 3));
 
     // Same name again: refused, first intact.
     let again = mvdp(&["lab", "up", "--name", &p]);
@@ -533,7 +512,7 @@ fn cli_refuses_bad_input_with_help() {
 
 // ---- container backends -----------------------------------------------------------------------------
 
-fn macvlan_lab(tag: &str, mode: MacvlanMode, containers: u32, hairpin: bool) -> Lab {
+fn macvlan_lab(tag: &str, mode: Mode, containers: u32, hairpin: bool) -> Lab {
     Lab::builder(&unique_prefix(tag))
         .containers(containers)
         .hairpin(hairpin)
@@ -543,7 +522,7 @@ fn macvlan_lab(tag: &str, mode: MacvlanMode, containers: u32, hairpin: bool) -> 
 }
 
 /// Each container's eth0 is a macvlan of the given mode on the host's eth1, with its lab MAC and IP, up.
-fn assert_macvlan_ports(lab: &Lab, mode: MacvlanMode) {
+fn assert_macvlan_ports(lab: &Lab, mode: Mode) {
     let host = Netlink::in_netns(lab.host()).unwrap();
     let parent = host.link("eth1").unwrap();
     for c in lab.containers() {
@@ -561,24 +540,22 @@ fn assert_macvlan_ports(lab: &Lab, mode: MacvlanMode) {
         let addr = ip_n(ns, &["-4", "-br", "addr", "show", "eth0"]);
         assert!(addr.contains(&format!("{}/24", c.ip)), "{addr}");
     }
-    assert!(links_in(lab.host().name())
+    assert!(links(lab.host().name())
         .iter()
         .all(|l| l == "lo" || l == "eth1"));
 }
 
 fn ping_from(lab: &Lab, n: u32, ip: &str, tries: u32) -> bool {
-    pings(lab.container(n).ns.name(), ip, tries)
+    ping(lab.container(n).ns.name(), ip, tries)
 }
 
 #[test]
 fn macvlan_backend_bridge_mode_siblings_talk_the_parent_ip_does_not_answer() {
-    if !is_root("macvlan_bridge") {
-        return;
-    }
-    let lab = macvlan_lab("mvbr", MacvlanMode::Bridge, 2, false);
+    require_root!("macvlan_bridge");
+    let lab = macvlan_lab("mvbr", Mode::Bridge, 2, false);
     let p = lab.prefix().to_string();
-    assert_eq!(lab.backend(), Backend::Macvlan(MacvlanMode::Bridge));
-    assert_macvlan_ports(&lab, MacvlanMode::Bridge);
+    assert_eq!(lab.backend(), Backend::Macvlan(Mode::Bridge));
+    assert_macvlan_ports(&lab, Mode::Bridge);
     assert!(ping_from(&lab, 1, "198.18.0.11", 3), "bridge-mode siblings");
     assert!(
         ping_from(&lab, 1, "198.18.0.254", 3),
@@ -596,12 +573,10 @@ fn macvlan_backend_bridge_mode_siblings_talk_the_parent_ip_does_not_answer() {
 
 #[test]
 fn macvlan_backend_vepa_siblings_need_the_wire_hairpin() {
-    if !is_root("macvlan_vepa") {
-        return;
-    }
-    let lab = macvlan_lab("mvvepa", MacvlanMode::Vepa, 2, false);
+    require_root!("macvlan_vepa");
+    let lab = macvlan_lab("mvvepa", Mode::Vepa, 2, false);
     let p = lab.prefix().to_string();
-    assert_macvlan_ports(&lab, MacvlanMode::Vepa);
+    assert_macvlan_ports(&lab, Mode::Vepa);
     assert!(ping_from(&lab, 1, "198.18.0.254", 3));
     assert!(
         !ping_from(&lab, 1, "198.18.0.11", 1),
@@ -623,12 +598,10 @@ fn macvlan_backend_vepa_siblings_need_the_wire_hairpin() {
 
 #[test]
 fn macvlan_backend_private_siblings_never_talk_even_with_hairpin() {
-    if !is_root("macvlan_private") {
-        return;
-    }
-    let lab = macvlan_lab("mvpriv", MacvlanMode::Private, 2, true);
+    require_root!("macvlan_private");
+    let lab = macvlan_lab("mvpriv", Mode::Private, 2, true);
     let p = lab.prefix().to_string();
-    assert_macvlan_ports(&lab, MacvlanMode::Private);
+    assert_macvlan_ports(&lab, Mode::Private);
     assert!(ping_from(&lab, 2, "198.18.0.254", 3));
     // The reflected ARP request returns to its sender only, so c2 never learns of c1.
     assert!(
@@ -641,22 +614,20 @@ fn macvlan_backend_private_siblings_never_talk_even_with_hairpin() {
 
 #[test]
 fn macvlan_backend_passthru_takes_one_container_and_gives_the_parent_its_mac() {
-    if !is_root("macvlan_passthru") {
-        return;
-    }
+    require_root!("macvlan_passthru");
     // Two passthru containers: refused before anything is created.
     let p2 = unique_prefix("mvpt");
     let e = Lab::builder(&p2)
         .containers(2)
-        .backend(Backend::Macvlan(MacvlanMode::Passthru))
+        .backend(Backend::Macvlan(Mode::Passthru))
         .build()
         .unwrap_err();
     assert!(e.to_string().contains("at most 1 container"), "{e}");
     assert!(netns_with_prefix(&p2).is_empty());
 
-    let lab = macvlan_lab("mvpt", MacvlanMode::Passthru, 1, false);
+    let lab = macvlan_lab("mvpt", Mode::Passthru, 1, false);
     let p = lab.prefix().to_string();
-    assert_macvlan_ports(&lab, MacvlanMode::Passthru);
+    assert_macvlan_ports(&lab, Mode::Passthru);
     let c1 = lab.container(1).mac;
     assert_eq!(lab.parent_mac(), c1);
     assert!(ip_n(lab.host().name(), &["link", "show", "eth1"]).contains(&c1.to_string()));
@@ -673,9 +644,7 @@ fn macvlan_backend_passthru_takes_one_container_and_gives_the_parent_its_mac() {
 
 #[test]
 fn bridge_backend_puts_parent_and_containers_on_one_bridge_and_keeps_the_host_reachable() {
-    if !is_root("bridge_backend") {
-        return;
-    }
+    require_root!("bridge_backend");
     let lab = Lab::builder(&unique_prefix("brb"))
         .containers(2)
         .backend(Backend::Bridge)
@@ -709,7 +678,7 @@ fn bridge_backend_puts_parent_and_containers_on_one_bridge_and_keeps_the_host_re
         "container to host via the bridge"
     );
     assert!(
-        pings(lab.ext().name(), "198.18.0.1", 3),
+        ping(lab.ext().name(), "198.18.0.1", 3),
         "external host to host"
     );
     drop(lab);
@@ -718,9 +687,7 @@ fn bridge_backend_puts_parent_and_containers_on_one_bridge_and_keeps_the_host_re
 
 #[test]
 fn cli_lab_up_with_backends() {
-    if !is_root("lab_cli_backends") {
-        return;
-    }
+    require_root!("lab_cli_backends");
     let p = unique_prefix("clib");
     let up = mvdp(&[
         "lab",
@@ -810,9 +777,7 @@ impl Drop for LabDownOnDrop {
 
 #[test]
 fn cli_lab_up_mvdp_backend_runs_a_daemon_that_lab_down_stops() {
-    if !is_root("lab_cli_mvdp") {
-        return;
-    }
+    require_root!("lab_cli_mvdp");
     let p = unique_prefix("clim");
     let up = mvdp(&[
         "lab",
@@ -840,7 +805,7 @@ fn cli_lab_up_mvdp_backend_runs_a_daemon_that_lab_down_stops() {
     let running = || std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty());
     assert!(running(), "daemon {pid} not running");
     // The daemon serves the lab: both containers are ports of one bridge-mode network.
-    let ports = Command::new(env!("CARGO_BIN_EXE_mvdp"))
+    let ports = Command::new(common::BIN)
         .args(["port", "ls", "--json"])
         .env("MVDP_SOCKET", &socket)
         .output()
@@ -850,8 +815,8 @@ fn cli_lab_up_mvdp_backend_runs_a_daemon_that_lab_down_stops() {
     assert_eq!(ports.as_array().unwrap().len(), 2, "{ports}");
     // Bridge mode: the containers reach each other (locally) and the external host (the wire).
     let c1 = format!("{p}-c1");
-    assert!(pings(&c1, "198.18.0.11", 3), "c1 -> c2");
-    assert!(pings(&c1, "198.18.0.254", 3), "c1 -> ext");
+    assert!(ping(&c1, "198.18.0.11", 3), "c1 -> c2");
+    assert!(ping(&c1, "198.18.0.254", 3), "c1 -> ext");
     let ls = String::from_utf8_lossy(&mvdp(&["lab", "ls"]).stdout).into_owned();
     assert!(ls
         .lines()

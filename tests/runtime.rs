@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, in_netns, is_root, pings};
+use common::{eventually, in_netns, ping, require_root};
 use mvdp_engine::runtime::{Runtime, RuntimeOptions};
 use mvdp_lab::lab::{container_ip, container_mac, ContainerVeth};
 use mvdp_lab::Lab;
@@ -91,9 +91,7 @@ fn idle_balanced(rt: &Runtime) -> bool {
 
 #[test]
 fn bridge_containers_reach_each_other_the_ext_host_and_frames_balance() {
-    if !is_root("bridge_containers_reach_each_other_the_ext_host_and_frames_balance") {
-        return;
-    }
+    require_root!("bridge_containers_reach_each_other_the_ext_host_and_frames_balance");
     let lab = lab("rtb", 2, false);
     let ext = lab.ext_ip().to_string();
     let c2 = container_ip(2).to_string();
@@ -108,11 +106,11 @@ fn bridge_containers_reach_each_other_the_ext_host_and_frames_balance() {
         Mode::Bridge,
         &[(1, 0), (2, 0)],
         |rt| {
-            assert!(pings(&c(&lab, 1), &c2, 3), "c1 -> c2 (bridge, local)");
-            assert!(pings(&c(&lab, 1), &ext, 3), "c1 -> external host");
-            assert!(pings(&c(&lab, 2), &ext, 3), "c2 -> external host");
+            assert!(ping(&c(&lab, 1), &c2, 3), "c1 -> c2 (bridge, local)");
+            assert!(ping(&c(&lab, 1), &ext, 3), "c1 -> external host");
+            assert!(ping(&c(&lab, 2), &ext, 3), "c2 -> external host");
             assert!(
-                pings(lab.host().name(), &ext, 3),
+                ping(lab.host().name(), &ext, 3),
                 "the host keeps its own connectivity over the parent"
             );
             let s = rt.stats();
@@ -136,9 +134,7 @@ fn bridge_containers_reach_each_other_the_ext_host_and_frames_balance() {
 /// the wire sees VLAN 100's frames tagged 100.
 #[test]
 fn vlans_span_two_hosts_and_stay_apart() {
-    if !is_root("vlans_span_two_hosts_and_stay_apart") {
-        return;
-    }
+    require_root!("vlans_span_two_hosts_and_stay_apart");
     // c1 on host 1 (VLAN 100), c2 on host 2 (VLAN 100), c3 on host 2 (VLAN 200).
     let lab = lab_on_hosts("rtv", &[1, 2, 2], false);
     let (h1, h2) = (
@@ -182,15 +178,15 @@ fn vlans_span_two_hosts_and_stay_apart() {
                     mvdp_ebpf::FloodTap::open("eth0").expect("tap on the external host")
                 });
                 assert!(
-                    pings(&c(&lab, 1), &container_ip(2).to_string(), 3),
+                    ping(&c(&lab, 1), &container_ip(2).to_string(), 3),
                     "VLAN 100 across hosts"
                 );
                 assert!(
-                    !pings(&c(&lab, 1), &container_ip(3).to_string(), 2),
+                    !ping(&c(&lab, 1), &container_ip(3).to_string(), 2),
                     "VLAN 100 -> 200"
                 );
                 assert!(
-                    !pings(&c(&lab, 3), &container_ip(2).to_string(), 2),
+                    !ping(&c(&lab, 3), &container_ip(2).to_string(), 2),
                     "VLAN 200 -> 100"
                 );
                 let mut seen = Vec::new();
@@ -227,9 +223,7 @@ fn vlans_span_two_hosts_and_stay_apart() {
 
 #[test]
 fn passthru_port_takes_all_wire_unicast_and_a_second_port_is_refused() {
-    if !is_root("passthru_port_takes_all_wire_unicast_and_a_second_port_is_refused") {
-        return;
-    }
+    require_root!("passthru_port_takes_all_wire_unicast_and_a_second_port_is_refused");
     let lab = lab("rtx", 2, false);
     in_netns(lab.host().name(), || {
         // The busy-polling worker, for once: it must forward exactly like the adaptive one.
@@ -248,7 +242,7 @@ fn passthru_port_takes_all_wire_unicast_and_a_second_port_is_refused() {
             bridge.is_err(),
             "no other network beside passthru on its parent"
         );
-        assert!(pings(&c(&lab, 1), &lab.ext_ip().to_string(), 3));
+        assert!(ping(&c(&lab, 1), &lab.ext_ip().to_string(), 3));
         // Unicast to a MAC nobody owns reaches the passthru port.
         let mut cap = in_netns(&c(&lab, 1), || {
             mvdp_lab::probe::raw::Capture::open("eth0").unwrap()

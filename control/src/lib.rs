@@ -15,9 +15,8 @@ pub mod netns;
 pub mod offload;
 
 pub use error::{Error, Result};
-/// One MAC type and one mode type for every layer; `Mac` and `MacvlanMode` are the names older
-/// code used for them.
-pub use mvdp_switch::{Mac, Mac as MacAddr, Mode, Mode as MacvlanMode};
+/// The MAC and mode types every layer shares (defined by the switch core).
+pub use mvdp_switch::{Mac, Mode};
 pub use names::Role;
 pub use netlink::{Link, MacvlanOptions, Netlink, SourceMacOp, VethEnd};
 pub use netns::{is_root, NetNs};

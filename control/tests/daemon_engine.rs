@@ -5,137 +5,25 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 
 use mvdp_control::daemon::api::{NetworkCreate, PortAdd, Request};
 use mvdp_control::daemon::{call, serve, ClientError, Daemon, DaemonConfig};
-use mvdp_lab::Lab;
-use mvdp_switch::plane::{
-    Dataplane, DataplaneError, DataplaneStats, ParentHandle, PortConfig, PortHandle,
+use mvdp_lab::require_root;
+use mvdp_lab::testing::{
+    eventually, has_link, ip_n, links, temp_dir, unique_prefix, Call, FakeDataplane,
 };
-use mvdp_switch::Mac;
-
-// ---- a recording fake dataplane ------------------------------------------------------------------
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Call {
-    Attach(String),
-    Detach(u16),
-    AddPort(PortConfig),
-    RemovePort(u32),
-    SetUp(u32, bool),
-}
-
-#[derive(Clone, Default)]
-struct Fake {
-    calls: Arc<Mutex<Vec<Call>>>,
-    refuse_ports: Arc<AtomicBool>,
-    next: Arc<AtomicU32>,
-}
-
-impl Fake {
-    fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap().clone()
-    }
-    fn clear(&self) {
-        self.calls.lock().unwrap().clear()
-    }
-    fn rec(&self, c: Call) {
-        self.calls.lock().unwrap().push(c)
-    }
-}
-
-impl Dataplane for Fake {
-    fn attach_parent(&mut self, ifname: &str) -> Result<ParentHandle, DataplaneError> {
-        self.rec(Call::Attach(ifname.into()));
-        Ok(ParentHandle(
-            self.next.fetch_add(1, Ordering::Relaxed) as u16
-        ))
-    }
-    fn detach_parent(&mut self, p: ParentHandle) -> Result<(), DataplaneError> {
-        self.rec(Call::Detach(p.0));
-        Ok(())
-    }
-    fn add_port(&mut self, port: &PortConfig) -> Result<PortHandle, DataplaneError> {
-        if self.refuse_ports.load(Ordering::Relaxed) {
-            return Err(DataplaneError::Refused("the fake refuses ports".into()));
-        }
-        self.rec(Call::AddPort(port.clone()));
-        Ok(PortHandle(100 + self.next.fetch_add(1, Ordering::Relaxed)))
-    }
-    fn remove_port(&mut self, p: PortHandle) -> Result<(), DataplaneError> {
-        self.rec(Call::RemovePort(p.0));
-        Ok(())
-    }
-    fn set_port_up(&mut self, p: PortHandle, up: bool) -> Result<(), DataplaneError> {
-        self.rec(Call::SetUp(p.0, up));
-        Ok(())
-    }
-    fn set_port_mac(&mut self, _p: PortHandle, _m: Mac) -> Result<(), DataplaneError> {
-        Ok(())
-    }
-    fn stats(&self) -> DataplaneStats {
-        DataplaneStats::default()
-    }
-}
+use mvdp_lab::Lab;
 
 // ---- helpers ---------------------------------------------------------------------------------------
 
-fn root(test: &str) -> bool {
-    let r = mvdp_control::is_root();
-    if !r {
-        eprintln!("{test}: skipped: needs root");
-    }
-    r
-}
-
-static N: AtomicU32 = AtomicU32::new(0);
-fn prefix(tag: &str) -> String {
-    format!(
-        "mvd{}{tag}{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn ip_n(ns: &str, args: &[&str]) -> String {
-    let o = Command::new("ip")
-        .arg("-n")
-        .arg(ns)
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn has_link(ns: &str, ifname: &str) -> bool {
-    Command::new("ip")
-        .args(["-n", ns, "link", "show", "dev", ifname])
-        .output()
-        .unwrap()
-        .status
-        .success()
-}
-
-fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    for _ in 0..100 {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(30));
-    }
-    false
-}
-
 fn lab(tag: &str) -> Lab {
-    Lab::builder(&prefix(tag))
+    Lab::builder(&unique_prefix(tag))
         .containers(2)
         .build()
         .expect("lab")
 }
 
-fn daemon(lab: &Lab, fake: &Fake, state_dir: Option<PathBuf>) -> Daemon<Fake> {
+fn daemon(lab: &Lab, fake: &FakeDataplane, state_dir: Option<PathBuf>) -> Daemon<FakeDataplane> {
     Daemon::new(
         fake.clone(),
         DaemonConfig {
@@ -165,22 +53,13 @@ fn port(network: &str, netns: &str) -> PortAdd {
     }
 }
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mvdp-test-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 // ---- tests -----------------------------------------------------------------------------------------
 
 #[test]
 fn port_add_builds_the_container_interface_and_port_rm_removes_it() {
-    if !root("port_add_builds_the_container_interface_and_port_rm_removes_it") {
-        return;
-    }
+    require_root!("port_add_builds_the_container_interface_and_port_rm_removes_it");
     let lab = lab("add");
-    let fake = Fake::default();
+    let fake = FakeDataplane::default();
     let mut d = daemon(&lab, &fake, None);
     let host = lab.host().name().to_string();
     let c1 = lab.container(1).ns.name().to_string();
@@ -268,16 +147,14 @@ fn port_add_builds_the_container_interface_and_port_rm_removes_it() {
     // port rm by netns: the veth goes, the dataplane is told.
     fake.clear();
     d.port_rm("lan", &c1).unwrap();
-    assert!(eventually(
-        || !has_link(&c1, "eth0") && !has_link(&host, "mvp0")
-    ));
+    assert!(eventually(3, || !has_link(&c1, "eth0") && !has_link(&host, "mvp0")));
     assert!(matches!(fake.calls().as_slice(), [Call::RemovePort(_)]));
     // network rm with a port left: refused, then --force.
     let e = d.network_rm("lan", false).unwrap_err().to_string();
     assert!(e.contains("still has 1 port"), "{e}");
     assert!(has_link(&host, "mvp2"));
     assert_eq!(d.network_rm("lan", true).unwrap(), 1);
-    assert!(eventually(|| !has_link(&host, "mvp2")));
+    assert!(eventually(3, || !has_link(&host, "mvp2")));
     assert!(has_link(&host, "mvp1"), "someone else's link was removed");
     assert!(fake.calls().iter().any(|c| matches!(c, Call::Detach(_))));
     assert!(d.state().networks.is_empty());
@@ -285,27 +162,23 @@ fn port_add_builds_the_container_interface_and_port_rm_removes_it() {
 
 #[test]
 fn a_refused_port_leaves_nothing_behind() {
-    if !root("a_refused_port_leaves_nothing_behind") {
-        return;
-    }
+    require_root!("a_refused_port_leaves_nothing_behind");
     let lab = lab("rb");
-    let fake = Fake::default();
+    let fake = FakeDataplane::default();
     let mut d = daemon(&lab, &fake, None);
     let host = lab.host().name().to_string();
     let c1 = lab.container(1).ns.name().to_string();
     d.network_create(&net("lan", "eth1")).unwrap();
     let before = d.state().clone();
 
-    fake.refuse_ports.store(true, Ordering::Relaxed);
+    fake.refuse_ports(true);
     let e = d.port_add(&port("lan", &c1)).unwrap_err().to_string();
     assert!(e.contains("the fake refuses ports"), "{e}");
     assert_eq!(d.state(), &before, "state changed by a refused port");
-    assert!(eventually(
-        || !has_link(&host, "mvp0") && !has_link(&c1, "eth0")
-    ));
+    assert!(eventually(3, || !has_link(&host, "mvp0") && !has_link(&c1, "eth0")));
 
     // A clash inside the container (its eth0 exists) also rolls back, after the move.
-    fake.refuse_ports.store(false, Ordering::Relaxed);
+    fake.refuse_ports(false);
     Command::new("ip")
         .args([
             "-n", &c1, "link", "add", "eth0", "type", "veth", "peer", "name", "x0",
@@ -315,9 +188,8 @@ fn a_refused_port_leaves_nothing_behind() {
     let e = d.port_add(&port("lan", &c1)).unwrap_err().to_string();
     assert!(e.contains("eth0"), "{e}");
     assert_eq!(d.state(), &before);
-    assert!(eventually(
-        || !has_link(&host, "mvp0") && !links(&c1).iter().any(|l| l == "mvc0")
-    ));
+    assert!(eventually(3, || !has_link(&host, "mvp0")
+        && !links(&c1).iter().any(|l| l == "mvc0")));
 
     // Refusals before anything is made.
     let cases = [
@@ -344,21 +216,11 @@ fn a_refused_port_leaves_nothing_behind() {
     );
 }
 
-fn links(ns: &str) -> Vec<String> {
-    ip_n(ns, &["-br", "link"])
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .map(|n| n.split('@').next().unwrap_or(n).to_string())
-        .collect()
-}
-
 #[test]
 fn ports_follow_the_parent_carrier() {
-    if !root("ports_follow_the_parent_carrier") {
-        return;
-    }
+    require_root!("ports_follow_the_parent_carrier");
     let lab = lab("car");
-    let fake = Fake::default();
+    let fake = FakeDataplane::default();
     let mut d = daemon(&lab, &fake, None);
     let host = lab.host().name().to_string();
     let c1 = lab.container(1).ns.name().to_string();
@@ -383,7 +245,7 @@ fn ports_follow_the_parent_carrier() {
 
     fake.clear();
     ip_n(&host, &["link", "set", "eth1", "up"]);
-    assert!(eventually(|| {
+    assert!(eventually(3, || {
         d.poll_carrier();
         !ip_n(&c1, &["link", "show", "dev", "eth0"]).contains("NO-CARRIER")
     }));
@@ -409,11 +271,9 @@ fn ports_follow_the_parent_carrier() {
 
 #[test]
 fn host_port_routes_follow_the_ports() {
-    if !root("host_port_routes_follow_the_ports") {
-        return;
-    }
+    require_root!("host_port_routes_follow_the_ports");
     let lab = lab("shim");
-    let fake = Fake::default();
+    let fake = FakeDataplane::default();
     let mut d = daemon(&lab, &fake, None);
     let host = lab.host().name().to_string();
     let c1 = lab.container(1).ns.name().to_string();
@@ -440,18 +300,16 @@ fn host_port_routes_follow_the_ports() {
         "{routes}"
     );
     d.network_rm("lan", true).unwrap();
-    assert!(eventually(|| !has_link(&host, "mvh-lan")));
+    assert!(eventually(3, || !has_link(&host, "mvh-lan")));
 }
 
 #[test]
 fn a_restarted_daemon_readopts_networks_and_surviving_ports() {
-    if !root("a_restarted_daemon_readopts_networks_and_surviving_ports") {
-        return;
-    }
+    require_root!("a_restarted_daemon_readopts_networks_and_surviving_ports");
     let lab = lab("rst");
     let dir = temp_dir("rst");
     let host = lab.host().name().to_string();
-    let fake = Fake::default();
+    let fake = FakeDataplane::default();
     let mut d = daemon(&lab, &fake, Some(dir.clone()));
     d.network_create(&net("lan", "eth1.100")).unwrap();
     d.port_add(&port("lan", lab.container(1).ns.name()))
@@ -475,7 +333,7 @@ fn a_restarted_daemon_readopts_networks_and_surviving_ports() {
     ip_n(&host, &["link", "del", "mvp1"]);
     ip_n(&host, &["link", "set", "mvp0", "down"]);
 
-    let fake2 = Fake::default();
+    let fake2 = FakeDataplane::default();
     let mut d2 = daemon(&lab, &fake2, Some(dir.clone()));
     let ports = d2.port_ls();
     assert_eq!(ports.len(), 1, "{ports:?}");
@@ -497,14 +355,12 @@ fn a_restarted_daemon_readopts_networks_and_surviving_ports() {
 
 #[test]
 fn the_socket_answers_garbage_with_errors_and_keeps_serving() {
-    if !root("the_socket_answers_garbage_with_errors_and_keeps_serving") {
-        return;
-    }
+    require_root!("the_socket_answers_garbage_with_errors_and_keeps_serving");
     use std::io::{BufRead, BufReader, Read, Write};
     let lab = lab("sock");
     let dir = temp_dir("sock");
     let sock = dir.join("run/mvdp.sock");
-    let fake = Fake::default();
+    let fake = FakeDataplane::default();
     let server = serve(
         fake.clone(),
         DaemonConfig {

@@ -2,89 +2,27 @@
 //! taking `eth0` down or giving it a new MAC reaches the dataplane, as a kernel macvlan follows its own
 //! state. Driven with a recording fake dataplane; the container is changed with `ip`.
 
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
-
 use mvdp_control::daemon::api::{NetworkCreate, PortAdd};
 use mvdp_control::daemon::{Daemon, DaemonConfig};
+use mvdp_lab::require_root;
+use mvdp_lab::testing::{ip_n, unique_prefix, Call, FakeDataplane};
 use mvdp_lab::Lab;
-use mvdp_switch::plane::{
-    Dataplane, DataplaneError, DataplaneStats, ParentHandle, PortConfig, PortHandle,
-};
-use mvdp_switch::Mac;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Call {
-    SetUp(bool),
-    SetMac([u8; 6]),
-}
-
-/// Refuses [`TAKEN`] as a port MAC, as the runtime refuses a MAC another port of the network has.
+/// Refused as a port MAC, as the runtime refuses a MAC another port of the network has.
 const TAKEN: [u8; 6] = [0x02, 0x6d, 0x76, 0x00, 0x09, 0x99];
 
-#[derive(Clone, Default)]
-struct Fake {
-    calls: Arc<Mutex<Vec<Call>>>,
-    next: Arc<AtomicU32>,
-}
-
-impl Fake {
-    fn take(&self) -> Vec<Call> {
-        std::mem::take(&mut *self.calls.lock().unwrap())
-    }
-}
-
-impl Dataplane for Fake {
-    fn attach_parent(&mut self, _: &str) -> Result<ParentHandle, DataplaneError> {
-        Ok(ParentHandle(0))
-    }
-    fn detach_parent(&mut self, _: ParentHandle) -> Result<(), DataplaneError> {
-        Ok(())
-    }
-    fn add_port(&mut self, _: &PortConfig) -> Result<PortHandle, DataplaneError> {
-        Ok(PortHandle(self.next.fetch_add(1, Ordering::Relaxed)))
-    }
-    fn remove_port(&mut self, _: PortHandle) -> Result<(), DataplaneError> {
-        Ok(())
-    }
-    fn set_port_up(&mut self, _: PortHandle, up: bool) -> Result<(), DataplaneError> {
-        self.calls.lock().unwrap().push(Call::SetUp(up));
-        Ok(())
-    }
-    fn set_port_mac(&mut self, _: PortHandle, m: Mac) -> Result<(), DataplaneError> {
-        self.calls.lock().unwrap().push(Call::SetMac(m.0));
-        if m.0 == TAKEN {
-            return Err(DataplaneError::Refused("MAC in use".into()));
-        }
-        Ok(())
-    }
-    fn stats(&self) -> DataplaneStats {
-        DataplaneStats::default()
-    }
-}
-
-fn ip_n(ns: &str, args: &[&str]) {
-    let o = Command::new("ip")
-        .arg("-n")
-        .arg(ns)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "ip -n {ns} {args:?}: {o:?}");
-}
+/// The fake's handle for the one port (parent 0, then port 100 + 1).
+const PORT: u32 = 101;
 
 #[test]
 fn ports_follow_their_container_ends_state_and_mac() {
-    if !mvdp_control::is_root() {
-        eprintln!("ports_follow_their_container_ends_state_and_mac: skipped: needs root");
-        return;
-    }
-    let lab = Lab::builder(&format!("mvdpeer{}", std::process::id()))
+    require_root!("ports_follow_their_container_ends_state_and_mac");
+    let lab = Lab::builder(&unique_prefix("peer"))
         .containers(1)
         .build()
         .expect("lab");
-    let fake = Fake::default();
+    let fake = FakeDataplane::default();
+    fake.refuse_mac(TAKEN);
     let mut d = Daemon::new(
         fake.clone(),
         DaemonConfig {
@@ -118,14 +56,14 @@ fn ports_follow_their_container_ends_state_and_mac() {
 
     ip_n(&c1, &["link", "set", "eth0", "down"]);
     d.poll_peers();
-    assert_eq!(fake.take(), [Call::SetUp(false)]);
+    assert_eq!(fake.take(), [Call::SetUp(PORT, false)]);
     assert_eq!(d.port_ls()[0].state, "down");
     d.poll_peers();
     assert_eq!(fake.take(), [], "applied once");
 
     ip_n(&c1, &["link", "set", "eth0", "up"]);
     d.poll_peers();
-    assert_eq!(fake.take(), [Call::SetUp(true)]);
+    assert_eq!(fake.take(), [Call::SetUp(PORT, true)]);
     assert_eq!(d.port_ls()[0].state, "up");
 
     ip_n(
@@ -135,7 +73,7 @@ fn ports_follow_their_container_ends_state_and_mac() {
     d.poll_peers();
     assert_eq!(
         fake.take(),
-        [Call::SetMac([0x02, 0x6d, 0x76, 0x00, 0x09, 0x02])]
+        [Call::SetMac(PORT, [0x02, 0x6d, 0x76, 0x00, 0x09, 0x02])]
     );
     assert_eq!(d.port_ls()[0].mac, "02:6d:76:00:09:02");
 
@@ -146,7 +84,7 @@ fn ports_follow_their_container_ends_state_and_mac() {
     );
     d.poll_peers();
     d.poll_peers();
-    assert_eq!(fake.take(), [Call::SetMac(TAKEN)]);
+    assert_eq!(fake.take(), [Call::SetMac(PORT, TAKEN)]);
     assert_eq!(d.port_ls()[0].mac, "02:6d:76:00:09:02");
 
     // The parent losing carrier keeps a down container's port down when it comes back.
@@ -166,7 +104,7 @@ fn ports_follow_their_container_ends_state_and_mac() {
     let calls = fake.take();
     assert_eq!(
         calls.last(),
-        Some(&Call::SetUp(false)),
+        Some(&Call::SetUp(PORT, false)),
         "parent back up, container still down: {calls:?}"
     );
     assert_eq!(d.port_ls()[0].state, "down");

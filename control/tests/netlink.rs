@@ -2,45 +2,11 @@
 //! Results are checked with `ip` so the check does not share code with what it checks.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-use mvdp_control::{
-    Error, MacAddr, MacvlanMode, MacvlanOptions, NetNs, Netlink, SourceMacOp, VethEnd,
-};
+use mvdp_control::{Error, Mac, MacvlanOptions, Mode, NetNs, Netlink, SourceMacOp, VethEnd};
 use mvdp_lab::lab::Lab;
-
-fn root(test: &str) -> bool {
-    let r = mvdp_control::is_root();
-    if !r {
-        eprintln!("{test}: skipped: needs root");
-    }
-    r
-}
-
-static N: AtomicU32 = AtomicU32::new(0);
-fn prefix(tag: &str) -> String {
-    format!(
-        "mvn{}{tag}{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn ip_n(ns: &str, args: &[&str]) -> String {
-    let o = Command::new("ip")
-        .arg("-n")
-        .arg(ns)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "ip -n {ns} {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use mvdp_lab::require_root;
+use mvdp_lab::testing::{ip_n, unique_prefix};
 
 /// Removes a namespace's name when the test ends, passed or not.
 struct Gone(NetNs);
@@ -52,10 +18,8 @@ impl Drop for Gone {
 
 #[test]
 fn netns_create_open_list_run_command_delete() {
-    if !root("netns_lifecycle") {
-        return;
-    }
-    let name = format!("{}-solo", prefix("ns"));
+    require_root!("netns_lifecycle");
+    let name = format!("{}-solo", unique_prefix("ns"));
     let ns = NetNs::create(&name).expect("create");
     let _g = Gone(ns.clone());
     assert!(NetNs::exists(&name));
@@ -98,10 +62,8 @@ fn netns_create_open_list_run_command_delete() {
 
 #[test]
 fn link_operations() {
-    if !root("link_operations") {
-        return;
-    }
-    let p = prefix("link");
+    require_root!("link_operations");
+    let p = unique_prefix("link");
     let a = NetNs::create(&format!("{p}-a")).unwrap();
     let _ga = Gone(a.clone());
     let b = NetNs::create(&format!("{p}-b")).unwrap();
@@ -111,14 +73,14 @@ fn link_operations() {
 
     // Peer created straight into b.
     nl.add_veth(
-        VethEnd::new("va").mac(MacAddr::lab(9, 0, 1)).mtu(1400),
+        VethEnd::new("va").mac(Mac::lab(9, 0, 1)).mtu(1400),
         VethEnd::new("vb").netns(&b).mtu(1400),
     )
     .unwrap();
     let va = nl.link("va").unwrap();
     assert_eq!(
         (va.mac, va.mtu, va.up, va.kind.as_deref()),
-        (Some(MacAddr::lab(9, 0, 1)), 1400, false, Some("veth"))
+        (Some(Mac::lab(9, 0, 1)), 1400, false, Some("veth"))
     );
     assert_eq!(nb.link("vb").unwrap().mtu, 1400);
     assert!(nl.try_link("vb").unwrap().is_none());
@@ -143,15 +105,12 @@ fn link_operations() {
         .contains("link nope not found in netns"));
 
     nl.set_mtu("va", 1300).unwrap();
-    nl.set_mac("va", MacAddr::lab(9, 0, 2)).unwrap();
+    nl.set_mac("va", Mac::lab(9, 0, 2)).unwrap();
     nl.rename("va", "va2").unwrap();
     nl.set_up("va2").unwrap();
     nb.set_up("vb").unwrap();
     let l = nl.link("va2").unwrap();
-    assert_eq!(
-        (l.mtu, l.mac, l.up),
-        (1300, Some(MacAddr::lab(9, 0, 2)), true)
-    );
+    assert_eq!((l.mtu, l.mac, l.up), (1300, Some(Mac::lab(9, 0, 2)), true));
     assert!(ip_n(a.name(), &["link", "show", "va2"]).contains("mtu 1300"));
     assert!(
         l.carrier && l.lower_up,
@@ -217,22 +176,20 @@ fn link_operations() {
 
 #[test]
 fn kernel_macvlan_in_every_mode() {
-    if !root("macvlan_modes") {
-        return;
-    }
-    let p = prefix("mv");
+    require_root!("macvlan_modes");
+    let p = unique_prefix("mv");
     let lab = Lab::builder(&p).containers(1).build().unwrap();
     let host = Netlink::in_netns(lab.host()).unwrap();
     let c1 = &lab.container(1).ns;
     let cn = Netlink::in_netns(c1).unwrap();
-    for (i, mode) in MacvlanMode::ALL.into_iter().enumerate() {
-        if mode == MacvlanMode::Passthru {
+    for (i, mode) in Mode::ALL.into_iter().enumerate() {
+        if mode == Mode::Passthru {
             continue; // one passthru per parent and no other modes beside it: tested below
         }
         let name = format!("mv{mode}");
         let name = &name[..name.len().min(15)];
         let mut o = MacvlanOptions::new(mode);
-        o.mac = Some(MacAddr::lab(8, 0, i as u8 + 1));
+        o.mac = Some(Mac::lab(8, 0, i as u8 + 1));
         o.bcqueuelen = Some(500 + i as u32);
         o.mtu = Some(1400);
         host.add_macvlan(name, "eth1", &o).unwrap();
@@ -247,20 +204,20 @@ fn kernel_macvlan_in_every_mode() {
     }
     // Source-mode allowed MAC list.
     let src = "mvsource";
-    host.macvlan_source_macs(src, &SourceMacOp::Add(MacAddr::lab(1, 1, 1)))
+    host.macvlan_source_macs(src, &SourceMacOp::Add(Mac::lab(1, 1, 1)))
         .unwrap();
-    host.macvlan_source_macs(src, &SourceMacOp::Add(MacAddr::lab(1, 1, 2)))
+    host.macvlan_source_macs(src, &SourceMacOp::Add(Mac::lab(1, 1, 2)))
         .unwrap();
     assert_eq!(host.link(src).unwrap().macvlan_macaddr_count, Some(2));
-    host.macvlan_source_macs(src, &SourceMacOp::Del(MacAddr::lab(1, 1, 1)))
+    host.macvlan_source_macs(src, &SourceMacOp::Del(Mac::lab(1, 1, 1)))
         .unwrap();
     assert_eq!(host.link(src).unwrap().macvlan_macaddr_count, Some(1));
     host.macvlan_source_macs(
         src,
         &SourceMacOp::Set(vec![
-            MacAddr::lab(2, 0, 1),
-            MacAddr::lab(2, 0, 2),
-            MacAddr::lab(2, 0, 3),
+            Mac::lab(2, 0, 1),
+            Mac::lab(2, 0, 2),
+            Mac::lab(2, 0, 3),
         ]),
     )
     .unwrap();
@@ -274,35 +231,28 @@ fn kernel_macvlan_in_every_mode() {
     );
 
     // Created straight into a container namespace (parent looked up in the host namespace).
-    let mut o = MacvlanOptions::new(MacvlanMode::Bridge);
+    let mut o = MacvlanOptions::new(Mode::Bridge);
     o.netns = Some(c1);
     host.add_macvlan("eth0", "eth1", &o).unwrap();
     assert!(host.try_link("eth0").unwrap().is_none());
-    assert_eq!(
-        cn.link("eth0").unwrap().macvlan_mode,
-        Some(MacvlanMode::Bridge)
-    );
+    assert_eq!(cn.link("eth0").unwrap().macvlan_mode, Some(Mode::Bridge));
 
     // Passthru (with nopromisc) only on a parent with no other macvlans.
     for m in ["mvbridge", "mvprivate", "mvvepa", "mvsource"] {
         host.del_link(m).unwrap();
     }
     cn.del_link("eth0").unwrap();
-    let mut o = MacvlanOptions::new(MacvlanMode::Passthru);
+    let mut o = MacvlanOptions::new(Mode::Passthru);
     o.nopromisc = true;
     host.add_macvlan("mvpass", "eth1", &o).unwrap();
     let l = host.link("mvpass").unwrap();
     assert_eq!(
         (l.macvlan_mode, l.macvlan_nopromisc),
-        (Some(MacvlanMode::Passthru), Some(true))
+        (Some(Mode::Passthru), Some(true))
     );
     assert!(ip_n(lab.host().name(), &["-d", "link", "show", "mvpass"]).contains("nopromisc"));
     let e = host
-        .add_macvlan(
-            "mvbridge2",
-            "eth1",
-            &MacvlanOptions::new(MacvlanMode::Bridge),
-        )
+        .add_macvlan("mvbridge2", "eth1", &MacvlanOptions::new(Mode::Bridge))
         .unwrap_err();
     assert!(
         e.to_string()
@@ -310,7 +260,7 @@ fn kernel_macvlan_in_every_mode() {
         "{e}"
     );
     assert!(host
-        .add_macvlan("x", "nope", &MacvlanOptions::new(MacvlanMode::Bridge))
+        .add_macvlan("x", "nope", &MacvlanOptions::new(Mode::Bridge))
         .is_err());
     drop(lab);
 }

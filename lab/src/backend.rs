@@ -1,11 +1,13 @@
-//! What connects a lab's containers to the host's parent NIC: nothing, kernel macvlan, a Linux bridge, or
-//! mvdp. The same lab shape with each backend is what the benchmarks and the conformance suite compare.
+//! What connects a lab's containers to the host's parent NIC: nothing, kernel macvlan, a Linux bridge,
+//! mvdp, or (for `mvdp bench` only) the bare AF_XDP ceiling. The same lab shape with each backend is
+//! what the benchmarks and the conformance suite compare; the one enum serves `mvdp lab up`,
+//! `mvdp bench` (which adds its own view in `bench::topology`) and the lab records.
 
 use std::fmt;
 use std::str::FromStr;
 
 use mvdp_control::error::{Error, Result};
-use mvdp_control::MacvlanMode;
+use mvdp_switch::Mode;
 
 /// How a lab's containers reach the parent NIC `eth1` of the (first) host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -14,37 +16,41 @@ pub enum Backend {
     #[default]
     None,
     /// One kernel macvlan child of the parent per container, moved into the container as `eth0`.
-    Macvlan(MacvlanMode),
+    Macvlan(Mode),
     /// A Linux bridge in the host namespace holding the parent and one veth per container; the host's IP
     /// moves from the parent to the bridge.
     Bridge,
     /// mvdp ports (veths attached by the mvdp daemon). The lab cannot build these by itself: the daemon
     /// owns them.
-    Mvdp(MacvlanMode),
+    Mvdp(Mode),
+    /// `mvdp bench`'s ceiling: a bare AF_XDP forwarder between two container veths (container <->
+    /// container only). The bench starts it on a lab built with container veths.
+    Ceiling,
 }
 
 impl Backend {
     /// The macvlan mode, for the backends that have one.
-    pub fn mode(self) -> Option<MacvlanMode> {
+    pub fn mode(self) -> Option<Mode> {
         match self {
             Backend::Macvlan(m) | Backend::Mvdp(m) => Some(m),
-            Backend::None | Backend::Bridge => None,
+            Backend::None | Backend::Bridge | Backend::Ceiling => None,
         }
     }
 
-    /// The backend's kind without its mode: "none", "macvlan", "bridge" or "mvdp".
+    /// The backend's kind without its mode: "none", "macvlan", "bridge", "mvdp" or "ceiling".
     pub fn kind(self) -> &'static str {
         match self {
             Backend::None => "none",
             Backend::Macvlan(_) => "macvlan",
             Backend::Bridge => "bridge",
             Backend::Mvdp(_) => "mvdp",
+            Backend::Ceiling => "ceiling",
         }
     }
 
     /// Builds a backend from its kind and an optional mode (default bridge), as the CLI gets them.
     /// A mode given to a backend without modes is refused rather than ignored.
-    pub fn from_parts(kind: &str, mode: Option<MacvlanMode>) -> Result<Backend> {
+    pub fn from_parts(kind: &str, mode: Option<Mode>) -> Result<Backend> {
         let modeless = |b: Backend| match mode {
             Some(m) => Err(Error::invalid(
                 "backend mode",
@@ -56,12 +62,13 @@ impl Backend {
         match kind {
             "none" => modeless(Backend::None),
             "bridge" => modeless(Backend::Bridge),
-            "macvlan" => Ok(Backend::Macvlan(mode.unwrap_or(MacvlanMode::Bridge))),
-            "mvdp" => Ok(Backend::Mvdp(mode.unwrap_or(MacvlanMode::Bridge))),
+            "ceiling" => modeless(Backend::Ceiling),
+            "macvlan" => Ok(Backend::Macvlan(mode.unwrap_or(Mode::Bridge))),
+            "mvdp" => Ok(Backend::Mvdp(mode.unwrap_or(Mode::Bridge))),
             other => Err(Error::invalid(
                 "backend",
                 other,
-                "expected none, macvlan, bridge or mvdp",
+                "expected none, macvlan, bridge, mvdp or ceiling",
             )),
         }
     }
@@ -69,13 +76,13 @@ impl Backend {
     /// Checks that the backend can serve `containers` containers.
     pub fn validate(self, containers: u32) -> Result<()> {
         match self.mode() {
-            Some(MacvlanMode::Source) => Err(Error::invalid(
+            Some(Mode::Source) => Err(Error::invalid(
                 "backend mode",
                 "source",
                 "source mode only filters by sender MAC and is no container network; use bridge, \
                  private, vepa or passthru",
             )),
-            Some(MacvlanMode::Passthru) if containers > 1 => Err(Error::invalid(
+            Some(Mode::Passthru) if containers > 1 => Err(Error::invalid(
                 "container count",
                 containers.to_string(),
                 "passthru mode takes the whole parent: at most 1 container",
@@ -100,7 +107,7 @@ impl FromStr for Backend {
     /// Parses what `Display` prints ("macvlan" alone means bridge mode).
     fn from_str(s: &str) -> Result<Self> {
         let (kind, mode) = match s.split_once(':') {
-            Some((k, m)) => (k, Some(m.parse::<MacvlanMode>()?)),
+            Some((k, m)) => (k, Some(m.parse::<Mode>()?)),
             None => (s, None),
         };
         Backend::from_parts(kind, mode)
@@ -122,28 +129,28 @@ mod tests {
         for b in [
             Backend::None,
             Backend::Bridge,
-            Backend::Macvlan(MacvlanMode::Vepa),
-            Backend::Mvdp(MacvlanMode::Passthru),
+            Backend::Macvlan(Mode::Vepa),
+            Backend::Mvdp(Mode::Passthru),
+            Backend::Ceiling,
         ] {
             assert_eq!(b.to_string().parse::<Backend>().unwrap(), b);
         }
         assert_eq!(
             "macvlan".parse::<Backend>().unwrap(),
-            Backend::Macvlan(MacvlanMode::Bridge)
+            Backend::Macvlan(Mode::Bridge)
         );
         assert!("bridge:vepa".parse::<Backend>().is_err());
+        assert!("ceiling:bridge".parse::<Backend>().is_err());
         assert!("ovs".parse::<Backend>().is_err());
         assert!("macvlan:passthrough".parse::<Backend>().is_err());
     }
 
     #[test]
     fn passthru_takes_one_container_and_source_none() {
-        assert!(Backend::Macvlan(MacvlanMode::Passthru).validate(1).is_ok());
-        let e = Backend::Macvlan(MacvlanMode::Passthru)
-            .validate(2)
-            .unwrap_err();
+        assert!(Backend::Macvlan(Mode::Passthru).validate(1).is_ok());
+        let e = Backend::Macvlan(Mode::Passthru).validate(2).unwrap_err();
         assert!(e.to_string().contains("at most 1 container"), "{e}");
-        assert!(Backend::Macvlan(MacvlanMode::Source).validate(1).is_err());
+        assert!(Backend::Macvlan(Mode::Source).validate(1).is_err());
         assert!(Backend::Bridge.validate(200).is_ok());
     }
 }

@@ -5,6 +5,9 @@
 //! - [`bench`]: `mvdp bench`, mvdp against kernel macvlan, the Linux bridge and the AF_XDP ceiling.
 //! - [`conformance`]: the same raw frames through kernel macvlan and mvdp, receiver by receiver.
 //! - [`probe`]: raw and AF_XDP sockets that send and catch frames in a lab.
+//! - [`process`]: the one way to stop a process (signal, grace period, SIGKILL).
+//! - [`testing`]: support for the tests that build labs (root check, unique names, `ip` helpers,
+//!   a recording fake dataplane, a lab with a daemon).
 //!
 //! ```no_run
 //! use mvdp_control::Netlink;
@@ -30,6 +33,8 @@ pub mod bench;
 pub mod conformance;
 pub mod lab;
 pub mod probe;
+pub mod process;
+pub mod testing;
 
 pub use backend::Backend;
 pub use lab::{install_signal_handler, Lab, LabBuilder};

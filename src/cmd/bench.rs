@@ -1,13 +1,15 @@
-//! `mvdp bench`: see src/bench/ for what is measured and how.
+//! `mvdp bench`: see `mvdp_lab::bench` (lab/src/bench/) for what is measured and how.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
-use mvdp_control::MacvlanMode;
-use mvdp_lab::bench::topology::Backend;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::Args;
+use mvdp_engine::runtime::PollMode;
 use mvdp_lab::bench::{self, BenchConfig};
+use mvdp_lab::Backend;
+use mvdp_switch::Mode;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -21,8 +23,8 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Backends to compare (the AF_XDP ceiling is measured too unless --no-ceiling).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [BackendKind::Mvdp, BackendKind::Macvlan, BackendKind::Bridge])]
-    backends: Vec<BackendKind>,
+    #[arg(long, value_delimiter = ',', default_value = "mvdp,macvlan,bridge", value_parser = bench_backend_kind())]
+    backends: Vec<Backend>,
     /// macvlan modes for the mvdp and kernel macvlan backends (bridge, vepa, private, passthru).
     #[arg(long, value_delimiter = ',', default_value = "bridge")]
     modes: Vec<String>,
@@ -42,34 +44,51 @@ pub struct BenchArgs {
     #[arg(long)]
     no_ceiling: bool,
     /// How mvdp's worker waits: adaptive (spin 50 µs, then sleep in poll) or busy (always spin).
-    #[arg(long, value_enum, default_value = "adaptive")]
-    mvdp_poll: MvdpPoll,
+    #[arg(long, default_value = "adaptive", value_parser = poll_mode())]
+    mvdp_poll: PollMode,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum MvdpPoll {
-    Adaptive,
-    Busy,
+/// `--mvdp-poll`: how mvdp's workers wait.
+fn poll_mode() -> impl TypedValueParser<Value = PollMode> {
+    PossibleValuesParser::new(["adaptive", "busy"]).map(|p| match p.as_str() {
+        "busy" => PollMode::BusyPoll,
+        _ => PollMode::Adaptive,
+    })
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum BackendKind {
-    Mvdp,
-    Macvlan,
-    Bridge,
+/// `--backends`: the kinds compared (macvlan and mvdp in bridge mode until `--modes` says otherwise).
+fn bench_backend_kind() -> impl TypedValueParser<Value = Backend> {
+    PossibleValuesParser::new(["mvdp", "macvlan", "bridge"])
+        .map(|k| k.parse::<Backend>().expect("a listed backend kind parses"))
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    let run_name = args
-        .lab_name
-        .clone()
-        .unwrap_or_else(|| format!("mvb{}", std::process::id()));
+    let modes = parse_modes(&args.modes)?;
+    mvdp_lab::bench::topology::set_mvdp_poll(args.mvdp_poll);
+    let cfg = config(&args, &modes)?;
+    mvdp_lab::install_signal_handler().context("installing the Ctrl-C handler")?;
+    let results = bench::run(&cfg)?;
+    let files = bench::write_outputs(&results, &args.out)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        print!("{}", results.summary_markdown());
+        println!("\nwritten:");
+        for f in files {
+            println!("  {}", f.display());
+        }
+    }
+    Ok(())
+}
+
+/// `--modes`, each once, in the order given; source mode is refused.
+fn parse_modes(given: &[String]) -> Result<Vec<Mode>> {
     let mut modes = Vec::new();
-    for m in &args.modes {
-        let mode: MacvlanMode = m
+    for m in given {
+        let mode: Mode = m
             .parse()
             .map_err(|e| anyhow::anyhow!("--modes: {m:?}: {e}"))?;
-        if mode == MacvlanMode::Source {
+        if mode == Mode::Source {
             bail!("--modes: source mode is not benchmarked (it needs per-port allowed-MAC lists)");
         }
         if !modes.contains(&mode) {
@@ -79,25 +98,41 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if modes.is_empty() {
         bail!("--modes: give at least one mode");
     }
-    crate_bench_poll(args.mvdp_poll);
-    let mut cfg = BenchConfig::quick(&run_name);
-    cfg.backends.clear();
-    for k in &args.backends {
-        match k {
-            BackendKind::Mvdp => cfg.backends.extend(modes.iter().map(|m| Backend::Mvdp(*m))),
-            BackendKind::Macvlan => cfg
-                .backends
-                .extend(modes.iter().map(|m| Backend::Macvlan(*m))),
-            BackendKind::Bridge => cfg.backends.push(Backend::Bridge),
+    Ok(modes)
+}
+
+/// The backends to measure: each of `--backends` in every mode (the bridge has none), then the
+/// ceiling unless `--no-ceiling`.
+fn backends(args: &BenchArgs, modes: &[Mode]) -> Result<Vec<Backend>> {
+    let mut backends = Vec::new();
+    for b in &args.backends {
+        match b.mode() {
+            Some(_) => {
+                for m in modes {
+                    backends.push(Backend::from_parts(b.kind(), Some(*m))?);
+                }
+            }
+            None => backends.push(*b),
         }
     }
     if !args.no_ceiling {
-        cfg.backends.push(Backend::Ceiling);
+        backends.push(Backend::Ceiling);
     }
-    cfg.backends.dedup();
-    if cfg.backends.is_empty() {
+    backends.dedup();
+    if backends.is_empty() {
         bail!("nothing to measure: give --backends or drop --no-ceiling");
     }
+    Ok(backends)
+}
+
+/// What to run: the quick or full sizes, then what the arguments override.
+fn config(args: &BenchArgs, modes: &[Mode]) -> Result<BenchConfig> {
+    let run_name = args
+        .lab_name
+        .clone()
+        .unwrap_or_else(|| format!("mvb{}", std::process::id()));
+    let mut cfg = BenchConfig::quick(&run_name);
+    cfg.backends = backends(args, modes)?;
     if !args.quick {
         cfg.quick = false;
         cfg.round_trips = 100_000;
@@ -119,24 +154,5 @@ pub fn run(args: BenchArgs) -> Result<()> {
         cfg.duration = Duration::from_secs_f64(d);
     }
     cfg.command_line = std::env::args().collect::<Vec<_>>().join(" ");
-    mvdp_lab::install_signal_handler().context("installing the Ctrl-C handler")?;
-    let results = bench::run(&cfg)?;
-    let files = bench::write_outputs(&results, &args.out)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
-    } else {
-        print!("{}", results.summary_markdown());
-        println!("\nwritten:");
-        for f in files {
-            println!("  {}", f.display());
-        }
-    }
-    Ok(())
-}
-
-fn crate_bench_poll(p: MvdpPoll) {
-    mvdp_lab::bench::topology::set_mvdp_poll(match p {
-        MvdpPoll::Adaptive => mvdp_engine::runtime::PollMode::Adaptive,
-        MvdpPoll::Busy => mvdp_engine::runtime::PollMode::BusyPoll,
-    });
+    Ok(cfg)
 }

@@ -92,59 +92,17 @@ pub fn run(args: DemoArgs) -> Result<()> {
         XdpMode::Generic => ModePolicy::Generic,
     };
     let n = args.frames;
-
-    let (mode, received, tapped, host_ping_ok, counters) = lab.host().run(|| -> Result<_> {
-        let mut demux = Demux::attach(&parent, policy)?;
-        let mut probe = XskProbe::new(&parent, 0, PORTS.len())?;
-        for (slot, (fd, (mac, vlan))) in probe.fds().into_iter().zip(PORTS).enumerate() {
-            demux.set_socket(slot as u32, 0, fd)?;
-            demux.insert_port(vlan, mac, slot as u32, false)?;
-        }
-        let mut tap = FloodTap::open(&parent)?;
-        tap.hold_promisc()?;
-        progress(&args, &format!("demux attached to {parent} ({} XDP, BPF link); sending traffic from the external host", demux.mode().as_str()));
-
-        let mut frames = Vec::new();
-        for i in 0..n {
-            for (mac, vlan) in PORTS {
-                frames.push(frame(mac, SENDER, (vlan != 0).then_some(vlan), &format!("port-{i}")));
-            }
-            frames.push(frame(NOBODY, SENDER, None, &format!("nobody-{i}")));
-            frames.push(frame([0xff; 6], SENDER, None, &format!("bcast-{i}")));
-        }
-        let ext_if = lab.ext_ifname().to_string();
-        lab.ext().run(move || send(&ext_if, &frames))??;
-        let host_ip = lab.host_ip().to_string();
-        let host_ping_ok = lab
-            .ext()
-            .command("ping")
-            .args(["-c", "3", "-i", "0.2", "-W", "1", &host_ip])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-
-        let received: Vec<usize> = probe
-            .drain(Duration::from_millis(500))
-            .iter()
-            .map(|frames| frames.iter().filter(|f| marker(f).is_some_and(|m| m.starts_with("port-"))).count())
-            .collect();
-        let mut buf = vec![0u8; 4096];
-        let mut tapped = 0;
-        while let Some(f) = tap.recv(&mut buf)? {
-            tapped += usize::from(marker(&buf[f.offset..f.offset + f.len]).is_some_and(|m| m.starts_with("bcast-")));
-        }
-        Ok((demux.mode(), received, tapped, host_ping_ok, demux.counters()?))
-    })??;
+    let m = lab.host().run(|| measure(&lab, &parent, policy, &args))??;
     drop(lab);
 
     let report = Report {
         lab: prefix,
         parent,
-        xdp_mode: mode.as_str(),
+        xdp_mode: m.mode.as_str(),
         frames_per_kind: n,
         port_socket_frames: PORTS
             .iter()
-            .zip(&received)
+            .zip(&m.received)
             .map(|((mac, vlan), got)| PortResult {
                 mac: fmt_mac(mac),
                 vlan: *vlan,
@@ -152,9 +110,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 received: *got,
             })
             .collect(),
-        flood_tap_frames: tapped,
-        host_ping_ok,
-        demux_counters: counters.iter().collect(),
+        flood_tap_frames: m.tapped,
+        host_ping_ok: m.host_ping_ok,
+        demux_counters: m.counters.iter().collect(),
         seconds: started.elapsed().as_secs_f64(),
     };
     if args.json {
@@ -163,6 +121,92 @@ pub fn run(args: DemoArgs) -> Result<()> {
         print_text(&report);
     }
     Ok(())
+}
+
+/// What the demo saw.
+struct Measured {
+    mode: mvdp_ebpf::AttachMode,
+    /// Probe frames for each port that arrived in that port's socket.
+    received: Vec<usize>,
+    /// Probe broadcasts the flood tap copied to userspace.
+    tapped: usize,
+    host_ping_ok: bool,
+    counters: mvdp_ebpf::Counters,
+}
+
+/// Inside the lab's host netns: attaches the demux with a socket per port and the flood tap,
+/// sends every kind of frame from the external host, and counts where each arrived.
+fn measure(lab: &Lab, parent: &str, policy: ModePolicy, args: &DemoArgs) -> Result<Measured> {
+    let mut demux = Demux::attach(parent, policy)?;
+    let mut probe = XskProbe::new(parent, 0, PORTS.len())?;
+    for (slot, (fd, (mac, vlan))) in probe.fds().into_iter().zip(PORTS).enumerate() {
+        demux.set_socket(slot as u32, 0, fd)?;
+        demux.insert_port(vlan, mac, slot as u32, false)?;
+    }
+    let mut tap = FloodTap::open(parent)?;
+    tap.hold_promisc()?;
+    progress(
+        args,
+        &format!(
+            "demux attached to {parent} ({} XDP, BPF link); sending traffic from the external host",
+            demux.mode().as_str()
+        ),
+    );
+
+    let frames = demo_frames(args.frames);
+    let ext_if = lab.ext_ifname().to_string();
+    lab.ext().run(move || send(&ext_if, &frames))??;
+    let host_ip = lab.host_ip().to_string();
+    let host_ping_ok = lab
+        .ext()
+        .command("ping")
+        .args(["-c", "3", "-i", "0.2", "-W", "1", &host_ip])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+
+    let received: Vec<usize> = probe
+        .drain(Duration::from_millis(500))
+        .iter()
+        .map(|frames| {
+            frames
+                .iter()
+                .filter(|f| marker(f).is_some_and(|m| m.starts_with("port-")))
+                .count()
+        })
+        .collect();
+    let mut buf = vec![0u8; 4096];
+    let mut tapped = 0;
+    while let Some(f) = tap.recv(&mut buf)? {
+        tapped += usize::from(
+            marker(&buf[f.offset..f.offset + f.len]).is_some_and(|m| m.starts_with("bcast-")),
+        );
+    }
+    Ok(Measured {
+        mode: demux.mode(),
+        received,
+        tapped,
+        host_ping_ok,
+        counters: demux.counters()?,
+    })
+}
+
+/// `n` rounds of: a frame to each port, one to a MAC nobody has, one broadcast.
+fn demo_frames(n: u32) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    for i in 0..n {
+        for (mac, vlan) in PORTS {
+            frames.push(frame(
+                mac,
+                SENDER,
+                (vlan != 0).then_some(vlan),
+                &format!("port-{i}"),
+            ));
+        }
+        frames.push(frame(NOBODY, SENDER, None, &format!("nobody-{i}")));
+        frames.push(frame([0xff; 6], SENDER, None, &format!("bcast-{i}")));
+    }
+    frames
 }
 
 fn progress(args: &DemoArgs, msg: &str) {

@@ -1,11 +1,11 @@
 //! `mvdp lab up|down|ls`: build, remove and list the network-namespace lab (see `mvdp_lab::lab`).
 
 use anyhow::{Context, Result};
-use clap::{Args, Subcommand, ValueEnum};
-use mvdp_control::MacvlanMode;
-use mvdp_lab::conformance::mvdp::{attach_containers, spawn_daemon, stop_pid, DaemonPaths};
-use mvdp_lab::lab::{daemon_dir, ContainerLink, Lab, LabDaemon, LabDescription};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Subcommand};
+use mvdp_lab::lab::{ContainerLink, Lab, LabDescription};
 use mvdp_lab::Backend;
+use mvdp_switch::Mode;
 
 #[derive(Subcommand)]
 pub enum LabCmd {
@@ -35,51 +35,33 @@ pub struct UpArgs {
     hairpin: bool,
     /// What connects the containers to the parent: nothing (empty namespaces), one kernel macvlan per
     /// container, a Linux bridge holding the parent and a veth per container, or mvdp ports.
-    #[arg(long, value_enum, default_value_t = BackendArg::None)]
-    backend: BackendArg,
+    #[arg(long, default_value = "none", value_parser = backend_kind())]
+    backend: Backend,
     /// Macvlan mode, for the macvlan and mvdp backends (default bridge; passthru takes 1 container).
-    #[arg(long, value_enum)]
-    mode: Option<ModeArg>,
+    #[arg(long, value_parser = macvlan_mode())]
+    mode: Option<Mode>,
     /// Print what was built as JSON.
     #[arg(long)]
     json: bool,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum BackendArg {
-    None,
-    Macvlan,
-    Bridge,
-    Mvdp,
+/// `--backend`: the kinds `mvdp lab up` builds, as [`Backend`]s (macvlan and mvdp in bridge mode
+/// until `--mode` says otherwise).
+fn backend_kind() -> impl TypedValueParser<Value = Backend> {
+    PossibleValuesParser::new(["none", "macvlan", "bridge", "mvdp"])
+        .map(|k| k.parse::<Backend>().expect("a listed backend kind parses"))
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum ModeArg {
-    Bridge,
-    Private,
-    Vepa,
-    Passthru,
-}
-
-impl From<ModeArg> for MacvlanMode {
-    fn from(m: ModeArg) -> Self {
-        match m {
-            ModeArg::Bridge => MacvlanMode::Bridge,
-            ModeArg::Private => MacvlanMode::Private,
-            ModeArg::Vepa => MacvlanMode::Vepa,
-            ModeArg::Passthru => MacvlanMode::Passthru,
-        }
-    }
+/// `--mode`: the macvlan modes a lab's containers can have.
+fn macvlan_mode() -> impl TypedValueParser<Value = Mode> {
+    PossibleValuesParser::new(["bridge", "private", "vepa", "passthru"])
+        .map(|m| m.parse::<Mode>().expect("a listed mode parses"))
 }
 
 impl UpArgs {
     /// The backend asked for; refuses a mode given to a backend that has none.
     fn backend(&self) -> Result<Backend> {
-        let kind = self.backend.to_possible_value().expect("no skipped values");
-        Ok(Backend::from_parts(
-            kind.get_name(),
-            self.mode.map(Into::into),
-        )?)
+        Ok(Backend::from_parts(self.backend.kind(), self.mode)?)
     }
 }
 
@@ -136,7 +118,10 @@ fn up(a: UpArgs) -> Result<()> {
         .with_context(|| format!("building lab {}", a.name))?;
     let d = match mvdp_mode {
         None => lab.keep()?,
-        Some(mode) => keep_with_daemon(lab, mode)?,
+        Some(mode) => {
+            let bin = std::env::current_exe().context("finding the mvdp binary")?;
+            lab.keep_with_daemon(&bin, mode)?
+        }
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&d)?);
@@ -144,36 +129,6 @@ fn up(a: UpArgs) -> Result<()> {
         print_up(&d);
     }
     Ok(())
-}
-
-/// Starts the lab's daemon in its host namespace, attaches every container as a port of one `mode`
-/// network, and keeps the lab with the daemon recorded. On any failure the daemon is stopped and the
-/// lab (still owned here) removed.
-fn keep_with_daemon(lab: Lab, mode: MacvlanMode) -> Result<LabDescription> {
-    let paths = DaemonPaths::new(daemon_dir(lab.prefix()));
-    // A leftover of a lab removed by hand: its daemon is gone with the record.
-    let _ = std::fs::remove_dir_all(&paths.dir);
-    let bin = std::env::current_exe().context("finding the mvdp binary")?;
-    let child = spawn_daemon(&bin, lab.host(), &paths)?;
-    let pid = child.id();
-    let kept = attach_containers(&paths.socket(), &lab, mode).and_then(|()| {
-        Ok(lab.keep_with(
-            Backend::Mvdp(mode),
-            Some(LabDaemon {
-                pid,
-                dir: paths.dir.clone(),
-                socket: paths.socket(),
-            }),
-        )?)
-    });
-    if kept.is_err() {
-        stop_pid(pid as i32);
-        let _ = std::fs::remove_dir_all(&paths.dir);
-    } else {
-        mvdp_lab::lab::forget_daemon_on_interrupt(pid);
-    }
-    // On success the daemon outlives this command; `lab down` stops it.
-    kept
 }
 
 fn print_up(d: &LabDescription) {

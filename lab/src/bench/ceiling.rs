@@ -218,75 +218,99 @@ fn forward(
     while !stop.load(Ordering::Relaxed) {
         let mut work = false;
         for from in 0..2 {
-            let to = 1 - from;
             let (lo, hi) = sides.split_at_mut(1);
             let (src, dst) = if from == 0 {
                 (&mut lo[0], &mut hi[0])
             } else {
                 (&mut hi[0], &mut lo[0])
             };
-            // Frames `dst` finished sending came from `src`'s fill ring: they go back there,
-            // which keeps each direction's frames in its own closed loop.
-            // SAFETY: completed descriptors belong to this UMEM and are no longer in use.
-            let done = unsafe { dst.comp.consume(&mut descs) };
-            if done > 0 {
-                dst.in_flight -= done as u64;
-                // SAFETY: the frames just completed; each goes to one fill ring once.
-                unsafe { src.fill.produce(&descs[..done]) };
-                work = true;
-            }
-            // SAFETY: received descriptors are moved to the other socket's TX ring unchanged.
-            let got = unsafe { src.rx.consume(&mut descs) };
-            if got > 0 {
-                work = true;
-                // SAFETY: as above; frames the TX ring refuses go straight back to fill.
-                let sent = unsafe { dst.tx.produce(&descs[..got]) };
-                dst.in_flight += sent as u64;
-                c.forwarded += sent as u64;
-                if sent < got {
-                    c.tx_ring_full += (got - sent) as u64;
-                    // SAFETY: these frames were not queued anywhere else.
-                    unsafe { src.fill.produce(&descs[sent..got]) };
-                }
-            }
-            // Copy-mode TX sends a bounded batch per kick: keep kicking and reaping while it
-            // makes progress, or the TX ring holds the frames the fill ring is starving for.
-            while dst.in_flight > 0 {
-                dst.tx
-                    .wakeup()
-                    .with_context(|| format!("kicking TX of side {to}"))?;
-                // SAFETY: as above, completed frames go back to the fill ring they came from.
-                let done = unsafe { dst.comp.consume(&mut descs) };
-                if done == 0 {
-                    break;
-                }
-                dst.in_flight -= done as u64;
-                // SAFETY: as above.
-                unsafe { src.fill.produce(&descs[..done]) };
-            }
+            work |= forward_one_way(src, dst, 1 - from, &mut descs, &mut c)?;
         }
         polls = polls.wrapping_add(1);
         if polls.is_multiple_of(256) {
             cpu_ns.store(thread_cpu().as_nanos() as u64, Ordering::Relaxed);
             forwarded.store(c.forwarded, Ordering::Relaxed);
         }
-        if work {
-            idle = 0;
-        } else if !active.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(1));
-        } else {
-            idle += 1;
-            if idle >= SPINS_BEFORE_YIELD {
-                idle = 0;
-                std::thread::yield_now();
-            } else {
-                std::hint::spin_loop();
-            }
-        }
+        wait_for_work(work, active, &mut idle);
     }
     cpu_ns.store(thread_cpu().as_nanos() as u64, Ordering::Relaxed);
     forwarded.store(c.forwarded, Ordering::Relaxed);
-    for side in &sides {
+    add_xsk_statistics(&sides, &mut c);
+    Ok(c)
+}
+
+/// One pass of `src` → `dst` (side number `to`): recycles `dst`'s completed frames into `src`'s
+/// fill ring, moves `src`'s received frames to `dst`'s TX ring and kicks it. True when anything moved.
+fn forward_one_way(
+    src: &mut Side,
+    dst: &mut Side,
+    to: usize,
+    descs: &mut [FrameDesc; BATCH],
+    c: &mut ForwardCounters,
+) -> Result<bool> {
+    let mut work = false;
+    // Frames `dst` finished sending came from `src`'s fill ring: they go back there,
+    // which keeps each direction's frames in its own closed loop.
+    // SAFETY: completed descriptors belong to this UMEM and are no longer in use.
+    let done = unsafe { dst.comp.consume(descs) };
+    if done > 0 {
+        dst.in_flight -= done as u64;
+        // SAFETY: the frames just completed; each goes to one fill ring once.
+        unsafe { src.fill.produce(&descs[..done]) };
+        work = true;
+    }
+    // SAFETY: received descriptors are moved to the other socket's TX ring unchanged.
+    let got = unsafe { src.rx.consume(descs) };
+    if got > 0 {
+        work = true;
+        // SAFETY: as above; frames the TX ring refuses go straight back to fill.
+        let sent = unsafe { dst.tx.produce(&descs[..got]) };
+        dst.in_flight += sent as u64;
+        c.forwarded += sent as u64;
+        if sent < got {
+            c.tx_ring_full += (got - sent) as u64;
+            // SAFETY: these frames were not queued anywhere else.
+            unsafe { src.fill.produce(&descs[sent..got]) };
+        }
+    }
+    // Copy-mode TX sends a bounded batch per kick: keep kicking and reaping while it
+    // makes progress, or the TX ring holds the frames the fill ring is starving for.
+    while dst.in_flight > 0 {
+        dst.tx
+            .wakeup()
+            .with_context(|| format!("kicking TX of side {to}"))?;
+        // SAFETY: as above, completed frames go back to the fill ring they came from.
+        let done = unsafe { dst.comp.consume(descs) };
+        if done == 0 {
+            break;
+        }
+        dst.in_flight -= done as u64;
+        // SAFETY: as above.
+        unsafe { src.fill.produce(&descs[..done]) };
+    }
+    Ok(work)
+}
+
+/// After a pass without work: sleep while not measuring, else spin and now and then yield.
+fn wait_for_work(work: bool, active: &AtomicBool, idle: &mut u32) {
+    if work {
+        *idle = 0;
+    } else if !active.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(1));
+    } else {
+        *idle += 1;
+        if *idle >= SPINS_BEFORE_YIELD {
+            *idle = 0;
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Adds the kernel's XSK statistics of both sockets.
+fn add_xsk_statistics(sides: &[Side; 2], c: &mut ForwardCounters) {
+    for side in sides {
         if let Ok(st) = side.rx.fd().xdp_statistics() {
             c.rx_dropped += st.rx_dropped();
             c.rx_ring_full += st.rx_ring_full();
@@ -294,5 +318,4 @@ fn forward(
             c.tx_invalid += st.tx_invalid_descs();
         }
     }
-    Ok(c)
 }

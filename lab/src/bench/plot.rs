@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 
-use super::report::Results;
+use super::report::{Results, ThroughputCell};
 use super::topology::Scenario;
 
 const COLORS: [RGBColor; 6] = [
@@ -124,6 +124,43 @@ fn latency_cdf(r: &Results, sc: Scenario, payload: usize, path: &Path) -> Result
     Ok(())
 }
 
+/// The backends of `cells`, in the order they first appear.
+fn backends_in_order<'a>(cells: &[&'a ThroughputCell]) -> Vec<&'a str> {
+    let mut backends: Vec<&str> = Vec::new();
+    for c in cells {
+        if !backends.contains(&c.backend.as_str()) {
+            backends.push(&c.backend);
+        }
+    }
+    backends
+}
+
+/// The bar groups of `cells`: (scenario, flows), sorted.
+fn bar_groups(cells: &[&ThroughputCell]) -> Vec<(Scenario, usize)> {
+    let mut groups: Vec<(Scenario, usize)> = cells.iter().map(|c| (c.scenario, c.flows)).collect();
+    groups.sort();
+    groups.dedup();
+    groups
+}
+
+/// The x-axis label at `x`: a group's name under the middle of its bars, nothing elsewhere.
+fn group_label_at(groups: &[(Scenario, usize)], x: f64) -> String {
+    let i = x.floor() as usize;
+    match groups.get(i) {
+        Some(&(sc, fl)) if (x - x.floor() - 0.5).abs() < 0.01 => group_name(sc, fl),
+        _ => String::new(),
+    }
+}
+
+/// A bar group's x-axis label: "c<->c, 1 flow", "c<->ext, 4 flows".
+fn group_name(sc: Scenario, flows: usize) -> String {
+    let s = match sc {
+        Scenario::ContainerContainer => "c<->c",
+        Scenario::ContainerExternal => "c<->ext",
+    };
+    format!("{s}, {flows} flow{}", if flows == 1 { "" } else { "s" })
+}
+
 fn throughput_bars(r: &Results, payload: usize, path: &Path) -> Result<()> {
     let big = payload >= 1000;
     let value = |f: &super::report::ThroughputFigures| if big { f.gbps } else { f.pps / 1e6 };
@@ -132,15 +169,8 @@ fn throughput_bars(r: &Results, payload: usize, path: &Path) -> Result<()> {
         .iter()
         .filter(|c| c.payload == payload)
         .collect();
-    let mut groups: Vec<(Scenario, usize)> = cells.iter().map(|c| (c.scenario, c.flows)).collect();
-    groups.sort();
-    groups.dedup();
-    let mut backends: Vec<&str> = Vec::new();
-    for c in &cells {
-        if !backends.contains(&c.backend.as_str()) {
-            backends.push(&c.backend);
-        }
-    }
+    let groups = bar_groups(&cells);
+    let backends = backends_in_order(&cells);
     let y_max = cells
         .iter()
         .filter_map(|c| c.figures.as_ref().map(value))
@@ -160,28 +190,11 @@ fn throughput_bars(r: &Results, payload: usize, path: &Path) -> Result<()> {
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..groups.len().max(1) as f64, 0f64..y_max)
         .map_err(err("axes"))?;
-    let names: Vec<String> = groups
-        .iter()
-        .map(|(sc, fl)| {
-            let s = match sc {
-                Scenario::ContainerContainer => "c<->c",
-                Scenario::ContainerExternal => "c<->ext",
-            };
-            format!("{s}, {fl} flow{}", if *fl == 1 { "" } else { "s" })
-        })
-        .collect();
     chart
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(groups.len().max(1) * 2 + 1)
-        .x_label_formatter(&|x| {
-            let i = x.floor() as usize;
-            if (x - x.floor() - 0.5).abs() < 0.01 && i < names.len() {
-                names[i].clone()
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&|x| group_label_at(&groups, *x))
         .y_desc(unit)
         .draw()
         .map_err(err("mesh"))?;
@@ -197,10 +210,10 @@ fn throughput_bars(r: &Results, payload: usize, path: &Path) -> Result<()> {
         let bars: Vec<Rectangle<(f64, f64)>> = groups
             .iter()
             .enumerate()
-            .filter_map(|(gi, (sc, fl))| {
+            .filter_map(|(gi, &(sc, fl))| {
                 let c = cells
                     .iter()
-                    .find(|c| c.backend == *b && c.scenario == *sc && c.flows == *fl)?;
+                    .find(|c| c.backend == *b && c.scenario == sc && c.flows == fl)?;
                 let v = c.figures.as_ref().map(value)?;
                 let x0 = gi as f64 + 0.1 + bi as f64 * width;
                 Some(Rectangle::new(

@@ -1,8 +1,6 @@
 //! What a run produced, as data (results.json) and as text (summary.md). Every figure is computed
 //! from the measurements of this run; cells that could not be measured say why instead.
 
-use std::fmt::Write as _;
-
 use serde::Serialize;
 
 use super::topology::Scenario;
@@ -215,15 +213,6 @@ pub struct Ratio {
     pub note: String,
 }
 
-/// A cell's status as a table shows it: the backend-wide reasons are in the Backends table.
-fn short_status(status: &str) -> &str {
-    if status.starts_with("unavailable") {
-        "unavailable (see Backends)"
-    } else {
-        status
-    }
-}
-
 impl Results {
     fn latency(&self, backend: &str, sc: Scenario, payload: usize) -> Option<&LatencyCell> {
         self.latency
@@ -242,315 +231,181 @@ impl Results {
         })
     }
 
-    /// Fills `ratios` for every (numerator, denominator) pair given, over every cell both have.
-    pub fn compute_ratios(&mut self, pairs: &[(String, String)], pps_pairs: &[(String, String)]) {
-        let mut out = Vec::new();
-        let mk = |metric,
-                  sc,
-                  payload,
-                  flows,
-                  n: &str,
-                  d: &str,
-                  a: Result<f64, String>,
-                  b: Result<f64, String>| {
-            let (value, note) = match (a, b) {
-                (Ok(a), Ok(b)) if b > 0.0 => (Some(a / b), String::new()),
-                (Ok(_), Ok(_)) => (None, format!("{d} measured zero")),
-                (Err(e), _) => (None, format!("{n}: {e}")),
-                (_, Err(e)) => (None, format!("{d}: {e}")),
-            };
-            Ratio {
-                metric,
-                scenario: sc,
+    /// One figure of `backend`'s latency cell `key`.
+    fn latency_figure(
+        &self,
+        backend: &str,
+        key: CellKey,
+        f: fn(&LatencyFigures) -> f64,
+    ) -> Result<f64, NoFigure> {
+        let c = self
+            .latency(backend, key.scenario, key.payload)
+            .ok_or(NoFigure::NotRun)?;
+        c.figures
+            .as_ref()
+            .map(f)
+            .ok_or_else(|| NoFigure::NotMeasured(c.status.clone()))
+    }
+
+    /// One figure of `backend`'s throughput cell `key`.
+    fn throughput_figure(
+        &self,
+        backend: &str,
+        key: CellKey,
+        f: fn(&ThroughputFigures) -> f64,
+    ) -> Result<f64, NoFigure> {
+        let c = self
+            .throughput(backend, key.scenario, key.payload, key.flows.unwrap_or(1))
+            .ok_or(NoFigure::NotRun)?;
+        c.figures
+            .as_ref()
+            .map(f)
+            .ok_or_else(|| NoFigure::NotMeasured(c.status.clone()))
+    }
+
+    /// Every (scenario, payload) with a latency cell, sorted.
+    fn latency_keys(&self) -> Vec<CellKey> {
+        let mut v: Vec<_> = self
+            .latency
+            .iter()
+            .map(|c| (c.scenario, c.payload))
+            .collect();
+        v.sort();
+        v.dedup();
+        v.into_iter()
+            .map(|(scenario, payload)| CellKey {
+                scenario,
                 payload,
-                flows,
-                numerator: n.to_string(),
-                denominator: d.to_string(),
-                value,
-                note,
+                flows: None,
+            })
+            .collect()
+    }
+
+    /// Every (scenario, payload, flows) with a throughput cell, sorted.
+    fn throughput_keys(&self) -> Vec<CellKey> {
+        let mut v: Vec<_> = self
+            .throughput
+            .iter()
+            .map(|c| (c.scenario, c.payload, c.flows))
+            .collect();
+        v.sort();
+        v.dedup();
+        v.into_iter()
+            .map(|(scenario, payload, flows)| CellKey {
+                scenario,
+                payload,
+                flows: Some(flows),
+            })
+            .collect()
+    }
+
+    /// `n / d` for each latency metric, over every latency cell both have.
+    fn latency_ratios(&self, n: &str, d: &str) -> Vec<Ratio> {
+        let mut out = Vec::new();
+        for key in self.latency_keys() {
+            let has = |b| self.latency(b, key.scenario, key.payload).is_some();
+            if !has(n) || !has(d) {
+                continue;
             }
-        };
-        let lat =
-            |r: &Results, b: &str, sc, p, f: fn(&LatencyFigures) -> f64| -> Result<f64, String> {
-                let c = r.latency(b, sc, p).ok_or("not run")?;
-                c.figures.as_ref().map(f).ok_or_else(|| c.status.clone())
-            };
-        let tp = |r: &Results,
-                  b: &str,
-                  sc,
-                  p,
-                  fl,
-                  f: fn(&ThroughputFigures) -> f64|
-         -> Result<f64, String> {
-            let c = r.throughput(b, sc, p, fl).ok_or("not run")?;
-            c.figures.as_ref().map(f).ok_or_else(|| c.status.clone())
-        };
-        let keys_lat: Vec<(Scenario, usize)> = {
-            let mut v: Vec<_> = self
-                .latency
-                .iter()
-                .map(|c| (c.scenario, c.payload))
-                .collect();
-            v.sort();
-            v.dedup();
-            v
-        };
-        let keys_tp: Vec<(Scenario, usize, usize)> = {
-            let mut v: Vec<_> = self
-                .throughput
-                .iter()
-                .map(|c| (c.scenario, c.payload, c.flows))
-                .collect();
-            v.sort();
-            v.dedup();
-            v
-        };
-        for (n, d) in pairs {
-            for &(sc, p) in &keys_lat {
-                if self.latency(n, sc, p).is_none() || self.latency(d, sc, p).is_none() {
-                    continue;
-                }
-                out.push(mk(
-                    "p50",
-                    sc,
-                    p,
-                    None,
-                    n,
-                    d,
-                    lat(self, n, sc, p, |f| f.p50_us),
-                    lat(self, d, sc, p, |f| f.p50_us),
-                ));
-                out.push(mk(
-                    "p99",
-                    sc,
-                    p,
-                    None,
-                    n,
-                    d,
-                    lat(self, n, sc, p, |f| f.p99_us),
-                    lat(self, d, sc, p, |f| f.p99_us),
-                ));
-            }
-            for &(sc, p, fl) in &keys_tp {
-                if self.throughput(n, sc, p, fl).is_none()
-                    || self.throughput(d, sc, p, fl).is_none()
-                {
-                    continue;
-                }
-                out.push(mk(
-                    "pps",
-                    sc,
-                    p,
-                    Some(fl),
-                    n,
-                    d,
-                    tp(self, n, sc, p, fl, |f| f.pps),
-                    tp(self, d, sc, p, fl, |f| f.pps),
-                ));
-                out.push(mk(
-                    "cpu_ns_per_packet",
-                    sc,
-                    p,
-                    Some(fl),
-                    n,
-                    d,
-                    tp(self, n, sc, p, fl, |f| f.cpu.ns_per_packet),
-                    tp(self, d, sc, p, fl, |f| f.cpu.ns_per_packet),
-                ));
+            for (metric, f) in LATENCY_METRICS {
+                let (a, b) = (
+                    self.latency_figure(n, key, f),
+                    self.latency_figure(d, key, f),
+                );
+                out.push(ratio(metric, key, n, d, a, b));
             }
         }
-        for (n, d) in pps_pairs {
-            for &(sc, p, fl) in &keys_tp {
-                if self.throughput(n, sc, p, fl).is_none()
-                    || self.throughput(d, sc, p, fl).is_none()
-                {
-                    continue;
-                }
-                out.push(mk(
-                    "pps",
-                    sc,
-                    p,
-                    Some(fl),
-                    n,
-                    d,
-                    tp(self, n, sc, p, fl, |f| f.pps),
-                    tp(self, d, sc, p, fl, |f| f.pps),
-                ));
+        out
+    }
+
+    /// `n / d` for each of `metrics`, over every throughput cell both have.
+    fn throughput_ratios(&self, n: &str, d: &str, metrics: &[ThroughputMetric]) -> Vec<Ratio> {
+        let mut out = Vec::new();
+        for key in self.throughput_keys() {
+            let flows = key.flows.unwrap_or(1);
+            let has = |b| {
+                self.throughput(b, key.scenario, key.payload, flows)
+                    .is_some()
+            };
+            if !has(n) || !has(d) {
+                continue;
             }
+            for &(metric, f) in metrics {
+                let a = self.throughput_figure(n, key, f);
+                let b = self.throughput_figure(d, key, f);
+                out.push(ratio(metric, key, n, d, a, b));
+            }
+        }
+        out
+    }
+
+    /// Fills `ratios` for every (numerator, denominator) pair given, over every cell both have:
+    /// latency and throughput metrics for `pairs`, pps only for `pps_pairs`.
+    pub fn compute_ratios(&mut self, pairs: &[(String, String)], pps_pairs: &[(String, String)]) {
+        let mut out = Vec::new();
+        for (n, d) in pairs {
+            out.extend(self.latency_ratios(n, d));
+            out.extend(self.throughput_ratios(n, d, &THROUGHPUT_METRICS));
+        }
+        for (n, d) in pps_pairs {
+            out.extend(self.throughput_ratios(n, d, &PPS_ONLY));
         }
         self.ratios = out;
     }
+}
 
-    /// The human report.
-    pub fn summary_markdown(&self) -> String {
-        let e = &self.environment;
-        let mut s = String::new();
-        let _ = writeln!(s, "# mvdp bench results\n");
-        let _ = writeln!(
-            s,
-            "{} · kernel {} · {} ({} CPUs) · mvdp {}{}\n",
-            e.date_utc,
-            e.kernel,
-            e.cpu_model,
-            e.cpus,
-            e.mvdp_version,
-            if self.config.quick { " · --quick" } else { "" }
-        );
-        let _ = writeln!(s, "Command: `{}`\n", e.command_line);
-        let _ = writeln!(
-            s,
-            "{} round trips per latency cell ({} rounds, interleaved across backends), {:.1} s per throughput cell.\n",
-            self.config.round_trips_per_cell, self.config.rounds, self.config.throughput_seconds_per_cell
-        );
-        let _ = writeln!(s, "## Backends\n\n| backend | status |\n|---|---|");
-        for b in &self.backends {
-            let _ = writeln!(s, "| {} | {} |", b.backend, b.status);
-        }
-        let _ = writeln!(
-            s,
-            "\n## Round-trip latency (µs, UDP request/response)\n\n| scenario | payload | backend | p50 | p90 | p99 | p99.9 | max | lost |\n|---|---:|---|---:|---:|---:|---:|---:|---:|"
-        );
-        for c in &self.latency {
-            match &c.figures {
-                Some(f) => {
-                    let _ = writeln!(
-                        s,
-                        "| {} | {} B | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {}/{} |",
-                        c.scenario.name(),
-                        c.payload,
-                        c.backend,
-                        f.p50_us,
-                        f.p90_us,
-                        f.p99_us,
-                        f.p999_us,
-                        f.max_us,
-                        f.lost + f.send_failed,
-                        f.round_trips
-                    );
-                }
-                None => {
-                    let _ = writeln!(
-                        s,
-                        "| {} | {} B | {} | {} | | | | | |",
-                        c.scenario.name(),
-                        c.payload,
-                        c.backend,
-                        short_status(&c.status)
-                    );
-                }
-            }
-        }
-        let _ = writeln!(
-            s,
-            "\n## Throughput (UDP blast, counted at the receiver)\n\n| scenario | payload | flows | backend | pps | Gbit/s | CPU ns/pkt | CPU ms (send/recv/softirq/switch) | loss |\n|---|---:|---:|---|---:|---:|---:|---|---:|"
-        );
-        for c in &self.throughput {
-            match &c.figures {
-                Some(f) => {
-                    let _ = writeln!(
-                        s,
-                        "| {} | {} B | {} | {} | {:.0} | {:.3} | {:.0} | {:.0}/{:.0}/{:.0}/{} | {:.1}% |",
-                        c.scenario.name(),
-                        c.payload,
-                        c.flows,
-                        c.backend,
-                        f.pps,
-                        f.gbps,
-                        f.cpu.ns_per_packet,
-                        f.cpu.sender_ms,
-                        f.cpu.receiver_ms,
-                        f.cpu.softirq_ms,
-                        f.cpu.switch_ms.map_or("-".to_string(), |v| format!("{v:.0}")),
-                        f.loss_ratio * 100.0
-                    );
-                }
-                None => {
-                    let _ = writeln!(
-                        s,
-                        "| {} | {} B | {} | {} | {} | | | | |",
-                        c.scenario.name(),
-                        c.payload,
-                        c.flows,
-                        c.backend,
-                        short_status(&c.status)
-                    );
-                }
-            }
-        }
-        let _ = writeln!(
-            s,
-            "\n## Ratios (same run)\n\nBelow 1 is better for p50, p99 and CPU per packet; above 1 is better for pps.\n\n| metric | scenario | payload | flows | ratio | value |\n|---|---|---:|---:|---|---:|"
-        );
-        let mut skipped: Vec<String> = Vec::new();
-        for r in &self.ratios {
-            if r.value.is_none() {
-                let why = match r.note.split_once(": unavailable") {
-                    Some((who, _)) => format!("{who} unavailable (see Backends)"),
-                    None => r.note.clone(),
-                };
-                let line = format!("{} / {}: {why}", r.numerator, r.denominator);
-                if !skipped.contains(&line) {
-                    skipped.push(line);
-                }
-                continue;
-            }
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} B | {} | {} / {} | {} |",
-                r.metric,
-                r.scenario.name(),
-                r.payload,
-                r.flows.map_or("-".into(), |f| f.to_string()),
-                r.numerator,
-                r.denominator,
-                r.value
-                    .map_or_else(|| r.note.clone(), |v| format!("{v:.3}"))
-            );
-        }
-        if !skipped.is_empty() {
-            let _ = writeln!(s, "\nNot computed (one side not measured):\n");
-            for l in skipped {
-                let _ = writeln!(s, "- {l}");
-            }
-        }
-        if let Some(c) = &self.ceiling_counters {
-            let _ = writeln!(
-                s,
-                "\nCeiling forwarder over the run: {} frames forwarded, {} dropped on a full TX ring; kernel XSK statistics: {} rx dropped, {} rx ring full, {} fill ring empty, {} invalid TX descriptors.",
-                c.forwarded, c.tx_ring_full, c.rx_dropped, c.rx_ring_full, c.rx_fill_ring_empty, c.tx_invalid
-            );
-        }
-        for (name, st) in &self.mvdp_stats {
-            let g = |path: &[&str]| -> u64 {
-                path.iter()
-                    .try_fold(st, |v, k| v.get(k))
-                    .and_then(|v| v.as_u64())
-                    .unwrap_or(0)
-            };
-            let mut ports = (0u64, 0u64, 0u64, 0u64);
-            if let Some(p) = st.get("ports").and_then(|p| p.as_array()) {
-                for v in p {
-                    let x = |k: &str| {
-                        v.pointer(&format!("/xsk/{k}"))
-                            .and_then(|v| v.as_u64())
-                            .unwrap_or(0)
-                    };
-                    ports.0 += x("rx_dropped");
-                    ports.1 += x("rx_ring_full");
-                    ports.2 += x("fill_ring_empty");
-                    ports.3 += v.get("tx_dropped").and_then(|v| v.as_u64()).unwrap_or(0);
-                }
-            }
-            let _ = writeln!(
-                s,
-                "\n{name} over the run: ports' AF_XDP sockets: {} dropped by the kernel ({} on a full RX ring, {} with the fill ring empty), {} dropped by the switch on a full TX ring; UMEM {} of {} frames free.",
-                ports.0, ports.1, ports.2, ports.3,
-                g(&["umem", "free"]),
-                g(&["umem", "total"]),
-            );
-        }
-        let _ = writeln!(s, "\n## Method\n\n{}", e.cpu_method);
-        s
+/// Why one side of a ratio has no figure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum NoFigure {
+    #[error("not run")]
+    NotRun,
+    /// The cell's status ("unavailable: …", "n/a: …", "failed: …").
+    #[error("{0}")]
+    NotMeasured(String),
+}
+
+/// The cell a ratio compares: the same scenario, payload and (throughput) flows on both sides.
+#[derive(Debug, Clone, Copy)]
+struct CellKey {
+    scenario: Scenario,
+    payload: usize,
+    flows: Option<usize>,
+}
+
+type LatencyMetric = (&'static str, fn(&LatencyFigures) -> f64);
+type ThroughputMetric = (&'static str, fn(&ThroughputFigures) -> f64);
+
+const LATENCY_METRICS: [LatencyMetric; 2] = [("p50", |f| f.p50_us), ("p99", |f| f.p99_us)];
+const THROUGHPUT_METRICS: [ThroughputMetric; 2] = [
+    ("pps", |f| f.pps),
+    ("cpu_ns_per_packet", |f| f.cpu.ns_per_packet),
+];
+const PPS_ONLY: [ThroughputMetric; 1] = [("pps", |f| f.pps)];
+
+/// `metric` of `n` over `d` for cell `key`, or a note saying which side is missing and why.
+fn ratio(
+    metric: &'static str,
+    key: CellKey,
+    n: &str,
+    d: &str,
+    a: Result<f64, NoFigure>,
+    b: Result<f64, NoFigure>,
+) -> Ratio {
+    let (value, note) = match (a, b) {
+        (Ok(a), Ok(b)) if b > 0.0 => (Some(a / b), String::new()),
+        (Ok(_), Ok(_)) => (None, format!("{d} measured zero")),
+        (Err(e), _) => (None, format!("{n}: {e}")),
+        (_, Err(e)) => (None, format!("{d}: {e}")),
+    };
+    Ratio {
+        metric,
+        scenario: key.scenario,
+        payload: key.payload,
+        flows: key.flows,
+        numerator: n.to_string(),
+        denominator: d.to_string(),
+        value,
+        note,
     }
 }
 

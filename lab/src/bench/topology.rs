@@ -3,58 +3,63 @@
 //! the containers are attached to the parent: kernel macvlan children, a Linux bridge over veths,
 //! mvdp, or (for the ceiling) a bare AF_XDP forwarder between the two container veths.
 
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use crate::backend::Backend as LabBackend;
+pub use crate::backend::Backend;
+use crate::lab::daemon::{attach_containers, InProcessDaemon};
 use crate::lab::Lab;
 use anyhow::{anyhow, Context, Result};
-use mvdp_control::{MacvlanMode, NetNs};
+use mvdp_control::{Mode, NetNs};
 use serde::Serialize;
 
 use super::ceiling::Forwarder;
 use super::udp::{wait_reachable, EchoServer};
 
-/// How the containers are attached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Backend {
-    /// mvdp's XDP demux + AF_XDP switch, in a macvlan mode.
-    Mvdp(MacvlanMode),
-    /// Kernel macvlan children of the parent, in a mode.
-    Macvlan(MacvlanMode),
-    /// Containers on veths enslaved to a Linux bridge that also holds the parent.
-    Bridge,
-    /// A bare AF_XDP forwarder between the two container veths (container <-> container only).
-    Ceiling,
-}
+/// Why a scenario does not exist for a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotApplicable(pub &'static str);
 
+/// The bench's view of a [`Backend`]: its name in results, its lab, and which scenarios it has.
 impl Backend {
-    /// Stable name used in results.json, plots and criterion ids.
+    /// Stable name used in results.json, plots and criterion ids ("mvdp-bridge", "ceiling").
     pub fn name(&self) -> String {
         match self {
             Backend::Mvdp(m) => format!("mvdp-{m}"),
             Backend::Macvlan(m) => format!("macvlan-{m}"),
             Backend::Bridge => "bridge".into(),
             Backend::Ceiling => "ceiling".into(),
+            Backend::None => "none".into(),
         }
     }
 
     /// Short suffix of this backend's lab name (lab names stay within 40 bytes).
     fn tag(&self) -> String {
-        let m = |m: &MacvlanMode| match m {
-            MacvlanMode::Bridge => "b",
-            MacvlanMode::Private => "p",
-            MacvlanMode::Vepa => "v",
-            MacvlanMode::Passthru => "t",
-            MacvlanMode::Source => "s",
+        let m = |m: &Mode| match m {
+            Mode::Bridge => "b",
+            Mode::Private => "p",
+            Mode::Vepa => "v",
+            Mode::Passthru => "t",
+            Mode::Source => "s",
         };
         match self {
             Backend::Mvdp(mode) => format!("d{}", m(mode)),
             Backend::Macvlan(mode) => format!("k{}", m(mode)),
             Backend::Bridge => "br".into(),
             Backend::Ceiling => "x".into(),
+            Backend::None => "n".into(),
         }
+    }
+
+    /// Every backend the bench can measure: mvdp and kernel macvlan in bridge, vepa, private and
+    /// passthru mode, the Linux bridge and the ceiling.
+    pub fn bench_all() -> Vec<Backend> {
+        let modes = [Mode::Bridge, Mode::Vepa, Mode::Private, Mode::Passthru];
+        let mut v: Vec<Backend> = modes.iter().map(|m| Backend::Mvdp(*m)).collect();
+        v.extend(modes.iter().map(|m| Backend::Macvlan(*m)));
+        v.extend([Backend::Bridge, Backend::Ceiling]);
+        v
     }
 
     /// The lab name this backend uses under run name `run`.
@@ -65,7 +70,7 @@ impl Backend {
     /// `Some(reason)` when this backend cannot be measured at all in this build.
     pub fn unavailable(&self) -> Option<String> {
         match self {
-            Backend::Macvlan(MacvlanMode::Source) => {
+            Backend::Macvlan(Mode::Source) => {
                 Some("source mode needs per-port allowed-MAC lists; not benchmarked".into())
             }
             _ => None,
@@ -73,42 +78,32 @@ impl Backend {
     }
 
     /// `Err(reason)` when `scenario` does not exist for this backend.
-    pub fn supports(&self, scenario: Scenario) -> Result<(), String> {
+    pub fn supports(&self, scenario: Scenario) -> Result<(), NotApplicable> {
         match (self, scenario) {
-            (Backend::Ceiling, Scenario::ContainerExternal) => {
-                Err("the ceiling forwards between the two container veths only".into())
-            }
+            (Backend::Ceiling, Scenario::ContainerExternal) => Err(NotApplicable(
+                "the ceiling forwards between the two container veths only",
+            )),
             (
-                Backend::Macvlan(MacvlanMode::Passthru) | Backend::Mvdp(MacvlanMode::Passthru),
+                Backend::Macvlan(Mode::Passthru) | Backend::Mvdp(Mode::Passthru),
                 Scenario::ContainerContainer,
-            ) => Err("passthru allows a single port per parent".into()),
+            ) => Err(NotApplicable("passthru allows a single port per parent")),
             // The kernel delivers a private port's broadcasts back to itself only, so a sibling
             // never sees its ARP request: siblings cannot talk at all.
             (
-                Backend::Macvlan(MacvlanMode::Private) | Backend::Mvdp(MacvlanMode::Private),
+                Backend::Macvlan(Mode::Private) | Backend::Mvdp(Mode::Private),
                 Scenario::ContainerContainer,
-            ) => Err("private mode isolates ports of one parent from each other".into()),
+            ) => Err(NotApplicable(
+                "private mode isolates ports of one parent from each other",
+            )),
             _ => Ok(()),
         }
     }
 
     fn containers(&self) -> u32 {
         match self {
-            Backend::Macvlan(MacvlanMode::Passthru) | Backend::Mvdp(MacvlanMode::Passthru) => 1,
+            Backend::Macvlan(Mode::Passthru) | Backend::Mvdp(Mode::Passthru) => 1,
             _ => 2,
         }
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name())
-    }
-}
-
-impl Serialize for Backend {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.name())
     }
 }
 
@@ -146,7 +141,7 @@ pub struct BenchLab {
     forwarder: Option<Forwarder>,
     /// The mvdp daemon serving this lab (in this process, inside the lab's host netns) and its
     /// worker threads, whose CPU time is the switching cost counted next to every throughput.
-    daemon: Option<MvdpDaemon>,
+    daemon: Option<InProcessDaemon>,
     lab: Lab,
 }
 
@@ -165,26 +160,25 @@ impl BenchLab {
     /// error everything built so far is removed.
     pub fn build(lab_name: &str, backend: Backend) -> Result<BenchLab> {
         if let Some(why) = backend.unavailable() {
-            return Err(anyhow!("{backend}: unavailable: {why}"));
+            return Err(anyhow!("{}: unavailable: {why}", backend.name()));
         }
         // Kernel macvlan and the bridge are the lab's own backends; the ceiling (and mvdp, once
         // its daemon exists) attach to plain container veths / empty containers themselves.
         let lab_backend = match backend {
-            Backend::Macvlan(m) => LabBackend::Macvlan(m),
-            Backend::Bridge => LabBackend::Bridge,
-            Backend::Ceiling | Backend::Mvdp(_) => LabBackend::None,
+            Backend::Macvlan(_) | Backend::Bridge => backend,
+            Backend::Ceiling | Backend::Mvdp(_) | Backend::None => Backend::None,
         };
         let lab = Lab::builder(lab_name)
             .containers(backend.containers())
             // VEPA exchanges container traffic only through a reflecting switch.
             .hairpin(matches!(
                 backend,
-                Backend::Macvlan(MacvlanMode::Vepa) | Backend::Mvdp(MacvlanMode::Vepa)
+                Backend::Macvlan(Mode::Vepa) | Backend::Mvdp(Mode::Vepa)
             ))
             .container_veths(backend == Backend::Ceiling)
             .backend(lab_backend)
             .build()
-            .with_context(|| format!("building lab {lab_name} for {backend}"))?;
+            .with_context(|| format!("building lab {lab_name} for {}", backend.name()))?;
         let mut bl = BenchLab {
             backend,
             echo: Vec::new(),
@@ -193,7 +187,7 @@ impl BenchLab {
             lab,
         };
         bl.attach()
-            .with_context(|| format!("attaching containers for {backend}"))?;
+            .with_context(|| format!("attaching containers for {}", backend.name()))?;
         for sc in Scenario::ALL {
             if backend.supports(sc).is_ok() {
                 let server = bl.server(sc);
@@ -207,7 +201,7 @@ impl BenchLab {
             if backend.supports(sc).is_ok() {
                 let (c, s) = (bl.client(), bl.server(sc));
                 wait_reachable(&c.ns, c.ip, s.ip, Duration::from_secs(5))
-                    .with_context(|| format!("{backend}: {}", sc.label()))?;
+                    .with_context(|| format!("{}: {}", backend.name(), sc.label()))?;
             }
         }
         if let Some(f) = &bl.forwarder {
@@ -218,7 +212,7 @@ impl BenchLab {
 
     fn attach(&mut self) -> Result<()> {
         if let Backend::Mvdp(mode) = self.backend {
-            self.daemon = Some(MvdpDaemon::start(&self.lab, mode)?);
+            self.daemon = Some(start_mvdp(&self.lab, mode)?);
         }
         if self.backend == Backend::Ceiling {
             let lab = &self.lab;
@@ -235,7 +229,7 @@ impl BenchLab {
         // Right after a blast the worker may still be draining; its books are exact once idle.
         let deadline = std::time::Instant::now() + Duration::from_secs(3);
         loop {
-            let st = mvdp_control::daemon::call(&d.socket, &Request::Stats).ok()?;
+            let st = mvdp_control::daemon::call(d.socket(), &Request::Stats).ok()?;
             let balanced = st.pointer("/umem/balanced").and_then(|b| b.as_bool()) == Some(true);
             if balanced || std::time::Instant::now() > deadline {
                 return Some(st);
@@ -290,19 +284,10 @@ impl BenchLab {
     /// mvdp's `mvdp-worker-N` threads once the daemon exists), if there are any.
     pub fn switch_cpu(&self) -> Option<Duration> {
         if let Some(d) = &self.daemon {
-            return Some(super::cpu::tids_cpu(&d.worker_tids));
+            return Some(super::cpu::tids_cpu(d.worker_tids()));
         }
         self.forwarder.as_ref().map(|f| f.cpu())
     }
-}
-
-/// mvdp serving a bench lab: the runtime and the daemon's control thread run in this process,
-/// inside the lab's host netns; the containers are attached through the daemon's API, as
-/// `mvdp network create` / `mvdp port add` would.
-struct MvdpDaemon {
-    server: Option<mvdp_control::daemon::Server>,
-    socket: std::path::PathBuf,
-    worker_tids: Vec<u32>,
 }
 
 static MVDP_POLL: std::sync::OnceLock<mvdp_engine::runtime::PollMode> = std::sync::OnceLock::new();
@@ -316,99 +301,33 @@ pub fn mvdp_poll() -> mvdp_engine::runtime::PollMode {
     MVDP_POLL.get().copied().unwrap_or_default()
 }
 
-impl MvdpDaemon {
-    fn start(lab: &Lab, mode: MacvlanMode) -> Result<MvdpDaemon> {
-        use mvdp_control::daemon::api::{NetworkCreate, PortAdd, Request};
-        use mvdp_control::daemon::{call, serve, DaemonConfig};
-        let socket = std::path::PathBuf::from(format!("/run/mvdp/bench-{}.sock", lab.prefix()));
-        let sock = socket.clone();
-        let (server, worker_tids) = lab
-            .host()
-            .run(move || -> Result<_> {
-                let rt =
-                    mvdp_engine::runtime::Runtime::new(mvdp_engine::runtime::RuntimeOptions {
-                        poll: mvdp_poll(),
-                        ..mvdp_engine::runtime::RuntimeOptions::default()
-                    })?;
-                let tids = rt.worker_tids();
-                let cfg = DaemonConfig {
-                    state_dir: None,
-                    max_mtu: mvdp_engine::runtime::MAX_MTU,
-                    netns: None,
-                };
-                Ok((serve(rt, cfg, &sock)?, tids))
-            })
-            .context("entering the lab's host netns")??;
-        let d = MvdpDaemon {
-            server: Some(server),
-            socket,
-            worker_tids,
-        };
-        let ask = |req: Request| -> Result<()> {
-            call(&d.socket, &req)
-                .map(|_| ())
-                .map_err(|e| anyhow!("{e}"))
-        };
-        ask(Request::NetworkCreate(NetworkCreate {
-            name: "bench".into(),
-            parent: lab.parent_ifname().into(),
-            mode: Some(mode.to_string()),
-            subnet: Some("198.18.0.0/24".into()),
-            ..Default::default()
-        }))
-        .context("mvdp network create")?;
-        for c in lab.containers() {
-            ask(Request::PortAdd(PortAdd {
-                network: "bench".into(),
-                netns: Some(c.ns.name().into()),
-                ifname: Some(c.ifname.clone()),
-                mac: Some(c.mac.to_string()),
-                ip: Some(format!("{}/24", c.ip)),
-                ..Default::default()
-            }))
-            .with_context(|| format!("mvdp port add for {}", c.ns.name()))?;
-        }
-        Ok(d)
-    }
-}
-
-impl Drop for MvdpDaemon {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            s.shutdown();
-        }
-        let _ = std::fs::remove_file(&self.socket);
-    }
+/// Starts mvdp for a bench lab in this process, inside the lab's host netns, and attaches the
+/// containers through the daemon's API, as `mvdp network create` / `mvdp port add` would.
+fn start_mvdp(lab: &Lab, mode: Mode) -> Result<InProcessDaemon> {
+    let socket = std::path::PathBuf::from(format!("/run/mvdp/bench-{}.sock", lab.prefix()));
+    let d = InProcessDaemon::start(lab, socket, mvdp_poll())?;
+    attach_containers(d.socket(), lab, "bench", mode)?;
+    Ok(d)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn all() -> Vec<Backend> {
-        let modes = [
-            MacvlanMode::Bridge,
-            MacvlanMode::Vepa,
-            MacvlanMode::Private,
-            MacvlanMode::Passthru,
-        ];
-        let mut v: Vec<Backend> = modes.iter().map(|m| Backend::Mvdp(*m)).collect();
-        v.extend(modes.iter().map(|m| Backend::Macvlan(*m)));
-        v.extend([Backend::Bridge, Backend::Ceiling]);
-        v
-    }
-
     #[test]
     fn every_backend_gets_its_own_valid_lab_name() {
         let run = "mvb4194304";
-        let mut names: Vec<String> = all().iter().map(|b| b.lab_name(run)).collect();
+        let mut names: Vec<String> = Backend::bench_all()
+            .iter()
+            .map(|b| b.lab_name(run))
+            .collect();
         for n in &names {
             mvdp_control::names::validate_prefix(n).unwrap();
             assert!(n.starts_with(run));
         }
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), all().len());
+        assert_eq!(names.len(), Backend::bench_all().len());
     }
 
     #[test]
@@ -417,19 +336,19 @@ mod tests {
         let ce = Scenario::ContainerExternal;
         assert!(Backend::Ceiling.supports(ce).is_err());
         assert!(Backend::Ceiling.supports(cc).is_ok());
-        assert!(Backend::Macvlan(MacvlanMode::Passthru)
-            .supports(cc)
-            .is_err());
-        assert!(Backend::Macvlan(MacvlanMode::Private).supports(cc).is_err());
-        assert!(Backend::Macvlan(MacvlanMode::Vepa).supports(cc).is_ok());
-        for b in all() {
-            assert!(b.supports(ce).is_ok() || b == Backend::Ceiling, "{b}");
+        assert!(Backend::Macvlan(Mode::Passthru).supports(cc).is_err());
+        assert!(Backend::Macvlan(Mode::Private).supports(cc).is_err());
+        assert!(Backend::Macvlan(Mode::Vepa).supports(cc).is_ok());
+        for b in Backend::bench_all() {
+            assert!(
+                b.supports(ce).is_ok() || b == Backend::Ceiling,
+                "{}",
+                b.name()
+            );
         }
-        assert!(Backend::Mvdp(MacvlanMode::Bridge).unavailable().is_none());
-        assert!(Backend::Mvdp(MacvlanMode::Private).supports(cc).is_err());
-        assert!(Backend::Macvlan(MacvlanMode::Source)
-            .unavailable()
-            .is_some());
+        assert!(Backend::Mvdp(Mode::Bridge).unavailable().is_none());
+        assert!(Backend::Mvdp(Mode::Private).supports(cc).is_err());
+        assert!(Backend::Macvlan(Mode::Source).unavailable().is_some());
         assert!(Backend::Bridge.unavailable().is_none());
     }
 }

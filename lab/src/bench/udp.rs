@@ -280,6 +280,44 @@ fn per_sec(n: u64, d: Duration) -> f64 {
     }
 }
 
+/// A flow's thread: (packets, bytes or send errors, its CPU time).
+type FlowThread = JoinHandle<(u64, u64, Duration)>;
+
+/// Receives on `r` until `stop`: (packets, bytes, CPU time).
+fn count_until(r: &UdpSocket, stop: &AtomicBool) -> (u64, u64, Duration) {
+    let c0 = thread_cpu();
+    let mut buf = [0u8; 2048];
+    let (mut pkts, mut bytes) = (0u64, 0u64);
+    while !stop.load(Ordering::Relaxed) {
+        // A timeout only wakes the thread to look at the stop flag.
+        if let Ok(n) = r.recv(&mut buf) {
+            pkts += 1;
+            bytes += n as u64;
+        }
+    }
+    (pkts, bytes, thread_cpu() - c0)
+}
+
+/// Sends `payload`-byte datagrams on `s` until `deadline`: (sent, send errors, CPU time).
+fn blast_until(s: &UdpSocket, payload: usize, deadline: Instant) -> (u64, u64, Duration) {
+    let c0 = thread_cpu();
+    let buf = vec![0xa5u8; payload];
+    let (mut sent, mut errs) = (0u64, 0u64);
+    loop {
+        // Checking the clock every 64 sends keeps it off the per-packet cost.
+        for _ in 0..64 {
+            match s.send(&buf) {
+                Ok(_) => sent += 1,
+                Err(_) => errs += 1,
+            }
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    (sent, errs, thread_cpu() - c0)
+}
+
 /// `flows` senders in `src` (bound to `src_ip`) blasting `payload`-byte datagrams at `flows`
 /// receivers in `dst` (`dst_ip`, ports from [`SINK_PORT`]) for `duration`, one thread each.
 /// Receivers keep counting for a short drain after the senders stop.
@@ -306,49 +344,18 @@ pub fn measure_throughput(
         sources.push(s);
     }
     let stop_rx = Arc::new(AtomicBool::new(false));
-    let receivers: Vec<JoinHandle<(u64, u64, Duration)>> = sinks
+    let receivers: Vec<FlowThread> = sinks
         .into_iter()
         .map(|r| {
             let stop = stop_rx.clone();
-            std::thread::spawn(move || {
-                let c0 = thread_cpu();
-                let mut buf = [0u8; 2048];
-                let (mut pkts, mut bytes) = (0u64, 0u64);
-                while !stop.load(Ordering::Relaxed) {
-                    // A timeout only wakes the thread to look at the stop flag.
-                    if let Ok(n) = r.recv(&mut buf) {
-                        pkts += 1;
-                        bytes += n as u64;
-                    }
-                }
-                (pkts, bytes, thread_cpu() - c0)
-            })
+            std::thread::spawn(move || count_until(&r, &stop))
         })
         .collect();
     let start = Instant::now();
     let deadline = start + duration;
-    let senders: Vec<JoinHandle<(u64, u64, Duration)>> = sources
+    let senders: Vec<FlowThread> = sources
         .into_iter()
-        .map(|s| {
-            std::thread::spawn(move || {
-                let c0 = thread_cpu();
-                let buf = vec![0xa5u8; payload];
-                let (mut sent, mut errs) = (0u64, 0u64);
-                'outer: loop {
-                    // Checking the clock every 64 sends keeps it off the per-packet cost.
-                    for _ in 0..64 {
-                        match s.send(&buf) {
-                            Ok(_) => sent += 1,
-                            Err(_) => errs += 1,
-                        }
-                    }
-                    if Instant::now() >= deadline {
-                        break 'outer;
-                    }
-                }
-                (sent, errs, thread_cpu() - c0)
-            })
-        })
+        .map(|s| std::thread::spawn(move || blast_until(&s, payload, deadline)))
         .collect();
     let mut t = Throughput::default();
     for h in senders {

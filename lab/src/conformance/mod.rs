@@ -11,7 +11,6 @@
 //! The endpoints: the ports `p1`, `p2` (the containers' stacks), `host` (the host stack on the parent),
 //! `ext` (the external host's stack) and `wire` (the frame left the parent towards the wire switch).
 
-pub mod mvdp;
 pub mod record;
 pub mod report;
 pub mod run;

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::{bail, Result};
-use mvdp_control::MacvlanMode;
+use mvdp_switch::Mode;
 
 use super::run::ModeResult;
 use super::scenario::{scenarios, Endpoint};
@@ -37,18 +37,13 @@ impl Cell {
 }
 
 /// The modes in table order.
-pub const MODES: [MacvlanMode; 4] = [
-    MacvlanMode::Bridge,
-    MacvlanMode::Private,
-    MacvlanMode::Vepa,
-    MacvlanMode::Passthru,
-];
+pub const MODES: [Mode; 4] = [Mode::Bridge, Mode::Private, Mode::Vepa, Mode::Passthru];
 
 /// A cell where mvdp differs from the kernel without meaning to, until it is fixed: mvdp's cell is
 /// pinned (the conformance test fails when mvdp stops doing exactly this, so the entry goes once fixed).
 #[derive(Debug, Clone, Copy)]
 pub struct KnownDifference {
-    pub mode: MacvlanMode,
+    pub mode: Mode,
     /// Scenario id.
     pub id: &'static str,
     /// Who receives the frame under mvdp (empty: nobody).
@@ -72,7 +67,7 @@ pub struct Row {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ModeCells {
-    pub mode: MacvlanMode,
+    pub mode: Mode,
     pub kernel: Cell,
     pub mvdp: Cell,
     /// Both ran and agree (`None` while one is pending).
@@ -87,7 +82,7 @@ pub struct Table {
     pub rows: Vec<Row>,
 }
 
-fn cell_of(results: &[ModeResult], mode: MacvlanMode, id: &str) -> Cell {
+fn cell_of(results: &[ModeResult], mode: Mode, id: &str) -> Cell {
     results
         .iter()
         .find(|r| r.mode == mode)
@@ -314,7 +309,7 @@ mod tests {
         let all = scenarios();
         let result = |subject: &str, f: &dyn Fn(&str) -> Cell| ModeResult {
             subject: subject.into(),
-            mode: MacvlanMode::Bridge,
+            mode: Mode::Bridge,
             ports: 2,
             cells: all.iter().map(|s| (s.id.clone(), f(&s.id))).collect(),
         };
@@ -345,7 +340,7 @@ mod tests {
         let all = scenarios();
         let result = |subject: &str, f: &dyn Fn(&str) -> Cell| ModeResult {
             subject: subject.into(),
-            mode: MacvlanMode::Vepa,
+            mode: Mode::Vepa,
             ports: 2,
             cells: all.iter().map(|s| (s.id.clone(), f(&s.id))).collect(),
         };
@@ -358,7 +353,7 @@ mod tests {
             }
         });
         let known = [KnownDifference {
-            mode: MacvlanMode::Vepa,
+            mode: Mode::Vepa,
             id: "port-down/ext-last",
             mvdp: &[],
             reason: "because",

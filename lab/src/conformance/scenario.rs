@@ -144,109 +144,138 @@ fn s(id: &str, title: &str, phase: Phase, from: Sender, dst: Dst) -> Scenario {
 
 /// Every scenario, in table order. `p2` stands for the last port in [`Phase::PortDown`].
 pub fn scenarios() -> Vec<Scenario> {
+    let mut v = port_frames(Phase::HairpinOff, "hairpin-off", "");
+    v.extend(frames_mvdp_refuses());
+    v.extend(wire_frames(Phase::HairpinOff, "hairpin-off"));
+    v.extend(port_frames(
+        Phase::HairpinOn,
+        "hairpin-on",
+        ", wire reflects",
+    ));
+    v.extend(state_changes());
+    v
+}
+
+/// What P1 sends, to every kind of destination, in `phase` (ids `{tag}/p1-…`).
+fn port_frames(phase: Phase, tag: &str, suffix: &str) -> Vec<Scenario> {
+    use Dst as D;
+    use Sender::Port as From;
+    [
+        ("p1-p2", "P1 → P2's MAC", From(1), D::Port(2)),
+        ("p1-p1", "P1 → its own MAC", From(1), D::Port(1)),
+        ("p1-unknown", "P1 → unknown MAC", From(1), D::Unknown),
+        ("p1-ext", "P1 → external host", From(1), D::Ext),
+        ("p1-host", "P1 → host's parent MAC", From(1), D::Host),
+        ("p1-bcast", "P1 broadcast", From(1), D::Broadcast),
+        ("p1-mcast", "P1 multicast", From(1), D::Multicast),
+    ]
+    .into_iter()
+    .map(|(id, title, from, dst)| {
+        s(
+            &format!("{tag}/{id}"),
+            &format!("{title}{suffix}"),
+            phase,
+            from,
+            dst,
+        )
+    })
+    .collect()
+}
+
+/// Frames a port may not send, which mvdp drops on purpose (hairpin off).
+fn frames_mvdp_refuses() -> Vec<Scenario> {
+    let phase = Phase::HairpinOff;
+    vec![
+        Scenario {
+            spoofed: true,
+            deliberate: Some("anti-spoofing: mvdp drops a port's frame whose source MAC is not the port's own (passthru exempt)"),
+            ..s(
+                "hairpin-off/p1-spoofed",
+                "P1 → external host from a foreign source MAC",
+                phase,
+                Sender::Port(1),
+                Dst::Ext,
+            )
+        },
+        Scenario {
+            vlan: Some(INJECTED_VLAN),
+            deliberate: Some("no VLAN hopping: mvdp drops a port's 802.1Q-tagged frame"),
+            ..s(
+                "hairpin-off/p1-tagged",
+                "P1 → external host, 802.1Q-tagged (VLAN 100)",
+                phase,
+                Sender::Port(1),
+                Dst::Ext,
+            )
+        },
+    ]
+}
+
+/// What the external host sends, to every kind of destination, in `phase` (ids `{tag}/ext-…`).
+fn wire_frames(phase: Phase, tag: &str) -> Vec<Scenario> {
+    use Dst as D;
+    [
+        ("ext-p1", "wire → P1's MAC", D::Port(1)),
+        ("ext-unknown", "wire → unknown MAC", D::Unknown),
+        ("ext-host", "wire → host's parent MAC", D::Host),
+        ("ext-bcast", "wire broadcast", D::Broadcast),
+        ("ext-mcast", "wire multicast", D::Multicast),
+    ]
+    .into_iter()
+    .map(|(id, title, dst)| s(&format!("{tag}/{id}"), title, phase, Sender::Ext, dst))
+    .collect()
+}
+
+/// Frames after a port went down or changed its MAC, and the VLAN separation check.
+fn state_changes() -> Vec<Scenario> {
     use Dst as D;
     use Phase::*;
     use Sender::{Ext as FromExt, Port as From};
-    let mut v = Vec::new();
-    for (phase, tag, suffix) in [
-        (HairpinOff, "hairpin-off", ""),
-        (HairpinOn, "hairpin-on", ", wire reflects"),
-    ] {
-        for (id, title, from, dst) in [
-            ("p1-p2", "P1 → P2's MAC", From(1), D::Port(2)),
-            ("p1-p1", "P1 → its own MAC", From(1), D::Port(1)),
-            ("p1-unknown", "P1 → unknown MAC", From(1), D::Unknown),
-            ("p1-ext", "P1 → external host", From(1), D::Ext),
-            ("p1-host", "P1 → host's parent MAC", From(1), D::Host),
-            ("p1-bcast", "P1 broadcast", From(1), D::Broadcast),
-            ("p1-mcast", "P1 multicast", From(1), D::Multicast),
-        ] {
-            v.push(s(
-                &format!("{tag}/{id}"),
-                &format!("{title}{suffix}"),
-                phase,
-                from,
-                dst,
-            ));
-        }
-        if phase == HairpinOff {
-            v.push(Scenario {
-                spoofed: true,
-                deliberate: Some("anti-spoofing: mvdp drops a port's frame whose source MAC is not the port's own (passthru exempt)"),
-                ..s(
-                    "hairpin-off/p1-spoofed",
-                    "P1 → external host from a foreign source MAC",
-                    phase,
-                    From(1),
-                    D::Ext,
-                )
-            });
-            v.push(Scenario {
-                vlan: Some(INJECTED_VLAN),
-                deliberate: Some("no VLAN hopping: mvdp drops a port's 802.1Q-tagged frame"),
-                ..s(
-                    "hairpin-off/p1-tagged",
-                    "P1 → external host, 802.1Q-tagged (VLAN 100)",
-                    phase,
-                    From(1),
-                    D::Ext,
-                )
-            });
-            for (id, title, dst) in [
-                ("ext-p1", "wire → P1's MAC", D::Port(1)),
-                ("ext-unknown", "wire → unknown MAC", D::Unknown),
-                ("ext-host", "wire → host's parent MAC", D::Host),
-                ("ext-bcast", "wire broadcast", D::Broadcast),
-                ("ext-mcast", "wire multicast", D::Multicast),
-            ] {
-                v.push(s(&format!("{tag}/{id}"), title, phase, FromExt, dst));
-            }
-        }
-    }
     // The down port is the last one: P2, or P1 in passthru (the ids say "last").
-    v.push(s(
-        "port-down/ext-last",
-        "last port down: wire → its MAC",
-        PortDown,
-        FromExt,
-        D::Port(0),
-    ));
-    v.push(s(
-        "port-down/ext-bcast",
-        "last port down: wire broadcast",
-        PortDown,
-        FromExt,
-        D::Broadcast,
-    ));
-    v.push(s(
-        "port-down/p1-last",
-        "last port down: P1 → its MAC, wire reflects",
-        PortDown,
-        From(1),
-        D::Port(0),
-    ));
-    v.push(s(
-        "mac-change/ext-new",
-        "P1 changed its MAC: wire → new MAC",
-        MacChange,
-        FromExt,
-        D::Port(1),
-    ));
-    v.push(s(
-        "mac-change/ext-old",
-        "P1 changed its MAC: wire → old MAC",
-        MacChange,
-        FromExt,
-        D::OldPort1,
-    ));
-    v.push(s(
-        "vlan/separation",
-        "networks on two VLANs of one parent stay apart",
-        Special,
-        FromExt,
-        D::Broadcast,
-    ));
-    v
+    vec![
+        s(
+            "port-down/ext-last",
+            "last port down: wire → its MAC",
+            PortDown,
+            FromExt,
+            D::Port(0),
+        ),
+        s(
+            "port-down/ext-bcast",
+            "last port down: wire broadcast",
+            PortDown,
+            FromExt,
+            D::Broadcast,
+        ),
+        s(
+            "port-down/p1-last",
+            "last port down: P1 → its MAC, wire reflects",
+            PortDown,
+            From(1),
+            D::Port(0),
+        ),
+        s(
+            "mac-change/ext-new",
+            "P1 changed its MAC: wire → new MAC",
+            MacChange,
+            FromExt,
+            D::Port(1),
+        ),
+        s(
+            "mac-change/ext-old",
+            "P1 changed its MAC: wire → old MAC",
+            MacChange,
+            FromExt,
+            D::OldPort1,
+        ),
+        s(
+            "vlan/separation",
+            "networks on two VLANs of one parent stay apart",
+            Special,
+            FromExt,
+            D::Broadcast,
+        ),
+    ]
 }
 
 impl Dst {

@@ -14,9 +14,9 @@ use crate::{Backend, Lab};
 use anyhow::{bail, Context, Result};
 use mvdp_control::daemon::api::PortSummary;
 use mvdp_control::daemon::{call, Request};
-use mvdp_control::{MacAddr, MacvlanMode, Netlink};
+use mvdp_control::{Mac, Mode, Netlink};
 
-use super::mvdp::{attach_containers, DaemonPaths, OwnedDaemon};
+use crate::lab::daemon::{attach_containers, DaemonPaths, OwnedDaemon, LAB_NETWORK};
 
 /// An implementation of the macvlan modes.
 pub trait Subject: Sync {
@@ -24,7 +24,7 @@ pub trait Subject: Sync {
     fn name(&self) -> &'static str;
     /// Builds lab `prefix` with `ports` containers attached as ports of one `mode` network. The ports'
     /// MACs are the lab's container MACs, except that a passthru port may carry the parent's.
-    fn build(&self, prefix: &str, mode: MacvlanMode, ports: u32) -> Result<Box<dyn Network>>;
+    fn build(&self, prefix: &str, mode: Mode, ports: u32) -> Result<Box<dyn Network>>;
 }
 
 /// A built network of ports.
@@ -37,7 +37,7 @@ pub trait Network: Send {
     /// Brings port `n` administratively up or down.
     fn set_port_up(&mut self, n: u32, up: bool) -> Result<()>;
     /// Changes port `n`'s MAC while it is up.
-    fn set_port_mac(&mut self, n: u32, mac: MacAddr) -> Result<()>;
+    fn set_port_mac(&mut self, n: u32, mac: Mac) -> Result<()>;
 }
 
 /// Kernel macvlan: the lab's [`Backend::Macvlan`].
@@ -52,7 +52,7 @@ impl Subject for KernelMacvlan {
         "kernel"
     }
 
-    fn build(&self, prefix: &str, mode: MacvlanMode, ports: u32) -> Result<Box<dyn Network>> {
+    fn build(&self, prefix: &str, mode: Mode, ports: u32) -> Result<Box<dyn Network>> {
         let lab = Lab::builder(prefix)
             .containers(ports)
             .backend(Backend::Macvlan(mode))
@@ -74,7 +74,7 @@ fn container_set_up(lab: &Lab, n: u32, up: bool) -> Result<()> {
     Ok(())
 }
 
-fn container_set_mac(lab: &Lab, n: u32, mac: MacAddr) -> Result<()> {
+fn container_set_mac(lab: &Lab, n: u32, mac: Mac) -> Result<()> {
     Ok(Netlink::in_netns(&lab.container(n).ns)?.set_mac("eth0", mac)?)
 }
 
@@ -87,7 +87,7 @@ impl Network for KernelNetwork {
         container_set_up(&self.lab, n, up)
     }
 
-    fn set_port_mac(&mut self, n: u32, mac: MacAddr) -> Result<()> {
+    fn set_port_mac(&mut self, n: u32, mac: Mac) -> Result<()> {
         container_set_mac(&self.lab, n, mac)
     }
 }
@@ -115,7 +115,7 @@ impl Subject for Mvdp {
         "mvdp"
     }
 
-    fn build(&self, prefix: &str, mode: MacvlanMode, ports: u32) -> Result<Box<dyn Network>> {
+    fn build(&self, prefix: &str, mode: Mode, ports: u32) -> Result<Box<dyn Network>> {
         let lab = Lab::builder(prefix)
             .containers(ports)
             .build()
@@ -124,7 +124,7 @@ impl Subject for Mvdp {
         let _ = std::fs::remove_dir_all(&paths.dir);
         let daemon = OwnedDaemon::start(&self.bin, lab.host(), paths)?;
         let net = MvdpNetwork { daemon, lab };
-        attach_containers(&net.daemon.socket(), &net.lab, mode)
+        attach_containers(&net.daemon.socket(), &net.lab, LAB_NETWORK, mode)
             .with_context(|| format!("daemon log:\n{}", net.daemon.log()))?;
         Ok(Box::new(net))
     }
@@ -141,7 +141,7 @@ impl Network for MvdpNetwork {
         self.await_port(n, want, |p| p.state == want)
     }
 
-    fn set_port_mac(&mut self, n: u32, mac: MacAddr) -> Result<()> {
+    fn set_port_mac(&mut self, n: u32, mac: Mac) -> Result<()> {
         container_set_mac(&self.lab, n, mac)?;
         let want = mac.to_string();
         self.await_port(n, "MAC", |p| p.mac == want)

@@ -1,0 +1,285 @@
+//! The cells of a run: one per (scenario, payload, backend) for latency and per (scenario, payload,
+//! backend, flows) for throughput, their status, and measuring them slice by slice.
+
+use std::fmt;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use indicatif::ProgressBar;
+
+use super::cpu;
+use super::report::{LatencyCell, LatencyFigures, ThroughputCell, ThroughputFigures};
+use super::topology::{Backend, BenchLab, NotApplicable, Scenario};
+use super::udp::{measure_rtt, measure_throughput, RttClient, RttStats, Throughput};
+use super::BenchConfig;
+
+/// Round trips lost in a row after which a latency cell gives up (a dead path must not turn
+/// 100,000 timeouts into hours).
+const MAX_CONSECUTIVE_LOSSES: u64 = 50;
+
+/// Whether a cell is measured, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum CellStatus {
+    Ok,
+    /// The backend cannot be measured at all in this build.
+    Unavailable(String),
+    /// The scenario does not exist for the backend.
+    NotApplicable(NotApplicable),
+    /// A measurement failed; the cell is not measured again.
+    Failed(String),
+}
+
+impl CellStatus {
+    /// The status `backend`'s cells of `scenario` start with.
+    fn of(backend: Backend, scenario: Scenario) -> CellStatus {
+        if let Some(why) = backend.unavailable() {
+            return CellStatus::Unavailable(why);
+        }
+        match backend.supports(scenario) {
+            Ok(()) => CellStatus::Ok,
+            Err(why) => CellStatus::NotApplicable(why),
+        }
+    }
+    fn is_ok(&self) -> bool {
+        *self == CellStatus::Ok
+    }
+}
+
+impl fmt::Display for CellStatus {
+    /// What results.json says: "ok", "unavailable: …", "n/a: …" or "failed: …".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CellStatus::Ok => f.write_str("ok"),
+            CellStatus::Unavailable(why) => write!(f, "unavailable: {why}"),
+            CellStatus::NotApplicable(why) => write!(f, "n/a: {why}"),
+            CellStatus::Failed(e) => write!(f, "failed: {e}"),
+        }
+    }
+}
+
+/// One cell and what its slices measured so far.
+struct Cell<T> {
+    backend: Backend,
+    scenario: Scenario,
+    payload: usize,
+    flows: usize,
+    status: CellStatus,
+    acc: T,
+    /// Softirq CPU time during the cell's slices (throughput only).
+    softirq: Duration,
+    /// CPU time of the switching threads outside the endpoints, when the backend has any.
+    switch_cpu: Option<Duration>,
+}
+
+impl<T> Cell<T> {
+    fn new(backend: Backend, scenario: Scenario, payload: usize, flows: usize, acc: T) -> Self {
+        Cell {
+            backend,
+            scenario,
+            payload,
+            flows,
+            status: CellStatus::of(backend, scenario),
+            acc,
+            softirq: Duration::ZERO,
+            switch_cpu: None,
+        }
+    }
+}
+
+/// Every cell of a run.
+pub(super) struct Cells {
+    latency: Vec<Cell<RttStats>>,
+    throughput: Vec<Cell<Throughput>>,
+}
+
+impl Cells {
+    /// The cells `cfg` asks for, grouped so that a group holds one cell of each backend.
+    pub(super) fn plan(cfg: &BenchConfig) -> Cells {
+        let mut latency = Vec::new();
+        let mut throughput = Vec::new();
+        for sc in Scenario::ALL {
+            for &p in &cfg.payloads {
+                for &b in &cfg.backends {
+                    latency.push(Cell::new(b, sc, p, 1, RttStats::new()));
+                    for &f in &cfg.flows {
+                        throughput.push(Cell::new(b, sc, p, f, Throughput::default()));
+                    }
+                }
+            }
+        }
+        Cells {
+            latency,
+            throughput,
+        }
+    }
+
+    /// How many cells will be measured (in each round).
+    pub(super) fn live(&self) -> u64 {
+        let lat = self.latency.iter().filter(|c| c.status.is_ok()).count();
+        let tput = self.throughput.iter().filter(|c| c.status.is_ok()).count();
+        (lat + tput) as u64
+    }
+
+    /// Measures one slice of every live cell. Within each group the backend that goes first
+    /// rotates with `round`, so none always runs on a cold or warm machine.
+    pub(super) fn measure_round(
+        &mut self,
+        round: u32,
+        cfg: &BenchConfig,
+        labs: &[BenchLab],
+        pb: &ProgressBar,
+    ) -> Result<()> {
+        let lab_of = |b: Backend| {
+            labs.iter()
+                .find(|l| l.backend == b)
+                .expect("available backends have labs")
+        };
+        let rounds = cfg.rounds.max(1);
+        let per_round = cfg.round_trips.div_ceil(rounds as u64);
+        let n = cfg.backends.len().max(1);
+        for group in self.latency.chunks_mut(n) {
+            for c in rotated_live(group, round) {
+                pb.set_message(format!(
+                    "latency {} {} {} B",
+                    c.backend.name(),
+                    c.scenario.name(),
+                    c.payload
+                ));
+                measure_latency_slice(c, lab_of(c.backend), cfg, per_round)?;
+                pb.inc(1);
+            }
+        }
+        let n = cfg.backends.len() * cfg.flows.len().max(1);
+        let slice = cfg.duration.div_f64(rounds as f64);
+        for group in self.throughput.chunks_mut(n.max(1)) {
+            for c in rotated_live(group, round) {
+                pb.set_message(format!(
+                    "throughput {} {} {} B x{}",
+                    c.backend.name(),
+                    c.scenario.name(),
+                    c.payload,
+                    c.flows
+                ));
+                measure_throughput_slice(c, lab_of(c.backend), slice)?;
+                pb.inc(1);
+            }
+        }
+        Ok(())
+    }
+
+    /// The cells as results.json reports them.
+    pub(super) fn report(&self) -> (Vec<LatencyCell>, Vec<ThroughputCell>) {
+        let latency = self.latency.iter().map(latency_cell).collect();
+        let throughput = self.throughput.iter().map(throughput_cell).collect();
+        (latency, throughput)
+    }
+}
+
+/// The live cells of `group`, starting at position `round` (mod the group's size).
+fn rotated_live<T>(group: &mut [Cell<T>], round: u32) -> impl Iterator<Item = &mut Cell<T>> {
+    let k = round as usize % group.len().max(1);
+    let (before, after) = group.split_at_mut(k);
+    after
+        .iter_mut()
+        .chain(before.iter_mut())
+        .filter(|c| c.status.is_ok())
+}
+
+fn measure_latency_slice(
+    c: &mut Cell<RttStats>,
+    lab: &BenchLab,
+    cfg: &BenchConfig,
+    round_trips: u64,
+) -> Result<()> {
+    let (cl, sv) = (lab.client(), lab.server(c.scenario));
+    let mut client = RttClient::new(&cl.ns, cl.ip, sv.ip, c.payload, cfg.timeout)?;
+    lab.set_measuring(true);
+    let st = measure_rtt_bounded(&mut client, cfg.warmup, round_trips);
+    lab.set_measuring(false);
+    match st {
+        Ok(st) => c.acc.merge(&st),
+        Err(e) => c.status = CellStatus::Failed(e.to_string()),
+    }
+    Ok(())
+}
+
+fn measure_throughput_slice(
+    c: &mut Cell<Throughput>,
+    lab: &BenchLab,
+    duration: Duration,
+) -> Result<()> {
+    let (cl, sv) = (lab.client(), lab.server(c.scenario));
+    lab.set_measuring(true);
+    let sw0 = lab.switch_cpu();
+    let si0 = cpu::softirq_total()?;
+    let t = measure_throughput(&cl.ns, cl.ip, &sv.ns, sv.ip, c.flows, c.payload, duration);
+    let si1 = cpu::softirq_total()?;
+    let sw1 = lab.switch_cpu();
+    lab.set_measuring(false);
+    match t {
+        Ok(t) => {
+            c.acc.merge(&t);
+            c.softirq += si1.saturating_sub(si0);
+            if let (Some(a), Some(b)) = (sw0, sw1) {
+                *c.switch_cpu.get_or_insert(Duration::ZERO) += b.saturating_sub(a);
+            }
+        }
+        Err(e) => c.status = CellStatus::Failed(format!("{e:#}")),
+    }
+    Ok(())
+}
+
+fn measure_rtt_bounded(client: &mut RttClient, warmup: u64, count: u64) -> Result<RttStats> {
+    for _ in 0..warmup {
+        let _ = client.round_trip();
+    }
+    // Slices of MAX_CONSECUTIVE_LOSSES: a dead path costs at most that many timeouts, not
+    // `count` of them.
+    let mut total = RttStats::new();
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(MAX_CONSECUTIVE_LOSSES);
+        let st = measure_rtt(client, 0, n, |_| {});
+        let dead = st.lost + st.send_failed == n;
+        total.merge(&st);
+        left -= n;
+        if dead {
+            bail!("{n} round trips in a row got no answer");
+        }
+    }
+    Ok(total)
+}
+
+fn latency_cell(c: &Cell<RttStats>) -> LatencyCell {
+    let figures = c
+        .status
+        .is_ok()
+        .then(|| LatencyFigures::from_stats(&c.acc))
+        .flatten();
+    let status = if c.status.is_ok() && figures.is_none() {
+        CellStatus::Failed("no round trip came back".into())
+    } else {
+        c.status.clone()
+    };
+    LatencyCell {
+        backend: c.backend.name(),
+        scenario: c.scenario,
+        payload: c.payload,
+        status: status.to_string(),
+        figures,
+    }
+}
+
+fn throughput_cell(c: &Cell<Throughput>) -> ThroughputCell {
+    ThroughputCell {
+        backend: c.backend.name(),
+        scenario: c.scenario,
+        payload: c.payload,
+        flows: c.flows,
+        status: c.status.to_string(),
+        figures: c
+            .status
+            .is_ok()
+            .then(|| ThroughputFigures::new(&c.acc, c.softirq, c.switch_cpu)),
+    }
+}

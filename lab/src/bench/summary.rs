@@ -1,0 +1,235 @@
+//! summary.md: the human report of a run, table by table.
+
+use std::fmt::Write as _;
+
+use super::report::{LatencyCell, Ratio, Results, ThroughputCell};
+
+impl Results {
+    /// The human report.
+    pub fn summary_markdown(&self) -> String {
+        let mut s = String::new();
+        self.write_header(&mut s);
+        self.write_backends(&mut s);
+        self.write_latency(&mut s);
+        self.write_throughput(&mut s);
+        self.write_ratios(&mut s);
+        self.write_counters(&mut s);
+        let _ = writeln!(s, "\n## Method\n\n{}", self.environment.cpu_method);
+        s
+    }
+
+    fn write_header(&self, s: &mut String) {
+        let e = &self.environment;
+        let _ = writeln!(s, "# mvdp bench results\n");
+        let _ = writeln!(
+            s,
+            "{} · kernel {} · {} ({} CPUs) · mvdp {}{}\n",
+            e.date_utc,
+            e.kernel,
+            e.cpu_model,
+            e.cpus,
+            e.mvdp_version,
+            if self.config.quick { " · --quick" } else { "" }
+        );
+        let _ = writeln!(s, "Command: `{}`\n", e.command_line);
+        let _ = writeln!(
+            s,
+            "{} round trips per latency cell ({} rounds, interleaved across backends), {:.1} s per throughput cell.\n",
+            self.config.round_trips_per_cell, self.config.rounds, self.config.throughput_seconds_per_cell
+        );
+    }
+
+    fn write_backends(&self, s: &mut String) {
+        let _ = writeln!(s, "## Backends\n\n| backend | status |\n|---|---|");
+        for b in &self.backends {
+            let _ = writeln!(s, "| {} | {} |", b.backend, b.status);
+        }
+    }
+
+    fn write_latency(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "\n## Round-trip latency (µs, UDP request/response)\n\n| scenario | payload | backend | p50 | p90 | p99 | p99.9 | max | lost |\n|---|---:|---|---:|---:|---:|---:|---:|---:|"
+        );
+        for c in &self.latency {
+            let _ = writeln!(s, "{}", latency_row(c));
+        }
+    }
+
+    fn write_throughput(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "\n## Throughput (UDP blast, counted at the receiver)\n\n| scenario | payload | flows | backend | pps | Gbit/s | CPU ns/pkt | CPU ms (send/recv/softirq/switch) | loss |\n|---|---:|---:|---|---:|---:|---:|---|---:|"
+        );
+        for c in &self.throughput {
+            let _ = writeln!(s, "{}", throughput_row(c));
+        }
+    }
+
+    /// The ratios measured, then one line per pair that could not be computed.
+    fn write_ratios(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "\n## Ratios (same run)\n\nBelow 1 is better for p50, p99 and CPU per packet; above 1 is better for pps.\n\n| metric | scenario | payload | flows | ratio | value |\n|---|---|---:|---:|---|---:|"
+        );
+        let mut skipped: Vec<String> = Vec::new();
+        for r in &self.ratios {
+            if r.value.is_none() {
+                let line = skipped_ratio(r);
+                if !skipped.contains(&line) {
+                    skipped.push(line);
+                }
+                continue;
+            }
+            let _ = writeln!(s, "{}", ratio_row(r));
+        }
+        if !skipped.is_empty() {
+            let _ = writeln!(s, "\nNot computed (one side not measured):\n");
+            for l in skipped {
+                let _ = writeln!(s, "- {l}");
+            }
+        }
+    }
+
+    /// Where the ceiling's and mvdp's losses went.
+    fn write_counters(&self, s: &mut String) {
+        if let Some(c) = &self.ceiling_counters {
+            let _ = writeln!(
+                s,
+                "\nCeiling forwarder over the run: {} frames forwarded, {} dropped on a full TX ring; kernel XSK statistics: {} rx dropped, {} rx ring full, {} fill ring empty, {} invalid TX descriptors.",
+                c.forwarded, c.tx_ring_full, c.rx_dropped, c.rx_ring_full, c.rx_fill_ring_empty, c.tx_invalid
+            );
+        }
+        for (name, st) in &self.mvdp_stats {
+            let g = |path: &[&str]| -> u64 {
+                path.iter()
+                    .try_fold(st, |v, k| v.get(k))
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0)
+            };
+            let ports = PortDrops::sum(st);
+            let _ = writeln!(
+                s,
+                "\n{name} over the run: ports' AF_XDP sockets: {} dropped by the kernel ({} on a full RX ring, {} with the fill ring empty), {} dropped by the switch on a full TX ring; UMEM {} of {} frames free.",
+                ports.rx_dropped, ports.rx_ring_full, ports.fill_ring_empty, ports.tx_dropped,
+                g(&["umem", "free"]),
+                g(&["umem", "total"]),
+            );
+        }
+    }
+}
+
+/// A cell's status as a table shows it: the backend-wide reasons are in the Backends table.
+fn short_status(status: &str) -> &str {
+    if status.starts_with("unavailable") {
+        "unavailable (see Backends)"
+    } else {
+        status
+    }
+}
+
+fn latency_row(c: &LatencyCell) -> String {
+    match &c.figures {
+        Some(f) => format!(
+            "| {} | {} B | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {}/{} |",
+            c.scenario.name(),
+            c.payload,
+            c.backend,
+            f.p50_us,
+            f.p90_us,
+            f.p99_us,
+            f.p999_us,
+            f.max_us,
+            f.lost + f.send_failed,
+            f.round_trips
+        ),
+        None => format!(
+            "| {} | {} B | {} | {} | | | | | |",
+            c.scenario.name(),
+            c.payload,
+            c.backend,
+            short_status(&c.status)
+        ),
+    }
+}
+
+fn throughput_row(c: &ThroughputCell) -> String {
+    match &c.figures {
+        Some(f) => format!(
+            "| {} | {} B | {} | {} | {:.0} | {:.3} | {:.0} | {:.0}/{:.0}/{:.0}/{} | {:.1}% |",
+            c.scenario.name(),
+            c.payload,
+            c.flows,
+            c.backend,
+            f.pps,
+            f.gbps,
+            f.cpu.ns_per_packet,
+            f.cpu.sender_ms,
+            f.cpu.receiver_ms,
+            f.cpu.softirq_ms,
+            f.cpu
+                .switch_ms
+                .map_or("-".to_string(), |v| format!("{v:.0}")),
+            f.loss_ratio * 100.0
+        ),
+        None => format!(
+            "| {} | {} B | {} | {} | {} | | | | |",
+            c.scenario.name(),
+            c.payload,
+            c.flows,
+            c.backend,
+            short_status(&c.status)
+        ),
+    }
+}
+
+fn ratio_row(r: &Ratio) -> String {
+    format!(
+        "| {} | {} | {} B | {} | {} / {} | {} |",
+        r.metric,
+        r.scenario.name(),
+        r.payload,
+        r.flows.map_or("-".into(), |f| f.to_string()),
+        r.numerator,
+        r.denominator,
+        r.value
+            .map_or_else(|| r.note.clone(), |v| format!("{v:.3}"))
+    )
+}
+
+/// "n / d: why" for a ratio that could not be computed.
+fn skipped_ratio(r: &Ratio) -> String {
+    let why = match r.note.split_once(": unavailable") {
+        Some((who, _)) => format!("{who} unavailable (see Backends)"),
+        None => r.note.clone(),
+    };
+    format!("{} / {}: {why}", r.numerator, r.denominator)
+}
+
+/// What the ports' AF_XDP sockets and the switch dropped, summed over an mvdp stats report's ports.
+#[derive(Default)]
+struct PortDrops {
+    rx_dropped: u64,
+    rx_ring_full: u64,
+    fill_ring_empty: u64,
+    tx_dropped: u64,
+}
+
+impl PortDrops {
+    fn sum(stats: &serde_json::Value) -> PortDrops {
+        let mut d = PortDrops::default();
+        let ports = stats.get("ports").and_then(|p| p.as_array());
+        for v in ports.into_iter().flatten() {
+            let x = |k: &str| {
+                v.pointer(&format!("/xsk/{k}"))
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0)
+            };
+            d.rx_dropped += x("rx_dropped");
+            d.rx_ring_full += x("rx_ring_full");
+            d.fill_ring_empty += x("fill_ring_empty");
+            d.tx_dropped += v.get("tx_dropped").and_then(|v| v.as_u64()).unwrap_or(0);
+        }
+        d
+    }
+}
