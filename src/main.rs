@@ -1,4 +1,7 @@
-//! `mvdp`: the command-line front end (lab, and later daemon/network/port/bench).
+//! `mvdp`: the command-line tool. Argument parsing and printing only; the daemon, the dataplane and
+//! the lab live in their crates (see README, *Where things are*).
+
+#![forbid(unsafe_code)]
 
 mod cmd;
 

@@ -7,6 +7,8 @@
 //! subprocess is `ethtool`, run by [`offload::set_offloads`] (NIC features cannot be set over the
 //! rust-netlink crates).
 
+#![forbid(unsafe_code)]
+
 pub mod daemon;
 pub mod error;
 pub mod names;

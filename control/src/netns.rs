@@ -1,11 +1,9 @@
 //! Named network namespaces, iproute2-compatible: `/run/netns/NAME` is a bind mount of a netns file, and
 //! `/run/netns` itself is a shared mount, so `ip netns exec NAME ...` and `ip -n NAME ...` work on them.
 
-use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -201,48 +199,13 @@ impl NetNs {
         run_in(self.fd(), &self.name, f)
     }
 
-    /// A `Command` that runs `program` inside this namespace, like `ip netns exec NAME program`: the child
-    /// enters the namespace with setns before exec, gets a private mount namespace and a /sys remounted for
-    /// this netns (best effort; needed by tools that read /sys/class/net). No `ip` binary involved.
+    /// A `Command` that runs `program` inside this namespace: `ip netns exec NAME program`, which
+    /// enters the namespace, gives the child a private mount namespace and a /sys of this netns
+    /// (tools such as ethtool read /sys/class/net). iproute2 does this instead of a pre-exec hook of
+    /// ours so that no `unsafe` is needed outside the fast path and the BPF loader.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut cmd = Command::new(program);
-        let fd = Arc::clone(&self.fd);
-        // Allocate before fork: only async-signal-safe calls happen in the child.
-        let sysfs_src =
-            CString::new(self.name.as_bytes()).unwrap_or_else(|_| CString::new("sysfs").unwrap());
-        let root = CString::new("/").unwrap();
-        let sys = CString::new("/sys").unwrap();
-        let sysfs = CString::new("sysfs").unwrap();
-        // SAFETY: the closure only makes raw system calls (setns, unshare, mount, umount2) on memory that was
-        // allocated before the fork; no locks, no allocation.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::unshare(libc::CLONE_NEWNS) == 0 {
-                    let none = std::ptr::null::<libc::c_char>();
-                    if libc::mount(
-                        none,
-                        root.as_ptr(),
-                        none,
-                        libc::MS_SLAVE | libc::MS_REC,
-                        std::ptr::null(),
-                    ) == 0
-                        && libc::umount2(sys.as_ptr(), libc::MNT_DETACH) == 0
-                    {
-                        libc::mount(
-                            sysfs_src.as_ptr(),
-                            sys.as_ptr(),
-                            sysfs.as_ptr(),
-                            0,
-                            std::ptr::null(),
-                        );
-                    }
-                }
-                Ok(())
-            });
-        }
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).arg(program);
         cmd
     }
 }

@@ -28,6 +28,10 @@
 //! # Ok(()) }
 //! ```
 
+// The measuring tools drive AF_XDP through xsk-rs, whose ring API is `unsafe`; each use says why
+// it holds, as in the engine.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod backend;
 pub mod bench;
 pub mod conformance;

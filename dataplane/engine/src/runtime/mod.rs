@@ -120,6 +120,41 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// Every check a new port must pass before anything is made for it; its veth's ifindex and
+    /// the demux slot it gets.
+    fn admit_port(&self, cfg: &PortConfig) -> Result<(u32, u32), DataplaneError> {
+        self.parent(cfg.parent)?;
+        if cfg.vlan > 4094 {
+            return Err(DataplaneError::VlanOutOfRange(cfg.vlan));
+        }
+        if !cfg.mac.is_valid_unicast() {
+            return Err(DataplaneError::NotUnicast(cfg.mac));
+        }
+        if let Some(other) = self
+            .ports
+            .values()
+            .find(|p| p.cfg.parent == cfg.parent && p.cfg.vlan == cfg.vlan && p.cfg.mac == cfg.mac)
+        {
+            return Err(DataplaneError::MacInUse {
+                mac: cfg.mac,
+                port: other.cfg.veth_ifname.clone(),
+            });
+        }
+        let ifindex = nix::net::if_::if_nametoindex(cfg.veth_ifname.as_str())
+            .map_err(|_| DataplaneError::NoSuchInterface(cfg.veth_ifname.clone()))?;
+        let slot = self.free_slot()?;
+        self.check_with(cfg)?;
+        check_room(
+            self.engine.promises(),
+            format!("port {}", cfg.veth_ifname),
+            1,
+            PORT_FILL.min,
+        )?;
+        Ok((ifindex, slot))
+    }
+}
+
 /// The refusal for a socket the UMEM cannot stock.
 fn umem_full(what: impl Into<String>, e: FramesExhausted) -> DataplaneError {
     let p = e.promises;
@@ -452,33 +487,7 @@ impl Dataplane for Runtime {
     }
 
     fn add_port(&mut self, cfg: &PortConfig) -> Result<PortHandle, DataplaneError> {
-        self.parent(cfg.parent)?;
-        if cfg.vlan > 4094 {
-            return Err(DataplaneError::VlanOutOfRange(cfg.vlan));
-        }
-        if !cfg.mac.is_valid_unicast() {
-            return Err(DataplaneError::NotUnicast(cfg.mac));
-        }
-        if let Some(other) = self
-            .ports
-            .values()
-            .find(|p| p.cfg.parent == cfg.parent && p.cfg.vlan == cfg.vlan && p.cfg.mac == cfg.mac)
-        {
-            return Err(DataplaneError::MacInUse {
-                mac: cfg.mac,
-                port: other.cfg.veth_ifname.clone(),
-            });
-        }
-        let ifindex = nix::net::if_::if_nametoindex(cfg.veth_ifname.as_str())
-            .map_err(|_| DataplaneError::NoSuchInterface(cfg.veth_ifname.clone()))?;
-        let slot = self.free_slot()?;
-        self.check_with(cfg)?;
-        check_room(
-            self.engine.promises(),
-            format!("port {}", cfg.veth_ifname),
-            1,
-            PORT_FILL.min,
-        )?;
+        let (ifindex, slot) = self.admit_port(cfg)?;
         let sock = XskSocket::new(
             self.engine.umem(),
             &cfg.veth_ifname,
