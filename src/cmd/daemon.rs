@@ -19,6 +19,16 @@ pub struct SocketArg {
     pub socket: PathBuf,
 }
 
+/// `ls` of networks or ports.
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub sock: SocketArg,
+}
+
 impl SocketArg {
     /// One request; the daemon's refusal becomes the error message.
     pub fn call(&self, req: &Request) -> Result<serde_json::Value> {

@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use mvdp_control::daemon::api::{NetworkCreate, NetworkSummary};
 use mvdp_control::daemon::Request;
 
-use super::daemon::SocketArg;
+use super::daemon::{ListArgs as LsArgs, SocketArg};
 
 #[derive(Subcommand)]
 pub enum NetworkCmd {
@@ -48,15 +48,6 @@ pub struct CreateArgs {
     /// Allocate port addresses only from this part of the subnet (CIDR).
     #[arg(long)]
     ip_range: Option<String>,
-    #[command(flatten)]
-    sock: SocketArg,
-}
-
-#[derive(Args)]
-pub struct LsArgs {
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     sock: SocketArg,
 }

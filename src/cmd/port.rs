@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use mvdp_control::daemon::api::{PortAdd, PortSummary};
 use mvdp_control::daemon::Request;
 
-use super::daemon::SocketArg;
+use super::daemon::{ListArgs as LsArgs, SocketArg};
 
 #[derive(Subcommand)]
 pub enum PortCmd {
@@ -41,15 +41,6 @@ pub struct AddArgs {
     #[arg(long)]
     mtu: Option<u32>,
     /// Print the new port as JSON.
-    #[arg(long)]
-    json: bool,
-    #[command(flatten)]
-    sock: SocketArg,
-}
-
-#[derive(Args)]
-pub struct LsArgs {
-    /// Print JSON.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
