@@ -15,7 +15,8 @@ PACKAGES=(
   pkg-config        # libxdp's build
   make              # libxdp's build
   ethtool           # lab: offload switches (txvlan, tx checksum)
-  iproute2          # ip netns exec, used by tests to check what the library built
+  iproute2          # ip netns exec: the lab runs programs in its namespaces; tests check what was built
+  util-linux        # nsenter: ethtool in a container netns given by path (/proc/PID/ns/net)
   iputils-ping      # lab connectivity checks
   containernetworking-plugins  # /usr/lib/cni/macvlan: the reference the kernel backend is cross-checked against
 )

@@ -96,7 +96,7 @@ fn mode_from_nl(m: MacVlanMode) -> Option<Mode> {
 #[derive(Debug, Clone, Copy)]
 pub struct VethEnd<'a> {
     pub name: &'a str,
-    pub netns: Option<&'a NetNs>,
+    pub netns: Option<BornIn<'a>>,
     pub mac: Option<Mac>,
     pub mtu: Option<u32>,
 }
@@ -111,7 +111,12 @@ impl<'a> VethEnd<'a> {
         }
     }
     pub fn netns(mut self, ns: &'a NetNs) -> Self {
-        self.netns = Some(ns);
+        self.netns = Some(BornIn::Named(ns));
+        self
+    }
+    /// Born in the namespace behind `fd` (a container's, given as a path), called `name` in messages.
+    pub fn netns_fd(mut self, fd: BorrowedFd<'a>, name: &'a str) -> Self {
+        self.netns = Some(BornIn::Fd { fd, name });
         self
     }
     pub fn mac(mut self, mac: Mac) -> Self {
@@ -368,9 +373,9 @@ impl Netlink {
         if let Some(q) = opts.bcqueuelen {
             b = b.append_info_data(InfoMacVlan::BcQueueLen(q));
         }
-        let msg = born(b, opts.netns, opts.mac, opts.mtu).build();
+        let msg = born(b, opts.netns.map(BornIn::Named), opts.mac, opts.mtu).build();
         let mode = opts.mode;
-        let dest = in_netns_text(opts.netns);
+        let dest = in_netns_text(opts.netns.map(BornIn::Named));
         self.block(
             || format!("creating macvlan {name}{dest} mode {mode} on {parent}"),
             self.handle.link().add(msg).execute(),
@@ -653,15 +658,39 @@ impl Netlink {
     }
 }
 
+/// The namespace a new link is born in, when not the requester's: creating it there directly
+/// spares the kernel a later move between namespaces (which waits for an RCU grace period).
+#[derive(Debug, Clone, Copy)]
+pub enum BornIn<'a> {
+    Named(&'a NetNs),
+    Fd { fd: BorrowedFd<'a>, name: &'a str },
+}
+
+impl BornIn<'_> {
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            BornIn::Named(ns) => ns.fd().as_raw_fd(),
+            BornIn::Fd { fd, .. } => fd.as_raw_fd(),
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            BornIn::Named(ns) => ns.name(),
+            BornIn::Fd { name, .. } => name,
+        }
+    }
+}
+
 /// A new link's namespace (default: the requester's), address and MTU, each when given.
 fn born<T>(
     mut b: LinkMessageBuilder<T>,
-    netns: Option<&NetNs>,
+    netns: Option<BornIn<'_>>,
     mac: Option<Mac>,
     mtu: Option<u32>,
 ) -> LinkMessageBuilder<T> {
     if let Some(ns) = netns {
-        b = b.setns_by_fd(ns.fd().as_raw_fd());
+        b = b.setns_by_fd(ns.raw_fd());
     }
     if let Some(mac) = mac {
         b = b.address(mac.octets().to_vec());
@@ -673,7 +702,7 @@ fn born<T>(
 }
 
 /// " (in NAME)" for a link made in another namespace, for messages.
-fn in_netns_text(netns: Option<&NetNs>) -> String {
+fn in_netns_text(netns: Option<BornIn<'_>>) -> String {
     netns
         .map(|n| format!(" (in {})", n.name()))
         .unwrap_or_default()

@@ -1,6 +1,7 @@
 //! NIC offload switches the lab and the daemon need (802.1Q tag offload, TX checksum offload).
 //!
-//! [`set_offloads`] is the one place the crate runs a program to change the network: NIC features are
+//! [`set_offloads`] (and [`set_offloads_at`], the same for a namespace given by path) is the one place
+//! the crate runs a program to change the network: NIC features are
 //! set with ETHTOOL_MSG_FEATURES_SET (or the older SIOCETHTOOL ioctl), and the rust-netlink `ethtool`
 //! crate can only *read* features, so it runs the `ethtool` binary (Debian package `ethtool`), inside
 //! the namespace with [`NetNs::command`]. Everything else goes through [`crate::netlink`].
@@ -48,15 +49,36 @@ pub fn set_offloads<'a>(
     ifname: &str,
     offloads: &[(Offload, bool)],
 ) -> Result<()> {
+    let ns = ns.into();
+    let cmd = match ns {
+        Some(ns) => ns.command("ethtool"),
+        None => Command::new("ethtool"),
+    };
+    let place = ns
+        .map(|ns| format!(" in netns {}", ns.name()))
+        .unwrap_or_default();
+    ethtool_k(cmd, &place, ifname, offloads)
+}
+
+/// [`set_offloads`] in the namespace whose file is `netns_path` (`/run/netns/NAME` or
+/// `/proc/PID/ns/net`, which `ip netns exec` cannot name): `nsenter --net=PATH ethtool -K ...`.
+pub fn set_offloads_at(netns_path: &str, ifname: &str, offloads: &[(Offload, bool)]) -> Result<()> {
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net={netns_path}")).arg("ethtool");
+    ethtool_k(cmd, &format!(" in netns {netns_path}"), ifname, offloads)
+}
+
+/// Runs `cmd` (ethtool, or a wrapper that runs it in a namespace) with `-K ifname feature on|off...`.
+fn ethtool_k(
+    mut cmd: Command,
+    place: &str,
+    ifname: &str,
+    offloads: &[(Offload, bool)],
+) -> Result<()> {
     validate_ifname(ifname)?;
     if offloads.is_empty() {
         return Ok(());
     }
-    let ns = ns.into();
-    let mut cmd = match ns {
-        Some(ns) => ns.command("ethtool"),
-        None => Command::new("ethtool"),
-    };
     cmd.arg("-K").arg(ifname);
     for (o, on) in offloads {
         cmd.arg(o.ethtool_name())
@@ -67,9 +89,6 @@ pub fn set_offloads<'a>(
         .map(|(o, on)| format!("{} {}", o.ethtool_name(), if *on { "on" } else { "off" }))
         .collect::<Vec<_>>()
         .join(", ");
-    let place = ns
-        .map(|ns| format!(" in netns {}", ns.name()))
-        .unwrap_or_default();
     run_checked(
         cmd,
         &format!("setting offloads ({list}) on {ifname}{place}"),

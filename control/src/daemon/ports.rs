@@ -14,7 +14,7 @@ use super::state::Port;
 use crate::error::Error;
 use crate::netlink::{Netlink, VethEnd};
 use crate::netns::{NetNs, NETNS_RUN_DIR};
-use crate::offload::{set_offloads, Offload};
+use crate::offload::{set_offloads, set_offloads_at, Offload};
 
 /// The daemon's own network namespace: the one the process runs in (`None`), or, in tests, a named one
 /// the daemon was told to act in.
@@ -110,6 +110,8 @@ pub enum TargetNsError {
 /// A container's network namespace, given as a name under /run/netns or as a path (/proc/PID/ns/net).
 pub struct TargetNs {
     pub display: String,
+    /// Its file: /run/netns/NAME, or the path given.
+    pub path: String,
     fd: OwnedFd,
 }
 
@@ -147,6 +149,7 @@ impl TargetNs {
         }
         Ok(TargetNs {
             display: spec.to_string(),
+            path,
             fd,
         })
     }
@@ -158,30 +161,27 @@ impl TargetNs {
 }
 
 /// Creates the port's veth pair and configures both ends. `shim` (the host port's own end) stays in
-/// the daemon's netns; otherwise the peer goes into `target`, is renamed to `port.ifname`, gets the
-/// address and a default route via `gateway`. On error everything made is removed.
+/// the daemon's netns; otherwise the peer is born in `target` under its final name (a clash with the
+/// container's own interfaces fails the creation itself, leaving nothing) and gets TX checksum
+/// offload off, the address and a default route via `gateway`. On error everything made is removed.
 pub fn create(
     host: &HostNs,
     port: &Port,
     target: Option<&TargetNs>,
     gateway: Option<Ipv4Addr>,
 ) -> crate::Result<()> {
-    // The peer is born in the daemon's netns under a name of ours, so a clash with the container's own
-    // interfaces can only happen at the rename, after which deleting our end removes it again.
-    let peer_tmp = if port.host {
-        port.ifname.clone()
-    } else {
-        format!("mvc{}", port.id)
+    let peer = VethEnd::new(&port.ifname).mac(port.mac).mtu(port.mtu);
+    let peer = match target {
+        Some(t) => peer.netns_fd(t.fd.as_fd(), &t.display),
+        None => peer,
     };
-    host.nl.add_veth(
-        VethEnd::new(&port.host_ifname).mtu(port.mtu),
-        VethEnd::new(&peer_tmp).mac(port.mac).mtu(port.mtu),
-    )?;
+    host.nl
+        .add_veth(VethEnd::new(&port.host_ifname).mtu(port.mtu), peer)?;
     let rest = || -> crate::Result<()> {
         host.disable_ipv6(&port.host_ifname)?;
-        host.tx_checksum_off(&peer_tmp)?;
         match target {
             None => {
+                host.tx_checksum_off(&port.ifname)?;
                 host.disable_ipv6(&port.ifname)?;
                 if let Some(ip) = port.ip {
                     host.nl.add_address(&port.ifname, IpAddr::V4(ip), 32)?;
@@ -189,9 +189,8 @@ pub fn create(
                 host.nl.set_up(&port.ifname)?;
             }
             Some(t) => {
-                host.nl.set_netns_fd(&peer_tmp, t.fd.as_fd(), &t.display)?;
+                set_offloads_at(&t.path, &port.ifname, &[(Offload::TxChecksum, false)])?;
                 let nl = t.netlink()?;
-                nl.rename(&peer_tmp, &port.ifname)?;
                 nl.set_up("lo")?;
                 if let Some(ip) = port.ip {
                     nl.add_address(&port.ifname, IpAddr::V4(ip), port.prefix_len)?;
