@@ -5,46 +5,12 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{eventually, links, ping, require_root, unique_prefix, DaemonLab, BIN};
+use common::{eventually, links, ping, require_root, unique_prefix, DaemonLab, Namespaces, BIN};
 
 const PORTS: u32 = 256;
 /// With 3,072 UMEM frames the daemon keeps 512 for frames in flight and promises 512 to the
 /// parent's one rx queue, which leaves 2,048: exactly 256 ports' fill floors of 8 frames.
 const FRAMES: &str = "3072";
-
-/// Namespaces standing in for 257 containers, removed on drop (also when the test fails).
-struct Namespaces(Vec<String>);
-
-impl Namespaces {
-    fn create(prefix: &str, n: u32) -> Namespaces {
-        let mut v = Namespaces(Vec::new());
-        for i in 1..=n {
-            let name = format!("{prefix}-d{i}");
-            let ok = Command::new("ip")
-                .args(["netns", "add", &name])
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "ip netns add {name}");
-            v.0.push(name);
-        }
-        v
-    }
-
-    fn get(&self, i: u32) -> &str {
-        &self.0[i as usize - 1]
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for n in &self.0 {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
-    }
-}
 
 fn port_ip(ports: &serde_json::Value, ns: &str) -> String {
     let p = ports
@@ -69,7 +35,7 @@ fn a_network_of_256_ports_serves_every_port_and_refuses_the_next() {
     std::env::set_var("MVDP_FRAMES", FRAMES);
     let prefix = unique_prefix("dense");
     let d = DaemonLab::start(BIN, &prefix, 0, false);
-    let ns = Namespaces::create(&prefix, PORTS + 1);
+    let ns = Namespaces::create(&prefix, "d", PORTS as usize + 1);
     d.ok(&[
         "network",
         "create",
@@ -82,7 +48,7 @@ fn a_network_of_256_ports_serves_every_port_and_refuses_the_next() {
     let mut took = Vec::new();
     for i in 1..=PORTS {
         let t = std::time::Instant::now();
-        d.ok(&["port", "add", "dense", "--netns", ns.get(i)]);
+        d.ok(&["port", "add", "dense", "--netns", ns.get(i as usize)]);
         took.push(t.elapsed());
     }
     took.sort();
@@ -100,7 +66,7 @@ fn a_network_of_256_ports_serves_every_port_and_refuses_the_next() {
     );
 
     // One more is refused, naming the limit and the knob, and nothing of it is left.
-    let last = ns.get(PORTS + 1);
+    let last = ns.get(PORTS as usize + 1);
     let err = d.refused(
         &["port", "add", "dense", "--netns", last],
         "no UMEM frames left",
@@ -127,7 +93,7 @@ fn a_network_of_256_ports_serves_every_port_and_refuses_the_next() {
         (128, 255),
         (PORTS - 1, PORTS),
     ] {
-        let (na, nb) = (ns.get(a), ns.get(b));
+        let (na, nb) = (ns.get(a as usize), ns.get(b as usize));
         let (ia, ib) = (port_ip(&ports, na), port_ip(&ports, nb));
         assert!(ping(na, &ib, 3), "port {a} -> port {b} ({ib})");
         assert!(ping(nb, &ia, 3), "port {b} -> port {a} ({ia})");

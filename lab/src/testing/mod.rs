@@ -73,3 +73,42 @@ pub fn temp_dir(tag: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).expect("creating a temp dir");
     d
 }
+
+/// Empty network namespaces `{prefix}-{tag}1..=n` standing in for containers beyond what a lab
+/// builds (dense-host tests), removed on drop, also when the test fails.
+pub struct Namespaces(Vec<String>);
+
+impl Namespaces {
+    pub fn create(prefix: &str, tag: &str, n: usize) -> Namespaces {
+        let mut v = Namespaces(Vec::with_capacity(n));
+        for i in 1..=n {
+            let name = format!("{prefix}-{tag}{i}");
+            let ok = std::process::Command::new("ip")
+                .args(["netns", "add", &name])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "ip netns add {name}");
+            v.0.push(name);
+        }
+        v
+    }
+
+    /// The `i`-th namespace, 1-based.
+    pub fn get(&self, i: usize) -> &str {
+        &self.0[i - 1]
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", n])
+                .status();
+        }
+    }
+}
