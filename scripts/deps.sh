@@ -17,7 +17,13 @@ PACKAGES=(
   ethtool           # lab: offload switches (txvlan, tx checksum)
   iproute2          # ip netns exec, used by tests to check what the library built
   iputils-ping      # lab connectivity checks
-  containernetworking-plugins  # /usr/lib/cni/macvlan: the reference the kernel backend is cross-checked against
+  containernetworking-plugins  # /usr/lib/cni/macvlan: the reference the kernel backend is cross-checked against;
+                               # host-local/static/dhcp: the IPAM plugins the mvdp CNI plugin delegates to
+  podman            # tests/cni_runtimes: a real runtime (CNI backend) attaching containers through `type: mvdp`
+  containerd        # tests/cni_runtimes: `ctr run --cni`
+  crun              # OCI runtime podman uses
+  runc              # OCI runtime containerd uses
+  busybox-static    # the registry-free container image the runtime tests import
 )
 
 if [ "$(id -u)" -ne 0 ]; then
