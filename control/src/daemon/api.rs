@@ -40,6 +40,67 @@ pub enum Request {
         port: String,
     },
     Stats,
+    /// Creates the network unless it exists; when it exists, it must have this parent, VLAN and
+    /// mode. The CNI plugin's way in (a CNI network is made on first use).
+    NetworkEnsure(NetworkEnsure),
+    /// Removes the port a CNI runtime attached as (`container_id`, `ifname`) to `network`, if any.
+    AttachmentRm {
+        network: String,
+        container_id: String,
+        ifname: String,
+    },
+    /// Removes every CNI port of `network` whose (container id, ifname) is not in `valid` (CNI GC).
+    /// Ports added by hand (no container id) are left alone.
+    AttachmentGc {
+        network: String,
+        #[serde(default)]
+        valid: Vec<Attachment>,
+    },
+}
+
+/// A CNI attachment: the runtime's container id and the interface name in the container.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    pub container_id: String,
+    pub ifname: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkEnsure {
+    pub name: String,
+    /// `eth1`, or `eth1.100` (parent eth1, VLAN 100).
+    pub parent: String,
+    #[serde(default)]
+    pub vlan: Option<u32>,
+    /// bridge (default), private, vepa or passthru.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Only check: would the network be made (or does it match), and is its parent there and up.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// The `network_ensure` reply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnsureReply {
+    /// The network existed already (with the same parent, VLAN and mode).
+    pub existed: bool,
+    /// The network was made by this request (never on a dry run).
+    pub created: bool,
+    pub parent: String,
+    /// Whether the parent exists in the daemon's netns and has carrier.
+    pub parent_up: bool,
+}
+
+/// A route to install in the container with the port, `dst` a CIDR; without `gw` it is on-link.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortRoute {
+    pub dst: String,
+    #[serde(default)]
+    pub gw: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +141,13 @@ pub struct PortAdd {
     pub ip: Option<String>,
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// The CNI container id that owns this port (ports made by the CNI plugin); with `ifname` it
+    /// keys the attachment for CNI DEL and GC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// Routes for the container besides the network's default route (the CNI IPAM's routes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<PortRoute>,
 }
 
 /// Every reply: `ok` with a `result`, or not `ok` with an `error` for the user.
@@ -90,6 +158,10 @@ pub struct Reply {
     pub result: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What kind of refusal `error` is: "invalid" (the request; nothing changed), "netns" (the
+    /// port's netns cannot be used), "system" (netlink, ethtool), "dataplane", "state".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 impl Reply {
@@ -99,6 +171,7 @@ impl Reply {
                 ok: true,
                 result: Some(v),
                 error: None,
+                kind: None,
             },
             Err(e) => Reply::error(format!("encoding the reply: {e}")),
         }
@@ -108,6 +181,15 @@ impl Reply {
             ok: false,
             result: None,
             error: Some(msg.into()),
+            kind: None,
+        }
+    }
+
+    /// An error reply saying what kind of refusal it is (see [`Reply::kind`]).
+    pub fn error_of_kind(msg: impl Into<String>, kind: &str) -> Reply {
+        Reply {
+            kind: Some(kind.to_string()),
+            ..Reply::error(msg)
         }
     }
 }
@@ -146,6 +228,9 @@ pub struct PortSummary {
     pub host: bool,
     /// "up", "no-carrier" (the parent is down) or "detached" (not in the dataplane).
     pub state: String,
+    /// The CNI container id, for ports a CNI runtime attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
