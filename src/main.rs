@@ -1,4 +1,5 @@
-//! `mvdp`: the command-line front end (lab, and later daemon/network/port/bench).
+//! `mvdp`: the command-line front end (lab, daemon, network, port, stats, bench), and the CNI
+//! plugin when run with `CNI_COMMAND` set.
 
 mod cmd;
 
@@ -37,6 +38,10 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Run by a container runtime as the CNI plugin `mvdp` (no arguments, CNI_* in the environment).
+    if cmd::cni::invoked_as_plugin() {
+        return cmd::cni::run();
+    }
     let cli = Cli::parse();
     // The bench runs mvdp's daemon in-process; its per-port log lines would bury the progress bar.
     let default_level = match cli.command {

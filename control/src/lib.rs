@@ -7,6 +7,7 @@
 //! subprocess is `ethtool`, run by [`offload::set_offloads`] (NIC features cannot be set over the
 //! rust-netlink crates).
 
+pub mod cni;
 pub mod daemon;
 pub mod error;
 pub mod names;
