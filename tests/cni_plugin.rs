@@ -10,7 +10,7 @@ mod daemon_support;
 use cni_support::*;
 use common::*;
 use daemon_support::{ping, DaemonLab};
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn lab(test: &str, containers: u32) -> Option<DaemonLab> {
     if !is_root(test) {
@@ -198,4 +198,257 @@ fn reference_cases_for_every_version() {
 
 fn cni_support_version_at_least(v: &str, min: &str) -> bool {
     mvdp_control::cni::version::at_least(v, min)
+}
+
+/// The same configuration with `"type": "macvlan"` (the reference plugin) and `"type": "mvdp"`
+/// gives the container the same address, routes and MTU, and results that agree.
+#[test]
+fn side_by_side_with_the_reference_macvlan_plugin() {
+    let Some(d) = lab("side_by_side_with_the_reference_macvlan_plugin", 1) else {
+        return;
+    };
+    let c1 = d.c(1);
+    for (v, mtu) in [("1.0.0", json!(1400)), ("0.4.0", Value::Null)] {
+        let cfg = conf(
+            &d,
+            v,
+            json!({
+                "mode": "bridge",
+                "mtu": mtu,
+                "ipam": {
+                    "type": "static",
+                    "addresses": [{"address": "198.18.0.60/24", "gateway": "198.18.0.254"}],
+                    "routes": [{"dst": "0.0.0.0/0"}, {"dst": "203.0.113.0/24", "gw": "198.18.0.1"}],
+                    "dns": {"nameservers": ["198.18.0.254"]},
+                },
+            }),
+        );
+        let mut reference = cfg.clone();
+        reference["type"] = "macvlan".into();
+        let inv = Inv::new("ADD", "side-by-side", &c1);
+        let theirs = run_plugin(
+            &d,
+            "/usr/lib/cni/macvlan",
+            &inv,
+            reference.to_string().as_bytes(),
+        );
+        assert!(
+            theirs.ok,
+            "reference ADD: {} {}",
+            theirs.stdout, theirs.stderr
+        );
+        let their_link = iface(&c1, "eth0").unwrap();
+        let their_routes = routes(&c1);
+        let mut del = reference.clone();
+        del["prevResult"] = theirs.out.clone();
+        let r = run_plugin(
+            &d,
+            "/usr/lib/cni/macvlan",
+            &inv.cmd("DEL"),
+            del.to_string().as_bytes(),
+        );
+        assert!(r.ok, "reference DEL: {}", r.stdout);
+
+        let ours = mvdp_ok(&d, &inv, &cfg);
+        let our_link = iface(&c1, "eth0").unwrap();
+        let what = format!("{v}, mtu {mtu}");
+        assert_eq!(v4_addrs(&our_link), v4_addrs(&their_link), "{what}");
+        assert_eq!(v4_addrs(&our_link), vec!["198.18.0.60/24"], "{what}");
+        assert_eq!(our_link["mtu"], their_link["mtu"], "{what}");
+        assert_eq!(routes(&c1), their_routes, "{what}");
+        for k in ["cniVersion", "ips", "routes"] {
+            assert_eq!(ours[k], theirs.out[k], "{what}: {k}");
+        }
+        // A difference: the reference puts the configuration's `dns` in its result and drops the
+        // IPAM plugin's; mvdp passes the IPAM plugin's through when the configuration has none.
+        assert_eq!(theirs.out["dns"], json!({}), "{what}");
+        assert_eq!(
+            ours["dns"],
+            json!({"nameservers": ["198.18.0.254"]}),
+            "{what}"
+        );
+        let (oi, ti) = (&ours["interfaces"][0], &theirs.out["interfaces"][0]);
+        assert_eq!(
+            (&oi["name"], &oi["sandbox"]),
+            (&ti["name"], &ti["sandbox"]),
+            "{what}"
+        );
+        let mut del = cfg.clone();
+        del["prevResult"] = ours;
+        mvdp_ok(&d, &inv.cmd("DEL"), &del);
+        assert!(iface(&c1, "eth0").is_none());
+    }
+}
+
+/// A fake IPAM plugin speaking 1.1.0 that logs every call, to see what mvdp delegates.
+fn fake_ipam(dir: &std::path::Path) -> std::path::PathBuf {
+    let log = dir.join("fake-ipam.log");
+    let script = format!(
+        r#"#!/bin/sh
+echo "$CNI_COMMAND $CNI_CONTAINERID" >> {log}
+case "$CNI_COMMAND" in
+VERSION) echo '{{"cniVersion":"1.1.0","supportedVersions":["0.4.0","1.0.0","1.1.0"]}}' ;;
+ADD) echo '{{"cniVersion":"1.1.0","ips":[{{"address":"198.18.0.77/24","gateway":"198.18.0.254"}}]}}' ;;
+esac
+"#,
+        log = log.display()
+    );
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let p = bin.join("fakeipam");
+    std::fs::write(&p, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    log
+}
+
+fn calls(log: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with("VERSION"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// CNI ports survive a daemon restart (re-adopted with their container ids); GC removes those not
+/// in `cni.dev/valid-attachments` and forwards GC and STATUS to an IPAM plugin that speaks 1.1.0.
+#[test]
+fn restart_readopts_and_gc_removes_stale_attachments() {
+    let Some(mut d) = lab("restart_readopts_and_gc_removes_stale_attachments", 3) else {
+        return;
+    };
+    let tmp = TempDir::new(d.lab.prefix());
+    let cfg = conf(&d, "1.1.0", json!({ "ipam": host_local(tmp.path()) }));
+    let (c1, c2, c3) = (d.c(1), d.c(2), d.c(3));
+    mvdp_ok(&d, &Inv::new("ADD", "gc-one", &c1), &cfg);
+    mvdp_ok(&d, &Inv::new("ADD", "gc-two", &c2), &cfg);
+    // A second interface in the same container: no second default route.
+    let mut no_routes = cfg.clone();
+    no_routes["ipam"]["routes"] = json!([]);
+    mvdp_ok(
+        &d,
+        &Inv::new("ADD", "gc-two", &c2).ifname("net1"),
+        &no_routes,
+    );
+    d.stop(nix::sys::signal::Signal::SIGTERM);
+    // Daemon down: ADD is "try again later" and leaves nothing; STATUS says not available.
+    let down = mvdp(&d, &Inv::new("ADD", "gc-three", &c3), &cfg);
+    assert_eq!(down.code(), 11, "{}", down.stdout);
+    assert!(iface(&c3, "eth0").is_none());
+    assert_eq!(allocations(tmp.path(), "cninet").len(), 3);
+    assert_eq!(mvdp(&d, &Inv::new("STATUS", "", ""), &cfg).code(), 50);
+    d.spawn();
+    let p = ports(&d);
+    let mut ids: Vec<(String, String)> = p
+        .iter()
+        .map(|p| {
+            (
+                p["container_id"].as_str().unwrap().to_string(),
+                p["ifname"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [("gc-one", "eth0"), ("gc-two", "eth0"), ("gc-two", "net1")]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    assert!(p.iter().all(|p| p["state"] == "up"), "{p:?}");
+    assert!(ping(&c1, "198.18.0.254", 5), "re-adopted port forwards");
+    mvdp_ok(&d, &Inv::new("STATUS", "", ""), &cfg);
+
+    let mut gc = cfg.clone();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "gc-two", "ifname": "eth0"}]);
+    mvdp_ok(&d, &Inv::new("GC", "", ""), &gc);
+    let left: Vec<Value> = ports(&d);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(
+        (left[0]["container_id"].as_str(), left[0]["ifname"].as_str()),
+        (Some("gc-two"), Some("eth0"))
+    );
+    assert!(
+        iface(&c1, "eth0").is_none()
+            && iface(&c2, "net1").is_none()
+            && iface(&c2, "eth0").is_some()
+    );
+    mvdp_ok(&d, &Inv::new("DEL", "gc-two", &c2), &cfg);
+    assert!(ports(&d).is_empty());
+
+    // GC and STATUS reach an IPAM plugin that speaks 1.1.0; a failed ADD after IPAM releases it.
+    let log = fake_ipam(tmp.path());
+    let path = format!("{}:{CNI_PATH}", tmp.path().join("bin").display());
+    let fake = conf(&d, "1.1.0", json!({"ipam": {"type": "fakeipam"}}));
+    let mut inv = Inv::new("ADD", "fake-one", &c3);
+    inv.path = path.clone();
+    let r = mvdp_ok(&d, &inv, &fake);
+    assert_eq!(r["ips"][0]["address"], "198.18.0.77/24");
+    let mut over = fake.clone();
+    over["mtu"] = 9000.into();
+    let mut inv2 = Inv::new("ADD", "fake-two", &c1);
+    inv2.path = path.clone();
+    assert_eq!(mvdp(&d, &inv2, &over).code(), 7);
+    for cmd in ["STATUS", "GC"] {
+        let mut i = Inv::new(cmd, "", "");
+        i.path = path.clone();
+        mvdp_ok(&d, &i, &fake);
+    }
+    assert_eq!(
+        calls(&log),
+        [
+            "ADD fake-one",
+            "ADD fake-two",
+            "DEL fake-two",
+            "STATUS ",
+            "GC "
+        ]
+    );
+    assert!(
+        iface(&c3, "eth0").is_none(),
+        "GC with no valid attachments removed fake-one"
+    );
+}
+
+/// ADDs and DELs of different containers at the same time are all served, with distinct addresses.
+#[test]
+fn parallel_add_and_del_of_different_containers() {
+    let Some(d) = lab("parallel_add_and_del_of_different_containers", 4) else {
+        return;
+    };
+    let tmp = TempDir::new(d.lab.prefix());
+    let cfg = conf(&d, "1.0.0", json!({ "ipam": host_local(tmp.path()) }));
+    let run_all = |cmd: &str| -> Vec<Value> {
+        std::thread::scope(|s| {
+            let hs: Vec<_> = (1..=4)
+                .map(|n| {
+                    let (d, cfg) = (&d, &cfg);
+                    let inv = Inv::new(cmd, &format!("par{n}"), &d.c(n));
+                    s.spawn(move || mvdp_ok(d, &inv, cfg))
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    };
+    let results = run_all("ADD");
+    let mut addrs: Vec<&str> = results
+        .iter()
+        .map(|r| r["ips"][0]["address"].as_str().unwrap())
+        .collect();
+    addrs.sort();
+    addrs.dedup();
+    assert_eq!(addrs.len(), 4, "{addrs:?}");
+    assert_eq!(ports(&d).len(), 4);
+    let ip2 = results[1]["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(ping(&d.c(1), &ip2, 5), "container to container");
+    run_all("DEL");
+    assert!(ports(&d).is_empty());
+    assert!(allocations(tmp.path(), "cninet").is_empty());
+    assert!((1..=4).all(|n| iface(&d.c(n), "eth0").is_none()));
 }
