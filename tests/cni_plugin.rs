@@ -452,3 +452,179 @@ fn parallel_add_and_del_of_different_containers() {
     assert!(allocations(tmp.path(), "cninet").is_empty());
     assert!((1..=4).all(|n| iface(&d.c(n), "eth0").is_none()));
 }
+
+/// Links in a container other than `lo`.
+fn container_links(ns: &str) -> Vec<String> {
+    links_in(ns).into_iter().filter(|l| l != "lo").collect()
+}
+
+/// Bad input: each is refused with its CNI code, in the CNI error format, leaving no port, no
+/// network made for it, no IPAM allocation and no interface in the container.
+#[test]
+fn bad_input_is_refused_with_exact_codes_and_nothing_left() {
+    let Some(d) = lab("bad_input_is_refused_with_exact_codes_and_nothing_left", 2) else {
+        return;
+    };
+    let tmp = TempDir::new(d.lab.prefix());
+    let cfg = conf(&d, "1.0.0", json!({ "ipam": host_local(tmp.path()) }));
+    let (c1, c2) = (d.c(1), d.c(2));
+    let add = Inv::new("ADD", "bad", &c1);
+    let nothing_left = |what: &str| {
+        assert!(ports(&d).is_empty(), "{what}: ports {:?}", ports(&d));
+        let nets = d.json(&["network", "ls", "--json"]);
+        assert_eq!(nets, json!([]), "{what}: networks");
+        assert!(allocations(tmp.path(), "cninet").is_empty(), "{what}: IPAM");
+        assert!(
+            container_links(&c1).is_empty(),
+            "{what}: {:?}",
+            container_links(&c1)
+        );
+    };
+    let refused = |inv: &Inv, stdin: &[u8], code: u64, want: &str| {
+        let c = run_plugin(&d, daemon_support::BIN, inv, stdin);
+        assert_eq!(c.code(), code, "{want}: {} {}", c.stdout, c.stderr);
+        let msg = format!("{} {}", c.out["msg"], c.out["details"]);
+        assert!(msg.contains(want), "{msg:?} lacks {want:?}");
+        assert!(c.out["cniVersion"].is_string(), "{}", c.stdout);
+        nothing_left(want);
+    };
+    let with = |extra: Value| {
+        let mut c = cfg.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c.to_string().into_bytes()
+    };
+    let cfg_bytes = cfg.to_string().into_bytes();
+
+    refused(
+        &add,
+        b"{\"cniVersion\": ",
+        6,
+        "decoding the network configuration",
+    );
+    refused(
+        &add,
+        br#"{"cniVersion":"1.0.0","name":"cninet","mtu":"big"}"#,
+        6,
+        "decoding",
+    );
+    for var in ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"] {
+        refused(&add.clone().without(var), &cfg_bytes, 4, var);
+    }
+    refused(&add.cmd("BOGUS"), &cfg_bytes, 4, "unknown CNI_COMMAND");
+    refused(&add.clone().ifname("a/b"), &cfg_bytes, 4, "CNI_IFNAME");
+    refused(
+        &add.clone().args("K8S_POD_NAME=x"),
+        &cfg_bytes,
+        4,
+        "K8S_POD_NAME",
+    );
+    refused(
+        &add,
+        &with(json!({"cniVersion": "0.2.0"})),
+        1,
+        "incompatible CNI version",
+    );
+    refused(&add, &with(json!({"mode": "turbo"})), 7, "unknown mode");
+    let mut no_master = cfg.clone();
+    no_master.as_object_mut().unwrap().remove("master");
+    refused(&add, no_master.to_string().as_bytes(), 7, "no master");
+    refused(
+        &add,
+        &with(json!({"master": "nosuch0"})),
+        7,
+        "does not exist",
+    );
+    refused(
+        &add,
+        &with(json!({"mtu": 9000})),
+        7,
+        "above the MTU of parent eth1",
+    );
+    refused(
+        &add,
+        &with(json!({"ipam": {"type": "nosuchipam"}})),
+        7,
+        "not found in CNI_PATH",
+    );
+    refused(
+        &add,
+        &with(json!({"mac": "01:00:5e:00:00:01"})),
+        7,
+        "not a unicast MAC",
+    );
+    refused(
+        &Inv::new("ADD", "bad", "/run/netns/nosuch-ns"),
+        &cfg_bytes,
+        3,
+        "does not exist",
+    );
+    let down = json!({"socket": tmp.path().join("nobody.sock")});
+    refused(&add, &with(down.clone()), 11, "not reachable");
+    let mut st = cfg.clone();
+    st["cniVersion"] = "1.1.0".into();
+    st["socket"] = down["socket"].clone();
+    refused(
+        &add.cmd("STATUS"),
+        st.to_string().as_bytes(),
+        50,
+        "not reachable",
+    );
+
+    // An interface of that name already in the container: refused, the container's one kept.
+    ip_n(
+        &c1,
+        &[
+            "link", "add", "eth0", "type", "veth", "peer", "name", "peer0",
+        ],
+    );
+    let c = run_plugin(&d, daemon_support::BIN, &add, &cfg_bytes);
+    assert_eq!(c.code(), 4, "{}", c.stdout);
+    assert!(
+        c.out["msg"].as_str().unwrap().contains("already exists"),
+        "{}",
+        c.stdout
+    );
+    assert!(ports(&d).is_empty() && allocations(tmp.path(), "cninet").is_empty());
+    assert_eq!(container_links(&c1).len(), 2);
+    ip_n(&c1, &["link", "del", "eth0"]);
+    nothing_left("eth0 in the container");
+
+    // A clash with the existing network's mode: code 7, the IPAM allocation released.
+    let ok = Inv::new("ADD", "good", &c2);
+    mvdp_ok(&d, &ok, &cfg);
+    let c = run_plugin(
+        &d,
+        daemon_support::BIN,
+        &add,
+        &with(json!({"mode": "vepa"})),
+    );
+    assert_eq!(c.code(), 7, "{}", c.stdout);
+    assert!(
+        c.out["msg"]
+            .as_str()
+            .unwrap()
+            .contains("exists with parent eth1"),
+        "{}",
+        c.stdout
+    );
+    assert_eq!(ports(&d).len(), 1);
+    assert_eq!(allocations(tmp.path(), "cninet").len(), 1);
+    assert!(container_links(&c1).is_empty());
+
+    // DEL with the daemon down still succeeds: IPAM released, the container's veth end deleted,
+    // and the daemon forgets the port whose veth went.
+    mvdp_ok(&d, &ok.cmd("DEL"), &with_value(&cfg, &down));
+    assert!(iface(&c2, "eth0").is_none());
+    assert!(allocations(tmp.path(), "cninet").is_empty());
+    assert!(eventually(5, || ports(&d).is_empty()), "{:?}", ports(&d));
+}
+
+fn with_value(base: &Value, extra: &Value) -> Value {
+    let mut c = base.clone();
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
