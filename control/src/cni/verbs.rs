@@ -1,6 +1,7 @@
 //! ADD, DEL, CHECK, STATUS and GC against the mvdp daemon, IPAM delegated.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
@@ -12,7 +13,9 @@ use super::error::{code, invalid_config, CniError, CniResult};
 use super::ipam::Ipam;
 use super::result::{CniResultBody, Interface, IpConfig};
 use super::version::at_least;
-use crate::daemon::api::{EnsureReply, NetworkEnsure, PortAdd, PortRoute, PortSummary, Request};
+use crate::daemon::api::{
+    CniPort, EnsureReply, NetworkEnsure, PortAdd, PortRoute, PortSummary, Request,
+};
 use crate::daemon::client::DEFAULT_SOCKET;
 use crate::daemon::ports::{TargetNs, TargetNsError};
 
@@ -157,15 +160,25 @@ impl Ctx<'_> {
             e
         };
         let (ip, routes) = port_addressing(&addrs).map_err(|e| (undo_ipam(e), false))?;
+        // Held open while the daemon works: it opens the netns through this process's fd, which
+        // reaches the namespace even when the daemon's mount namespace lacks the runtime's
+        // /run/netns bind mount.
+        let ns_file = std::fs::File::open(&self.env.netns).ok();
+        let via = ns_file
+            .as_ref()
+            .map(|f| format!("/proc/{}/fd/{}", std::process::id(), f.as_raw_fd()));
         let req = Request::PortAdd(PortAdd {
             network: c.name.clone(),
             netns: Some(self.env.netns.clone()),
+            cni: Some(Box::new(CniPort {
+                container_id: self.env.container_id.clone(),
+                netns_via: via,
+                routes,
+            })),
             ifname: Some(self.env.ifname.clone()),
             mac,
             ip,
             mtu: c.mtu(),
-            container_id: Some(self.env.container_id.clone()),
-            routes,
             ..Default::default()
         });
         let port: PortSummary = daemon.call(&req).map_err(|f| {
@@ -173,6 +186,7 @@ impl Ctx<'_> {
                 matches!(&f, Failure::Refused { msg, .. } if msg.starts_with("no network named"));
             (undo_ipam(f.to_cni(code::TRY_AGAIN_LATER)), retry)
         })?;
+        drop(ns_file);
         let mut result = addrs;
         result.interfaces = vec![Interface {
             name: self.env.ifname.clone(),

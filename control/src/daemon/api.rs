@@ -141,11 +141,24 @@ pub struct PortAdd {
     pub ip: Option<String>,
     #[serde(default)]
     pub mtu: Option<u32>,
-    /// The CNI container id that owns this port (ports made by the CNI plugin); with `ifname` it
-    /// keys the attachment for CNI DEL and GC.
+    /// What a port a CNI runtime attached carries besides (boxed: most ports have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container_id: Option<String>,
-    /// Routes for the container besides the network's default route (the CNI IPAM's routes).
+    pub cni: Option<Box<CniPort>>,
+}
+
+/// The CNI side of a port request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CniPort {
+    /// The runtime's container id; with the port's `ifname` it keys the attachment for CNI DEL
+    /// and GC.
+    pub container_id: String,
+    /// Where the daemon opens the netns instead of `netns` (which is then only the name shown): the
+    /// CNI plugin's `/proc/PID/fd/N` of a netns file that only its own mount namespace can see (a
+    /// runtime's `/run/netns/…` bind mount). When it cannot be opened, `netns` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns_via: Option<String>,
+    /// Routes for the container besides the network's default route (the IPAM plugin's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<PortRoute>,
 }

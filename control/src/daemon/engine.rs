@@ -476,9 +476,11 @@ impl<D: Dataplane> Daemon<D> {
         let plan = self
             .state
             .plan_port(req, parent_mtu, self.cfg.max_mtu, ports::random_mac)?;
-        let target = match &req.netns {
-            Some(spec) => Some(TargetNs::open(spec)?),
-            None => None,
+        let via = req.cni.as_ref().and_then(|c| c.netns_via.as_ref());
+        let target = match (&req.netns, via) {
+            (Some(spec), Some(via)) => Some(TargetNs::open(via).or_else(|_| TargetNs::open(spec))?),
+            (Some(spec), None) => Some(TargetNs::open(spec)?),
+            (None, _) => None,
         };
         let port = plan.port;
         let ours = [&port.host_ifname]

@@ -123,10 +123,10 @@ pub fn validate_container_id(id: &str) -> Result<(), Invalid> {
 pub type RoutePlan = (Ipv4Net, Option<Ipv4Addr>);
 
 fn plan_routes(req: &PortAdd) -> Result<Vec<RoutePlan>, Invalid> {
-    if req.host && !req.routes.is_empty() {
-        return bad("routes do not apply to a --host port");
-    }
-    req.routes
+    let Some(cni) = &req.cni else {
+        return Ok(vec![]);
+    };
+    cni.routes
         .iter()
         .map(|r| {
             let (addr, len) = parse_cidr(&r.dst)
@@ -165,9 +165,9 @@ impl Network {
         if req.host && req.ifname.is_some() {
             return bad("--ifname does not apply to a --host port (its interface is mvh-NETWORK)");
         }
-        if let Some(id) = &req.container_id {
+        if let Some(id) = req.cni.as_ref().map(|c| &c.container_id) {
             if req.host {
-                return bad("a container id does not apply to a --host port");
+                return bad("a CNI container id does not apply to a --host port");
             }
             validate_container_id(id)?;
             let ifname = req.ifname.as_deref().unwrap_or("eth0");
@@ -554,7 +554,7 @@ impl State {
                 prefix_len: if req.host { 32 } else { prefix_len },
                 mtu,
                 host: req.host,
-                container_id: req.container_id.clone(),
+                container_id: req.cni.as_ref().map(|c| c.container_id.clone()),
             },
             network: net.name.clone(),
             gateway: net.gateway.filter(|_| !req.host && ip.is_some()),
@@ -984,19 +984,22 @@ mod tests {
             },
         );
         let req = |cid: &str, ifname: &str| PortAdd {
-            container_id: Some(cid.into()),
             ifname: Some(ifname.into()),
             ip: Some("10.1.0.5/16".into()),
-            routes: vec![
-                super::super::api::PortRoute {
-                    dst: "0.0.0.0/0".into(),
-                    gw: Some("10.1.0.1".into()),
-                },
-                super::super::api::PortRoute {
-                    dst: "10.9.3.4/16".into(),
-                    gw: None,
-                },
-            ],
+            cni: Some(Box::new(super::super::api::CniPort {
+                container_id: cid.into(),
+                netns_via: None,
+                routes: vec![
+                    super::super::api::PortRoute {
+                        dst: "0.0.0.0/0".into(),
+                        gw: Some("10.1.0.1".into()),
+                    },
+                    super::super::api::PortRoute {
+                        dst: "10.9.3.4/16".into(),
+                        gw: None,
+                    },
+                ],
+            })),
             ..port("n", "/proc/1/ns/net")
         };
         let plan = s
@@ -1030,13 +1033,13 @@ mod tests {
             ),
             (
                 with(req("c2", "eth0"), |r| {
-                    (r.ip, r.routes[0].dst) = (None, "nonsense".into())
+                    (r.ip, r.cni.as_mut().unwrap().routes[0].dst) = (None, "nonsense".into())
                 }),
                 "invalid route",
             ),
             (
                 with(req("c2", "eth0"), |r| {
-                    (r.ip, r.routes[0].gw) = (None, some("fe80::1"))
+                    (r.ip, r.cni.as_mut().unwrap().routes[0].gw) = (None, some("fe80::1"))
                 }),
                 "invalid route gateway",
             ),
