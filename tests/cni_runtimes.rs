@@ -261,3 +261,114 @@ echo "ports_after_rm=$(ports)"
         allocations(dir, &net)
     );
 }
+
+#[test]
+fn containerd_ctr_run_cni_attaches_containers_through_the_plugin() {
+    if !is_root("containerd_ctr_run_cni_attaches_containers_through_the_plugin") {
+        return;
+    }
+    require(&["containerd", "ctr", "runc", "busybox"]);
+    let d = DaemonLab::start(&unique_prefix("ctr"), 0, false);
+    let tmp = TempDir::new(d.lab.prefix());
+    let dir = tmp.path();
+    let (rootfs, _) = busybox_rootfs(dir);
+    for c in ["a", "b"] {
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(&rootfs)
+            .arg(dir.join(format!("rootfs-{c}")))
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    cni_bin(dir);
+    let net = format!("mvdp{}", d.lab.prefix());
+    let ns = net.clone();
+    let netd = dir.join("ctr-net.d");
+    std::fs::create_dir_all(&netd).unwrap();
+    std::fs::write(
+        netd.join("10-mvdp.conflist"),
+        conflist(&d, dir, &net, "1.0.0").to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("containerd.toml"),
+        format!(
+            r#"version = 2
+root = "{t}/ctrd/root"
+state = "{t}/ctrd/state"
+disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{t}/ctrd/c.sock"
+[ttrpc]
+  address = "{t}/ctrd/c.sock.ttrpc"
+"#,
+            t = dir.display()
+        ),
+    )
+    .unwrap();
+    let script = r#"
+containerd --config "$T/containerd.toml" >"$T/containerd.log" 2>&1 &
+CPID=$!
+C="ctr -a $T/ctrd/c.sock -n $NS"
+cleanup() {
+  for id in ctr-a ctr-b; do
+    $C task kill -s KILL $id >/dev/null 2>&1 || true
+  done
+  sleep 0.2
+  for id in ctr-a ctr-b; do
+    $C task delete $id >/dev/null 2>&1 || true
+    $C container delete $id >/dev/null 2>&1 || true
+  done
+  kill $CPID 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+i=0; until [ -S "$T/ctrd/c.sock" ]; do i=$((i+1)); [ $i -lt 100 ] || { echo "containerd did not start"; exit 1; }; sleep 0.1; done
+# ctr reads CNI configurations only from /etc/cni/net.d and /opt/cni/bin.
+mount --bind "$T/ctr-net.d" /etc/cni/net.d
+mount -t tmpfs opt /opt
+mkdir -p /opt/cni/bin
+mount --bind "$T/cnibin" /opt/cni/bin
+# a runs until killed; ctr run (not detached) calls DEL when it ends.
+$C run --rm --cni --env PATH=/bin --rootfs "$T/rootfs-a" ctr-a sleep 60 >"$T/ctr-a.log" 2>&1 &
+APID=$!
+i=0; until [ "$(ports)" != "[]" ]; do i=$((i+1)); [ $i -lt 100 ] || { echo "no port for ctr-a"; cat "$T/ctr-a.log"; exit 1; }; sleep 0.1; done
+echo "ports_one=$(ports)"
+A=$(ports | grep -o '"ip":"[0-9.]*' | head -1 | grep -o '[0-9.]*$')
+echo "a_ip=$A"
+$C run --rm --cni --env PATH=/bin --rootfs "$T/rootfs-b" ctr-b sh -c "ping -c 2 -W 2 $A && ping -c 2 -W 2 198.18.0.254" >"$T/ctr-b.log" 2>&1 && echo "pings=ok" || cat "$T/ctr-b.log"
+echo "ports_after_b=$(ports)"
+$C task kill -s KILL ctr-a
+wait $APID || true
+echo "ports_after_a=$(ports)"
+"#;
+    let (ok, out) = run_script(&d, dir, "ctr.sh", script, &[("NS", ns.clone())]);
+    remove_cgroups(&[&ns]);
+    assert!(ok, "ctr script failed:\n{out}\ndaemon log:\n{}", d.log());
+    let one: serde_json::Value = serde_json::from_str(marked(&out, "ports_one")[0]).unwrap();
+    assert_eq!(one.as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(
+        one[0]["container_id"],
+        format!("{ns}-ctr-a"),
+        "ctr's container id: {out}"
+    );
+    assert!(marked(&out, "a_ip")[0].starts_with("198.18.0.1"), "{out}");
+    assert_eq!(marked(&out, "pings"), ["ok"], "{out}");
+    assert_eq!(
+        marked(&out, "ports_after_b")[0],
+        marked(&out, "ports_one")[0],
+        "b's DEL: {out}"
+    );
+    assert_eq!(
+        marked(&out, "ports_after_a"),
+        ["[]"],
+        "DEL (empty CNI_NETNS) for a: {out}"
+    );
+    assert!(ports(&d).is_empty());
+    assert!(
+        allocations(dir, &net).is_empty(),
+        "IPAM released: {:?}",
+        allocations(dir, &net)
+    );
+}
