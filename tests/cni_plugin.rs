@@ -36,6 +36,18 @@ fn reference_cases_for_every_version() {
         let what = format!("cniVersion {v}");
         let v1 = cni_support_version_at_least(v, "1.0.0");
 
+        // VERSION, as podman sends it (dummy environment, the version on stdin).
+        let ver = Inv::new("VERSION", "dummy", "dummy").ifname("dummy");
+        let r = run_plugin(
+            &d,
+            daemon_support::BIN,
+            &ver,
+            json!({ "cniVersion": v }).to_string().as_bytes(),
+        );
+        assert!(r.ok, "{what}: {}", r.stdout);
+        assert_eq!(r.out["cniVersion"], *v);
+        assert_eq!(r.out["supportedVersions"], json!(VERSIONS), "{what}");
+
         // ADD/DEL with host-local (+STATUS at 1.1.0).
         let cid = format!("ctr{n}a");
         let inv = Inv::new("ADD", &cid, &c1);
@@ -96,9 +108,14 @@ fn reference_cases_for_every_version() {
         );
         mvdp_ok(&d, &inv.cmd("DEL"), &del); // idempotent
 
-        // DEL of a container that was never added, with and without its netns.
+        // DEL of a container that was never added: with its netns, without, with one that is gone.
         mvdp_ok(&d, &Inv::new("DEL", "never-added", &c2), &cfg);
         mvdp_ok(&d, &Inv::new("DEL", "never-added", ""), &cfg);
+        mvdp_ok(
+            &d,
+            &Inv::new("DEL", "never-added", "/run/netns/no-such-netns"),
+            &cfg,
+        );
 
         // L2 only (no IPAM).
         let l2 = conf(&d, v, json!({}));
@@ -627,4 +644,90 @@ fn with_value(base: &Value, extra: &Value) -> Value {
         c[k] = v.clone();
     }
     c
+}
+
+/// Removes a netns on drop (a test's own, beside the lab's).
+struct OwnNetns(String);
+
+impl Drop for OwnNetns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+/// DEL after the container's netns is gone: success, IPAM released, the port gone.
+#[test]
+fn del_after_the_netns_is_gone() {
+    let Some(d) = lab("del_after_the_netns_is_gone", 0) else {
+        return;
+    };
+    let tmp = TempDir::new(d.lab.prefix());
+    let cfg = conf(&d, "1.0.0", json!({ "ipam": host_local(tmp.path()) }));
+    let ns = OwnNetns(format!("{}-gone", d.lab.prefix()));
+    assert!(std::process::Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .unwrap()
+        .success());
+    let inv = Inv::new("ADD", "gone", &ns.0);
+    mvdp_ok(&d, &inv, &cfg);
+    assert_eq!(ports(&d).len(), 1);
+    assert!(std::process::Command::new("ip")
+        .args(["netns", "del", &ns.0])
+        .status()
+        .unwrap()
+        .success());
+    mvdp_ok(&d, &inv.cmd("DEL"), &cfg);
+    assert!(allocations(tmp.path(), "cninet").is_empty());
+    assert!(eventually(5, || ports(&d).is_empty()), "{:?}", ports(&d));
+}
+
+/// `master: eth1.100` and `vlan: 100` both make a VLAN 100 network; its containers reach each
+/// other; a second configuration disagreeing on the VLAN is refused (code 7).
+#[test]
+fn vlan_from_dotted_master_or_vlan_key() {
+    let Some(d) = lab("vlan_from_dotted_master_or_vlan_key", 2) else {
+        return;
+    };
+    let (c1, c2) = (d.c(1), d.c(2));
+    let static_ip = |ip: &str| json!({"type": "static", "addresses": [{"address": ip}]});
+    let dotted = conf(
+        &d,
+        "1.0.0",
+        json!({"name": "v100", "master": "eth1.100", "ipam": static_ip("10.100.0.1/24")}),
+    );
+    let keyed = conf(
+        &d,
+        "1.0.0",
+        json!({"name": "v100", "vlan": 100, "ipam": static_ip("10.100.0.2/24")}),
+    );
+    mvdp_ok(&d, &Inv::new("ADD", "v1", &c1), &dotted);
+    mvdp_ok(&d, &Inv::new("ADD", "v2", &c2), &keyed);
+    let nets = d.json(&["network", "ls", "--json"]);
+    assert_eq!(
+        (nets[0]["name"].as_str(), nets[0]["vlan"].as_u64()),
+        (Some("v100"), Some(100)),
+        "{nets}"
+    );
+    assert!(
+        ping(&c1, "10.100.0.2", 5),
+        "VLAN 100 container to container"
+    );
+    let clash = conf(
+        &d,
+        "1.0.0",
+        json!({"name": "v100", "master": "eth1.100", "vlan": 200}),
+    );
+    let c = mvdp(&d, &Inv::new("ADD", "v3", &c1).ifname("net1"), &clash);
+    assert_eq!(c.code(), 7, "{}", c.stdout);
+    let other = conf(&d, "1.0.0", json!({"name": "v100", "vlan": 200}));
+    assert_eq!(
+        mvdp(&d, &Inv::new("ADD", "v3", &c1).ifname("net1"), &other).code(),
+        7
+    );
+    mvdp_ok(&d, &Inv::new("DEL", "v1", &c1), &dotted);
+    mvdp_ok(&d, &Inv::new("DEL", "v2", &c2), &keyed);
+    assert!(ports(&d).is_empty());
 }
