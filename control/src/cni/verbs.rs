@@ -216,7 +216,6 @@ impl Ctx<'_> {
         if c.name.is_empty() {
             return Err(invalid_config("the network configuration has no name"));
         }
-        let ipam = self.ipam()?;
         let mut first: Option<CniError> = None;
         let req = Request::AttachmentRm {
             network: c.name.clone(),
@@ -236,10 +235,12 @@ impl Ctx<'_> {
             }
             Err(f) => first = Some(f.to_cni(code::TRY_AGAIN_LATER)),
         }
-        if let Some(i) = &ipam {
-            if let Err(e) = i.del(self.version()) {
-                first.get_or_insert(e);
-            }
+        // The port is gone whatever IPAM says; then the IPAM release, whatever happened above.
+        if let Err(e) = self
+            .ipam()
+            .and_then(|i| i.map_or(Ok(()), |i| i.del(self.version())))
+        {
+            first.get_or_insert(e);
         }
         first.map_or(Ok(()), Err)
     }

@@ -319,6 +319,33 @@ mod tests {
             serde_json::from_str::<Request>(r#"{"op":"network_rm","name":"n","x":1}"#).is_err()
         );
         assert!(serde_json::from_str::<Request>(r#"{"op":"reboot"}"#).is_err());
+        // The CNI requests; a port request without "cni" is the old one, with it the new one.
+        for line in [
+            r#"{"op":"network_ensure","name":"n","parent":"eth1.100","dry_run":true}"#,
+            r#"{"op":"attachment_rm","network":"n","container_id":"c","ifname":"eth0"}"#,
+            r#"{"op":"attachment_gc","network":"n","valid":[{"container_id":"c","ifname":"eth0"}]}"#,
+            r#"{"op":"port_add","network":"n","netns":"c1"}"#,
+            r#"{"op":"port_add","network":"n","netns":"c1","cni":{"container_id":"c","routes":[{"dst":"0.0.0.0/0"}]}}"#,
+        ] {
+            let r: Request = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            let again: Request = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+            assert_eq!(again, r);
+        }
+        let plain = PortAdd {
+            network: "n".into(),
+            ..Default::default()
+        };
+        assert!(!serde_json::to_string(&plain).unwrap().contains("cni"));
+        assert!(serde_json::from_str::<Request>(
+            r#"{"op":"port_add","network":"n","cni":{"container_id":"c","x":1}}"#
+        )
+        .is_err());
+        let e = Reply::error_of_kind("bad", "invalid");
+        assert_eq!(serde_json::to_value(&e).unwrap()["kind"], "invalid");
+        assert!(serde_json::to_value(Reply::error("bad"))
+            .unwrap()
+            .get("kind")
+            .is_none());
         assert!(
             serde_json::from_str::<Request>(r#"{"op":"port_add","network":"n","nets":"c1"}"#)
                 .is_err()
