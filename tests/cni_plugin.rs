@@ -605,6 +605,16 @@ fn bad_input_is_refused_with_exact_codes_and_nothing_left() {
     );
     assert!(ports(&d).is_empty() && allocations(tmp.path(), "cninet").is_empty());
     assert_eq!(container_links(&c1).len(), 2);
+    // The runtime's DEL after that failed ADD, with the daemon down: the container's own eth0 (a
+    // veth, but not a port's) stays.
+    let down_cfg = with(down.clone());
+    let c = run_plugin(&d, daemon_support::BIN, &add.cmd("DEL"), &down_cfg);
+    assert!(c.ok, "{}", c.stdout);
+    assert_eq!(
+        container_links(&c1).len(),
+        2,
+        "DEL deleted a veth that was not a port's"
+    );
     ip_n(&c1, &["link", "del", "eth0"]);
     nothing_left("eth0 in the container");
 

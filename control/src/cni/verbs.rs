@@ -254,12 +254,22 @@ impl Ctx<'_> {
             return Ok(()); // gone with its netns
         };
         let nl = ns.netlink().map_err(io)?;
-        match nl.try_link(&self.env.ifname).map_err(io)? {
-            Some(l) if l.kind.as_deref() == Some("veth") => {
-                nl.del_link(&self.env.ifname).map_err(io)
-            }
-            _ => Ok(()),
+        let Some(link) = nl.try_link(&self.env.ifname).map_err(io)? else {
+            return Ok(());
+        };
+        // Only a port's veth: its peer is the daemon's `mvp<id>` (never another plugin's link
+        // that happens to have this name).
+        let peer = nl.peer_of(&link).map_err(io)?;
+        let ours = link.kind.as_deref() == Some("veth")
+            && peer.is_some_and(|p| {
+                p.name
+                    .strip_prefix("mvp")
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            });
+        if ours {
+            nl.del_link(&self.env.ifname).map_err(io)?;
         }
+        Ok(())
     }
 
     // ---- CHECK -----------------------------------------------------------------------------------
