@@ -112,8 +112,8 @@ impl Ctx<'_> {
         }
         let ipam = self.ipam()?;
         let daemon = self.daemon();
-        // A network removed between our ensure and our port (its last port's DEL with its
-        // creator's failure) is made again: a few tries.
+        // A parallel ADD that made the network removes it again when its own port fails; if that
+        // happens between our ensure and our port, ensure again (a few tries).
         let mut tries = 0;
         loop {
             tries += 1;
