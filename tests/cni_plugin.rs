@@ -401,6 +401,21 @@ fn restart_readopts_and_gc_removes_stale_attachments() {
     inv.path = path.clone();
     let r = mvdp_ok(&d, &inv, &fake);
     assert_eq!(r["ips"][0]["address"], "198.18.0.77/24");
+    let mut chk = fake.clone();
+    chk["prevResult"] = r.clone();
+    mvdp_ok(&d, &inv.cmd("CHECK"), &chk);
+    // A MAC changed in the container is found by CHECK.
+    ip_n(
+        &c3,
+        &["link", "set", "eth0", "address", "02:bb:00:00:00:09"],
+    );
+    let c = mvdp(&d, &inv.cmd("CHECK"), &chk);
+    assert_eq!(c.code(), 100, "{}", c.stdout);
+    assert!(
+        c.out["msg"].as_str().unwrap().contains("MAC"),
+        "{}",
+        c.stdout
+    );
     let mut over = fake.clone();
     over["mtu"] = 9000.into();
     let mut inv2 = Inv::new("ADD", "fake-two", &c1);
@@ -415,6 +430,8 @@ fn restart_readopts_and_gc_removes_stale_attachments() {
         calls(&log),
         [
             "ADD fake-one",
+            "CHECK fake-one",
+            "CHECK fake-one",
             "ADD fake-two",
             "DEL fake-two",
             "STATUS ",
