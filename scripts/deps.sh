@@ -18,7 +18,13 @@ PACKAGES=(
   iproute2          # ip netns exec: the lab runs programs in its namespaces; tests check what was built
   util-linux        # nsenter: ethtool in a container netns given by path (/proc/PID/ns/net)
   iputils-ping      # lab connectivity checks
-  containernetworking-plugins  # /usr/lib/cni/macvlan: the reference the kernel backend is cross-checked against
+  containernetworking-plugins  # /usr/lib/cni/macvlan: the reference the kernel backend is cross-checked against;
+                               # host-local/static/dhcp: the IPAM plugins the mvdp CNI plugin delegates to
+  podman            # tests/cni_runtimes: a real runtime (CNI backend) attaching containers through `type: mvdp`
+  containerd        # tests/cni_runtimes: `ctr run --cni`
+  crun              # OCI runtime podman uses
+  runc              # OCI runtime containerd uses
+  busybox-static    # the registry-free container image the runtime tests import
 )
 
 if [ "$(id -u)" -ne 0 ]; then

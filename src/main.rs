@@ -1,5 +1,6 @@
-//! `mvdp`: the command-line tool. Argument parsing and printing only; the daemon, the dataplane and
-//! the lab live in their crates (see README, *Where things are*).
+//! `mvdp`: the command-line tool, and the CNI plugin when run with `CNI_COMMAND` set. Argument
+//! parsing and printing only; the daemon, the plugin, the dataplane and the lab live in their
+//! crates (see README, *Where things are*).
 
 #![forbid(unsafe_code)]
 
@@ -40,6 +41,10 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Run by a container runtime as the CNI plugin `mvdp` (no arguments, CNI_* in the environment).
+    if cmd::cni::invoked_as_plugin() {
+        return cmd::cni::run();
+    }
     let cli = Cli::parse();
     // The bench runs mvdp's daemon in-process; its per-port log lines would bury the progress bar.
     let default_level = match cli.command {

@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cni;
 pub mod daemon;
 pub mod error;
 pub mod names;

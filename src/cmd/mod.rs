@@ -1,5 +1,6 @@
 //! One module per top-level subcommand.
 pub mod bench;
+pub mod cni;
 pub mod daemon;
 pub mod demo;
 pub mod lab;

@@ -85,6 +85,7 @@ pub fn run(cmd: PortCmd) -> Result<()> {
                 mac: a.mac,
                 ip: a.ip,
                 mtu: a.mtu,
+                ..Default::default()
             }))?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);

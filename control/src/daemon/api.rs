@@ -40,6 +40,67 @@ pub enum Request {
         port: String,
     },
     Stats,
+    /// Creates the network unless it exists; when it exists, it must have this parent, VLAN and
+    /// mode. The CNI plugin's way in (a CNI network is made on first use).
+    NetworkEnsure(NetworkEnsure),
+    /// Removes the port a CNI runtime attached as (`container_id`, `ifname`) to `network`, if any.
+    AttachmentRm {
+        network: String,
+        container_id: String,
+        ifname: String,
+    },
+    /// Removes every CNI port of `network` whose (container id, ifname) is not in `valid` (CNI GC).
+    /// Ports added by hand (no container id) are left alone.
+    AttachmentGc {
+        network: String,
+        #[serde(default)]
+        valid: Vec<Attachment>,
+    },
+}
+
+/// A CNI attachment: the runtime's container id and the interface name in the container.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    pub container_id: String,
+    pub ifname: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkEnsure {
+    pub name: String,
+    /// `eth1`, or `eth1.100` (parent eth1, VLAN 100).
+    pub parent: String,
+    #[serde(default)]
+    pub vlan: Option<u32>,
+    /// bridge (default), private, vepa or passthru.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Only check: would the network be made (or does it match), and is its parent there and up.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// The `network_ensure` reply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnsureReply {
+    /// The network existed already (with the same parent, VLAN and mode).
+    pub existed: bool,
+    /// The network was made by this request (never on a dry run).
+    pub created: bool,
+    pub parent: String,
+    /// Whether the parent exists in the daemon's netns and has carrier.
+    pub parent_up: bool,
+}
+
+/// A route to install in the container with the port, `dst` a CIDR; without `gw` it is on-link.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortRoute {
+    pub dst: String,
+    #[serde(default)]
+    pub gw: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +141,26 @@ pub struct PortAdd {
     pub ip: Option<String>,
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// What a port a CNI runtime attached carries besides (boxed: most ports have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni: Option<Box<CniPort>>,
+}
+
+/// The CNI side of a port request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CniPort {
+    /// The runtime's container id; with the port's `ifname` it keys the attachment for CNI DEL
+    /// and GC.
+    pub container_id: String,
+    /// Where the daemon opens the netns instead of `netns` (which is then only the name shown): the
+    /// CNI plugin's `/proc/PID/fd/N` of a netns file that only its own mount namespace can see (a
+    /// runtime's `/run/netns/…` bind mount). When it cannot be opened, `netns` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns_via: Option<String>,
+    /// Routes for the container besides the network's default route (the IPAM plugin's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<PortRoute>,
 }
 
 /// Every reply: `ok` with a `result`, or not `ok` with an `error` for the user.
@@ -90,6 +171,10 @@ pub struct Reply {
     pub result: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What kind of refusal `error` is: "invalid" (the request; nothing changed), "netns" (the
+    /// port's netns cannot be used), "system" (netlink, ethtool), "dataplane", "state".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 impl Reply {
@@ -99,6 +184,7 @@ impl Reply {
                 ok: true,
                 result: Some(v),
                 error: None,
+                kind: None,
             },
             Err(e) => Reply::error(format!("encoding the reply: {e}")),
         }
@@ -108,6 +194,15 @@ impl Reply {
             ok: false,
             result: None,
             error: Some(msg.into()),
+            kind: None,
+        }
+    }
+
+    /// An error reply saying what kind of refusal it is (see [`Reply::kind`]).
+    pub fn error_of_kind(msg: impl Into<String>, kind: &str) -> Reply {
+        Reply {
+            kind: Some(kind.to_string()),
+            ..Reply::error(msg)
         }
     }
 }
@@ -146,6 +241,9 @@ pub struct PortSummary {
     pub host: bool,
     /// "up", "no-carrier" (the parent is down) or "detached" (not in the dataplane).
     pub state: String,
+    /// The CNI container id, for ports a CNI runtime attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +319,33 @@ mod tests {
             serde_json::from_str::<Request>(r#"{"op":"network_rm","name":"n","x":1}"#).is_err()
         );
         assert!(serde_json::from_str::<Request>(r#"{"op":"reboot"}"#).is_err());
+        // The CNI requests; a port request without "cni" is the old one, with it the new one.
+        for line in [
+            r#"{"op":"network_ensure","name":"n","parent":"eth1.100","dry_run":true}"#,
+            r#"{"op":"attachment_rm","network":"n","container_id":"c","ifname":"eth0"}"#,
+            r#"{"op":"attachment_gc","network":"n","valid":[{"container_id":"c","ifname":"eth0"}]}"#,
+            r#"{"op":"port_add","network":"n","netns":"c1"}"#,
+            r#"{"op":"port_add","network":"n","netns":"c1","cni":{"container_id":"c","routes":[{"dst":"0.0.0.0/0"}]}}"#,
+        ] {
+            let r: Request = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            let again: Request = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+            assert_eq!(again, r);
+        }
+        let plain = PortAdd {
+            network: "n".into(),
+            ..Default::default()
+        };
+        assert!(!serde_json::to_string(&plain).unwrap().contains("cni"));
+        assert!(serde_json::from_str::<Request>(
+            r#"{"op":"port_add","network":"n","cni":{"container_id":"c","x":1}}"#
+        )
+        .is_err());
+        let e = Reply::error_of_kind("bad", "invalid");
+        assert_eq!(serde_json::to_value(&e).unwrap()["kind"], "invalid");
+        assert!(serde_json::to_value(Reply::error("bad"))
+            .unwrap()
+            .get("kind")
+            .is_none());
         assert!(
             serde_json::from_str::<Request>(r#"{"op":"port_add","network":"n","nets":"c1"}"#)
                 .is_err()

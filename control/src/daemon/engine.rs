@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::api::{
-    NetworkCreate, NetworkStatsRow, NetworkSummary, PortAdd, PortStatsRow, PortSummary, Reply,
-    Request, StatsReply, UmemRow,
+    Attachment, EnsureReply, NetworkCreate, NetworkEnsure, NetworkStatsRow, NetworkSummary,
+    PortAdd, PortStatsRow, PortSummary, Reply, Request, StatsReply, UmemRow,
 };
 use super::peers;
 use super::persist;
@@ -34,6 +34,19 @@ pub enum DaemonError {
     TargetNs(#[from] TargetNsError),
     #[error("loading the daemon state: {0}")]
     LoadState(#[from] persist::LoadError),
+}
+
+impl DaemonError {
+    /// The reply's `kind` for this error (see [`Reply::kind`]).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DaemonError::Invalid(_) => "invalid",
+            DaemonError::System(_) => "system",
+            DaemonError::Dataplane(_) => "dataplane",
+            DaemonError::TargetNs(_) => "netns",
+            DaemonError::LoadState(_) => "state",
+        }
+    }
 }
 
 type Result<T, E = DaemonError> = std::result::Result<T, E>;
@@ -180,10 +193,21 @@ impl<D: Dataplane> Daemon<D> {
             Request::PortLs => Ok(json!(self.port_ls())),
             Request::PortRm { network, port } => self.port_rm(&network, &port).map(|p| json!(p)),
             Request::Stats => Ok(json!(self.stats())),
+            Request::NetworkEnsure(r) => self.network_ensure(&r).map(|r| json!(r)),
+            Request::AttachmentRm {
+                network,
+                container_id,
+                ifname,
+            } => self
+                .attachment_rm(&network, &container_id, &ifname)
+                .map(|p| json!({ "removed": p })),
+            Request::AttachmentGc { network, valid } => self
+                .attachment_gc(&network, &valid)
+                .map(|p| json!({ "removed": p })),
         };
         match res {
             Ok(v) => Reply::ok(v),
-            Err(e) => Reply::error(e.to_string()),
+            Err(e) => Reply::error_of_kind(e.to_string(), e.kind()),
         }
     }
 
@@ -245,6 +269,46 @@ impl<D: Dataplane> Daemon<D> {
         self.state.networks.insert(name.clone(), net);
         self.save();
         Ok(self.summary(&name))
+    }
+
+    /// Makes the network unless it exists with the same parent, VLAN and mode (CNI's first use);
+    /// `dry_run` only checks. Either way the reply says whether the parent is there with carrier.
+    pub fn network_ensure(&mut self, req: &NetworkEnsure) -> Result<EnsureReply> {
+        let plan = self.state.plan_ensure(req)?;
+        let existed = plan.is_none();
+        let parent = match &plan {
+            Some(p) => p.parent.clone(),
+            None => self.state.networks[&req.name].parent.clone(),
+        };
+        let created = match plan {
+            Some(_) if req.dry_run => false,
+            Some(_) => {
+                let create = NetworkCreate {
+                    name: req.name.clone(),
+                    parent: req.parent.clone(),
+                    vlan: req.vlan,
+                    mode: req.mode.clone(),
+                    ..Default::default()
+                };
+                self.network_create(&create)?;
+                true
+            }
+            None => false,
+        };
+        let parent_up = match self.parents.get(&parent) {
+            Some(p) => p.up,
+            None => self
+                .host
+                .nl
+                .try_link(&parent)?
+                .is_some_and(|l| l.up && l.lower_up),
+        };
+        Ok(EnsureReply {
+            existed,
+            created,
+            parent,
+            parent_up,
+        })
     }
 
     fn summary(&self, name: &str) -> NetworkSummary {
@@ -416,9 +480,11 @@ impl<D: Dataplane> Daemon<D> {
         let plan = self
             .state
             .plan_port(req, parent_mtu, self.cfg.max_mtu, ports::random_mac)?;
-        let target = match &req.netns {
-            Some(spec) => Some(TargetNs::open(spec)?),
-            None => None,
+        let via = req.cni.as_ref().and_then(|c| c.netns_via.as_ref());
+        let target = match (&req.netns, via) {
+            (Some(spec), Some(via)) => Some(TargetNs::open(via).or_else(|_| TargetNs::open(spec))?),
+            (Some(spec), None) => Some(TargetNs::open(spec)?),
+            (None, _) => None,
         };
         let port = plan.port;
         let ours = [&port.host_ifname]
@@ -432,6 +498,17 @@ impl<D: Dataplane> Daemon<D> {
             }
         }
         ports::create(&self.host, &port, target.as_ref(), plan.gateway)?;
+        if let (Some(t), false) = (&target, plan.routes.is_empty()) {
+            let r = t.netlink().and_then(|nl| {
+                plan.routes.iter().try_for_each(|(dst, gw)| {
+                    nl.add_route(dst.addr(), dst.len(), *gw, Some(&port.ifname))
+                })
+            });
+            if let Err(e) = r {
+                ports::remove(&self.host, &port);
+                return Err(e.into());
+            }
+        }
         if let Err(e) = self.start_port(&plan.network, &port) {
             ports::remove(&self.host, &port);
             return Err(e);
@@ -460,6 +537,7 @@ impl<D: Dataplane> Daemon<D> {
             mtu: p.mtu,
             host: p.host,
             state: self.port_state(n, p).to_string(),
+            container_id: p.container_id.clone(),
         }
     }
 
@@ -477,6 +555,52 @@ impl<D: Dataplane> Daemon<D> {
         self.remove_port(network, id);
         self.save();
         Ok(summary)
+    }
+
+    /// Removes the port of CNI attachment (`container_id`, `ifname`); none is fine (CNI DEL is
+    /// idempotent), and so is a network that does not exist.
+    pub fn attachment_rm(
+        &mut self,
+        network: &str,
+        container_id: &str,
+        ifname: &str,
+    ) -> Result<Option<PortSummary>> {
+        let Some(net) = self.state.networks.get(network) else {
+            return Ok(None);
+        };
+        let Some(id) = net
+            .ports
+            .values()
+            .find(|p| p.is_attachment(container_id, ifname))
+            .map(|p| p.id)
+        else {
+            return Ok(None);
+        };
+        let summary = self.port_summary(network, id);
+        self.remove_port(network, id);
+        self.save();
+        Ok(Some(summary))
+    }
+
+    /// Removes the CNI ports of `network` whose attachment is not in `valid` (CNI GC).
+    pub fn attachment_gc(
+        &mut self,
+        network: &str,
+        valid: &[Attachment],
+    ) -> Result<Vec<PortSummary>> {
+        if !self.state.networks.contains_key(network) {
+            return Ok(vec![]);
+        }
+        let stale = self.state.stale_attachments(network, valid)?;
+        let mut removed = vec![];
+        for id in stale {
+            removed.push(self.port_summary(network, id));
+            self.remove_port(network, id);
+        }
+        if !removed.is_empty() {
+            self.save();
+        }
+        Ok(removed)
     }
 
     fn remove_port(&mut self, network: &str, id: u32) {

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use super::api::{NetworkCreate, PortAdd};
+use super::api::{Attachment, NetworkCreate, NetworkEnsure, PortAdd};
 use super::ipam::{next_free, parse_cidr, Ipv4Net};
 use crate::names::validate_ifname;
 use mvdp_switch::{Mac, Mode};
@@ -86,12 +86,70 @@ pub struct Port {
     pub prefix_len: u8,
     pub mtu: u32,
     pub host: bool,
+    /// The CNI container id, for a port a CNI runtime attached; (`container_id`, `ifname`) is
+    /// the attachment CNI DEL and GC name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
 }
 
 impl Port {
     pub fn cidr(&self) -> Option<String> {
         self.ip.map(|ip| format!("{ip}/{}", self.prefix_len))
     }
+
+    /// Whether this is the CNI attachment (`container_id`, `ifname`).
+    pub fn is_attachment(&self, container_id: &str, ifname: &str) -> bool {
+        self.container_id.as_deref() == Some(container_id) && self.ifname == ifname
+    }
+}
+
+/// A CNI container id: not empty, starting with a letter or digit, then letters, digits, `_.-`
+/// (the CNI spec's rule).
+pub fn validate_container_id(id: &str) -> Result<(), Invalid> {
+    let ok = id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        bad(format!(
+            "invalid container id {id:?}: letters, digits, '_', '.', '-', starting with a letter or digit"
+        ))
+    }
+}
+
+/// A checked route for a container: destination network and optional gateway (on-link without).
+pub type RoutePlan = (Ipv4Net, Option<Ipv4Addr>);
+
+fn plan_routes(req: &PortAdd) -> Result<Vec<RoutePlan>, Invalid> {
+    let Some(cni) = &req.cni else {
+        return Ok(vec![]);
+    };
+    cni.routes
+        .iter()
+        .map(|r| {
+            let (addr, len) = parse_cidr(&r.dst)
+                .map_err(|e| Invalid::because(format!("invalid route {}: {e}", r.dst), e))?;
+            let len = len.unwrap_or(32);
+            // Routes name networks; a destination with host bits (10.1.2.3/8) means its network.
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            let dst = Ipv4Net::new(Ipv4Addr::from(u32::from(addr) & mask), len)
+                .map_err(|e| Invalid::because(format!("invalid route {}: {e}", r.dst), e))?;
+            let gw =
+                r.gw.as_deref()
+                    .map(|g| {
+                        g.parse::<Ipv4Addr>().map_err(|e| {
+                            Invalid::because(
+                                format!("invalid route gateway {g:?}: not an IPv4 address"),
+                                e,
+                            )
+                        })
+                    })
+                    .transpose()?;
+            Ok((dst, gw))
+        })
+        .collect()
 }
 
 /// The checks and choices of a port request that concern only its network.
@@ -106,6 +164,19 @@ impl Network {
         }
         if req.host && req.ifname.is_some() {
             return bad("--ifname does not apply to a --host port (its interface is mvh-NETWORK)");
+        }
+        if let Some(id) = req.cni.as_ref().map(|c| &c.container_id) {
+            if req.host {
+                return bad("a CNI container id does not apply to a --host port");
+            }
+            validate_container_id(id)?;
+            let ifname = req.ifname.as_deref().unwrap_or("eth0");
+            if let Some(p) = self.ports.values().find(|p| p.is_attachment(id, ifname)) {
+                return bad(format!(
+                    "container {id} already has port {} ({ifname}) in network {}",
+                    p.id, self.name
+                ));
+            }
         }
         if self.mode == Mode::Passthru && !self.ports.is_empty() {
             return bad(format!(
@@ -465,6 +536,7 @@ impl State {
         let mac = net.choose_mac(req.mac.as_deref(), random_mac)?;
         let (ip, prefix_len) = net.choose_ip(req)?;
         let mtu = net.choose_mtu(req.mtu, parent_mtu, max_mtu)?;
+        let routes = plan_routes(req)?;
         let id = self.next_port_id;
         Ok(PortPlan {
             port: Port {
@@ -482,10 +554,61 @@ impl State {
                 prefix_len: if req.host { 32 } else { prefix_len },
                 mtu,
                 host: req.host,
+                container_id: req.cni.as_ref().map(|c| c.container_id.clone()),
             },
             network: net.name.clone(),
             gateway: net.gateway.filter(|_| !req.host && ip.is_some()),
+            routes,
         })
+    }
+
+    /// Checks a `network_ensure` request: `Ok(None)` when the network exists with the same parent,
+    /// VLAN and mode, `Ok(Some(plan))` when it is to be made, an error on any clash.
+    pub fn plan_ensure(&self, req: &NetworkEnsure) -> Result<Option<NetworkPlan>, Invalid> {
+        let create = NetworkCreate {
+            name: req.name.clone(),
+            parent: req.parent.clone(),
+            vlan: req.vlan,
+            mode: req.mode.clone(),
+            ..Default::default()
+        };
+        let Some(have) = self.networks.get(&req.name) else {
+            return self.plan_network(&create).map(Some);
+        };
+        let (parent, vlan) = parent_and_vlan(&create)?;
+        let mode = network_mode(req.mode.as_deref().unwrap_or("bridge"))?;
+        if (have.parent.as_str(), have.vlan, have.mode) != (parent, vlan, mode) {
+            return bad(format!(
+                "network {} exists with parent {} {} mode {}, not parent {parent} {} mode {mode}",
+                have.name,
+                have.parent,
+                vlan_text(have.vlan),
+                have.mode,
+                vlan_text(vlan)
+            ));
+        }
+        Ok(None)
+    }
+
+    /// The ports of `network` a CNI runtime attached whose attachment is not in `valid`.
+    pub fn stale_attachments(
+        &self,
+        network: &str,
+        valid: &[Attachment],
+    ) -> Result<Vec<u32>, Invalid> {
+        let net = self.network(network)?;
+        Ok(net
+            .ports
+            .values()
+            .filter(|p| {
+                p.container_id.as_ref().is_some_and(|c| {
+                    !valid
+                        .iter()
+                        .any(|a| &a.container_id == c && a.ifname == p.ifname)
+                })
+            })
+            .map(|p| p.id)
+            .collect())
     }
 
     /// Finds a port of `network` by id (`3`), host interface (`mvp3`) or netns.
@@ -524,6 +647,8 @@ pub struct PortPlan {
     pub network: String,
     /// Default route for the container (none for the host port or an address-less port).
     pub gateway: Option<Ipv4Addr>,
+    /// Further routes for the container (a CNI IPAM's).
+    pub routes: Vec<RoutePlan>,
 }
 
 pub fn vlan_text(vlan: u16) -> String {
@@ -815,6 +940,132 @@ mod tests {
         assert_eq!(s.find_port("lan", "host").unwrap(), 0);
         assert_eq!(s.find_port("lan", "mvp0").unwrap(), 0);
         assert!(s.find_port("lan", "c9").is_err());
+    }
+
+    #[test]
+    fn cni_networks_are_ensured_and_clashes_refused() {
+        let mut s = State::default();
+        let ensure = |parent: &str, mode: Option<&str>| NetworkEnsure {
+            name: "cni".into(),
+            parent: parent.into(),
+            mode: mode.map(str::to_string),
+            ..Default::default()
+        };
+        let plan = s.plan_ensure(&ensure("eth1.100", None)).unwrap().unwrap();
+        assert_eq!((plan.vlan, plan.subnet), (100, None));
+        let n = plan.into_network("0".into(), 0);
+        s.networks.insert(n.name.clone(), n);
+        assert!(s
+            .plan_ensure(&ensure("eth1.100", Some("bridge")))
+            .unwrap()
+            .is_none());
+        for (parent, mode, want) in [
+            ("eth1", None, "untagged"),
+            ("eth2.100", None, "parent eth2"),
+            ("eth1.100", Some("vepa"), "mode vepa"),
+            ("eth1.100", Some("bogus"), "unknown mode"),
+        ] {
+            let e = s
+                .plan_ensure(&ensure(parent, mode))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{parent} {mode:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn cni_ports_carry_their_attachment_and_routes() {
+        let mut s = State::default();
+        add(
+            &mut s,
+            &NetworkCreate {
+                subnet: None,
+                ..create("n", "eth1")
+            },
+        );
+        let req = |cid: &str, ifname: &str| PortAdd {
+            ifname: Some(ifname.into()),
+            ip: Some("10.1.0.5/16".into()),
+            cni: Some(Box::new(super::super::api::CniPort {
+                container_id: cid.into(),
+                netns_via: None,
+                routes: vec![
+                    super::super::api::PortRoute {
+                        dst: "0.0.0.0/0".into(),
+                        gw: Some("10.1.0.1".into()),
+                    },
+                    super::super::api::PortRoute {
+                        dst: "10.9.3.4/16".into(),
+                        gw: None,
+                    },
+                ],
+            })),
+            ..port("n", "/proc/1/ns/net")
+        };
+        let plan = s
+            .plan_port(&req("c1", "eth0"), 1500, 3500, seq_mac())
+            .unwrap();
+        assert_eq!(plan.gateway, None);
+        assert_eq!(
+            plan.routes,
+            vec![
+                (
+                    "0.0.0.0/0".parse().unwrap(),
+                    Some("10.1.0.1".parse().unwrap())
+                ),
+                ("10.9.0.0/16".parse().unwrap(), None)
+            ]
+        );
+        commit(&mut s, plan);
+        let e = s
+            .plan_port(&req("c1", "eth0"), 1500, 3500, seq_mac())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("already has port 0"), "{e}");
+        let mut other = req("c1", "net1");
+        other.ip = Some("10.1.0.6/16".into());
+        let p = s.plan_port(&other, 1500, 3500, seq_mac()).unwrap();
+        commit(&mut s, p);
+        for (r, want) in [
+            (
+                with(req("-x", "eth2"), |r| r.ip = None),
+                "invalid container id",
+            ),
+            (
+                with(req("c2", "eth0"), |r| {
+                    (r.ip, r.cni.as_mut().unwrap().routes[0].dst) = (None, "nonsense".into())
+                }),
+                "invalid route",
+            ),
+            (
+                with(req("c2", "eth0"), |r| {
+                    (r.ip, r.cni.as_mut().unwrap().routes[0].gw) = (None, some("fe80::1"))
+                }),
+                "invalid route gateway",
+            ),
+        ] {
+            let e = s
+                .plan_port(&r, 1500, 3500, seq_mac())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{e}");
+        }
+        // GC: hand-made ports are never stale; CNI ports are unless listed.
+        let p = s
+            .plan_port(&port("n", "c9"), 1500, 3500, seq_mac())
+            .unwrap();
+        commit(&mut s, p);
+        let keep = [Attachment {
+            container_id: "c1".into(),
+            ifname: "net1".into(),
+        }];
+        assert_eq!(s.stale_attachments("n", &keep).unwrap(), vec![0]);
+        assert_eq!(s.stale_attachments("n", &[]).unwrap(), vec![0, 1]);
+        // The old state format (no container_id) still loads; a CNI port's id round-trips.
+        let j = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<State>(&j).unwrap(), s);
+        let p2 = &s.networks["n"].ports[&2];
+        assert!(!serde_json::to_string(p2).unwrap().contains("container_id"));
     }
 
     #[test]
