@@ -316,6 +316,13 @@ impl Ctx<'_> {
         if port.state == "detached" {
             return Err(failed(format!("port {} is not in the dataplane", port.id)));
         }
+        self.check_container_end(&prev)
+    }
+
+    /// CHECK's second half: the container's interface has the MAC, addresses and routes that
+    /// `prev` (the prevResult) says it got.
+    fn check_container_end(&self, prev: &CniResultBody) -> CniResult<()> {
+        let failed = |m: String| CniError::new(code::CHECK_FAILED, m);
         let idx = prev
             .interfaces
             .iter()
