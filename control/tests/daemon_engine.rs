@@ -412,7 +412,7 @@ fn the_socket_answers_garbage_with_errors_and_keeps_serving() {
         "{e}"
     );
     call(&sock, &Request::NetworkCreate(net("lan", "eth1"))).unwrap();
-    let ls = call(&sock, &Request::NetworkLs).unwrap();
+    let ls = call(&sock, &Request::NetworkLs {}).unwrap();
     assert_eq!(ls[0]["name"], "lan");
     let inspect = call(&sock, &Request::NetworkInspect { name: "lan".into() }).unwrap();
     assert_eq!(inspect[0]["IPAM"]["Config"][0]["Gateway"], "198.18.0.1");
@@ -421,7 +421,7 @@ fn the_socket_answers_garbage_with_errors_and_keeps_serving() {
     server.shutdown();
     assert!(!sock.exists(), "socket file left behind");
     assert!(fake.calls().iter().any(|c| matches!(c, Call::Detach(_))));
-    let e = call(&sock, &Request::Ping).unwrap_err();
+    let e = call(&sock, &Request::Ping {}).unwrap_err();
     assert!(e.to_string().contains("daemon not running at"), "{e}");
     assert!(std::fs::read_to_string(dir.join("state/state.json"))
         .unwrap()

@@ -104,7 +104,7 @@ pub fn run(cmd: NetworkCmd) -> Result<()> {
             println!("{}", n.id);
         }
         NetworkCmd::Ls(a) => {
-            let v = a.sock.call(&Request::NetworkLs)?;
+            let v = a.sock.call(&Request::NetworkLs {})?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());

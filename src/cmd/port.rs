@@ -95,7 +95,7 @@ pub fn run(cmd: PortCmd) -> Result<()> {
             }
         }
         PortCmd::Ls(a) => {
-            let v = a.sock.call(&Request::PortLs)?;
+            let v = a.sock.call(&Request::PortLs {})?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());

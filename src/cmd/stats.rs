@@ -17,7 +17,7 @@ pub struct StatsArgs {
 }
 
 pub fn run(a: StatsArgs) -> Result<()> {
-    let v = a.sock.call(&Request::Stats)?;
+    let v = a.sock.call(&Request::Stats {})?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());

@@ -298,7 +298,7 @@ impl Ctx<'_> {
         let failed = |m: String| CniError::new(code::CHECK_FAILED, m);
         let ports: Vec<PortSummary> = self
             .daemon()
-            .call(&Request::PortLs)
+            .call(&Request::PortLs {})
             .map_err(|f| f.to_cni(code::TRY_AGAIN_LATER))?;
         let port = ports
             .iter()

@@ -21,9 +21,11 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
-    Ping,
+    // Requests without arguments are empty struct variants, not unit ones: serde ignores extra
+    // fields after a unit variant's tag, and a request with fields it does not know is refused.
+    Ping {},
     NetworkCreate(NetworkCreate),
-    NetworkLs,
+    NetworkLs {},
     NetworkInspect {
         name: String,
     },
@@ -33,13 +35,13 @@ pub enum Request {
         force: bool,
     },
     PortAdd(PortAdd),
-    PortLs,
+    PortLs {},
     /// `port` is a port id (`3`), its host interface (`mvp3`) or the netns it was added to.
     PortRm {
         network: String,
         port: String,
     },
-    Stats,
+    Stats {},
     /// Creates the network unless it exists; when it exists, it must have this parent, VLAN and
     /// mode. The CNI plugin's way in (a CNI network is made on first use).
     NetworkEnsure(NetworkEnsure),

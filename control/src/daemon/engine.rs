@@ -14,7 +14,7 @@ use super::api::{
 use super::peers;
 use super::persist;
 use super::ports::{self, HostNs, TargetNs, TargetNsError};
-use super::state::{Invalid, Network, Port, State};
+use super::state::{Invalid, Network, Port, PortPlan, State};
 use crate::netlink::Link;
 use crate::netns::NetNs;
 use crate::offload::Offload;
@@ -182,17 +182,17 @@ impl<D: Dataplane> Daemon<D> {
     /// Answers one request.
     pub fn handle(&mut self, req: Request) -> Reply {
         let res: Result<serde_json::Value> = match req {
-            Request::Ping => Ok(json!({"pong": true})),
+            Request::Ping {} => Ok(json!({"pong": true})),
             Request::NetworkCreate(r) => self.network_create(&r).map(|n| json!(n)),
-            Request::NetworkLs => Ok(json!(self.network_ls())),
+            Request::NetworkLs {} => Ok(json!(self.network_ls())),
             Request::NetworkInspect { name } => self.network_inspect(&name),
             Request::NetworkRm { name, force } => self
                 .network_rm(&name, force)
                 .map(|n| json!({"removed_ports": n})),
             Request::PortAdd(r) => self.port_add(&r).map(|p| json!(p)),
-            Request::PortLs => Ok(json!(self.port_ls())),
+            Request::PortLs {} => Ok(json!(self.port_ls())),
             Request::PortRm { network, port } => self.port_rm(&network, &port).map(|p| json!(p)),
-            Request::Stats => Ok(json!(self.stats())),
+            Request::Stats {} => Ok(json!(self.stats())),
             Request::NetworkEnsure(r) => self.network_ensure(&r).map(|r| json!(r)),
             Request::AttachmentRm {
                 network,
@@ -467,7 +467,8 @@ impl<D: Dataplane> Daemon<D> {
 
     pub fn port_add(&mut self, req: &PortAdd) -> Result<PortSummary> {
         let parent = self.state.network(&req.network)?.parent.clone();
-        let parent_mtu = self.host.nl.link(&parent)?.mtu;
+        let parent_link = self.host.nl.link(&parent)?;
+        let parent_mtu = parent_link.mtu;
         // Skip ids whose interface name someone else took (a leftover, a hand-made link).
         while self
             .host
@@ -480,12 +481,19 @@ impl<D: Dataplane> Daemon<D> {
         let plan = self
             .state
             .plan_port(req, parent_mtu, self.cfg.max_mtu, ports::random_mac)?;
+        self.check_port_keeps_the_host(&plan, &parent_link)?;
         let via = req.cni.as_ref().and_then(|c| c.netns_via.as_ref());
         let target = match (&req.netns, via) {
             (Some(spec), Some(via)) => Some(TargetNs::open(via).or_else(|_| TargetNs::open(spec))?),
             (Some(spec), None) => Some(TargetNs::open(spec)?),
             (None, _) => None,
         };
+        if let Some(t) = target.as_ref().filter(|t| self.host.is(t)) {
+            return invalid(format!(
+                "netns {} is the daemon's own network namespace; a port's container end must be in another one",
+                t.display
+            ));
+        }
         let port = plan.port;
         let ours = [&port.host_ifname]
             .into_iter()
@@ -521,6 +529,37 @@ impl<D: Dataplane> Daemon<D> {
         tracing::info!(network = %plan.network, port = port.id, netns = ?port.netns, ip = ?port.ip, mac = %port.mac, "port added");
         self.save();
         Ok(self.port_summary(&plan.network, port.id))
+    }
+
+    /// A port must not take what the host needs to keep its NIC: the parent's own MAC (frames
+    /// for the host would go to the port instead: the host loses the wire) or the host's address
+    /// on the parent. A passthru port owns the parent, MAC included, as in the kernel.
+    fn check_port_keeps_the_host(&self, plan: &PortPlan, parent: &Link) -> Result<()> {
+        let port = &plan.port;
+        let passthru = self
+            .state
+            .networks
+            .get(&plan.network)
+            .is_some_and(|n| n.mode == mvdp_switch::Mode::Passthru);
+        if !passthru && parent.mac == Some(port.mac) {
+            return invalid(format!(
+                "MAC {} is the parent {}'s own address: frames for the host would reach the port instead",
+                port.mac, parent.name
+            ));
+        }
+        if let Some(ip) = port.ip {
+            let host_addrs = self.host.nl.addresses(&parent.name)?;
+            if host_addrs
+                .iter()
+                .any(|(a, _)| *a == std::net::IpAddr::V4(ip))
+            {
+                return invalid(format!(
+                    "IP {ip} is the host's own address on the parent {}",
+                    parent.name
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn port_summary(&self, network: &str, id: u32) -> PortSummary {
@@ -738,12 +777,32 @@ impl<D: Dataplane> Daemon<D> {
                 self.follow_peer_state(&network, id, h, up, parent_up);
             }
             if let Some(&peer_mac) = macs.get(&ifname) {
+                if self.takes_the_parents_mac(&network, peer_mac, links) {
+                    if self.refused_mac.insert(id, peer_mac) != Some(peer_mac) {
+                        tracing::warn!(network, port = id, "not following the container's new MAC {peer_mac}: it is the parent's own address");
+                    }
+                    continue;
+                }
                 changed |= self.follow_peer_mac(&network, id, h, mac, Some(peer_mac));
             }
         }
         if changed {
             self.save();
         }
+    }
+
+    /// Whether `mac` is the MAC of `network`'s parent (in `links`), outside passthru: a port that
+    /// took it would take the host's frames.
+    fn takes_the_parents_mac(
+        &self,
+        network: &str,
+        mac: Mac,
+        links: &HashMap<String, Link>,
+    ) -> bool {
+        self.state.networks.get(network).is_some_and(|n| {
+            n.mode != mvdp_switch::Mode::Passthru
+                && links.get(&n.parent).and_then(|l| l.mac) == Some(mac)
+        })
     }
 
     /// Port `id` (handle `h`) delivers while its container end is `up` and its parent has carrier.

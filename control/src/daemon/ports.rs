@@ -65,6 +65,19 @@ impl HostNs {
         })
     }
 
+    /// Whether `target` is this very namespace (a port's container end cannot live beside its
+    /// host end: the daemon's own stack would answer for the container).
+    pub fn is(&self, target: &TargetNs) -> bool {
+        let ours = match &self.ns {
+            Some(ns) => nix::sys::stat::fstat(ns.fd()),
+            None => nix::sys::stat::stat("/proc/self/ns/net"),
+        };
+        match (ours, nix::sys::stat::fstat(target.fd.as_fd())) {
+            (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+            _ => false,
+        }
+    }
+
     /// Deletes `ip/32 dev shim`; a failure is only worth a warning (the port is gone either way).
     pub fn del_host_route(&self, ip: Ipv4Addr, shim: &str) {
         if let Err(e) = self.nl.del_route(ip, 32, shim) {

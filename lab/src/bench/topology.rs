@@ -229,7 +229,7 @@ impl BenchLab {
         // Right after a blast the worker may still be draining; its books are exact once idle.
         let deadline = std::time::Instant::now() + Duration::from_secs(3);
         loop {
-            let st = mvdp_control::daemon::call(d.socket(), &Request::Stats).ok()?;
+            let st = mvdp_control::daemon::call(d.socket(), &Request::Stats {}).ok()?;
             let balanced = st.pointer("/umem/balanced").and_then(|b| b.as_bool()) == Some(true);
             if balanced || std::time::Instant::now() > deadline {
                 return Some(st);

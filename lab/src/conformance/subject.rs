@@ -155,7 +155,7 @@ impl MvdpNetwork {
         let ns = self.lab.container(n).ns.name();
         let end = Instant::now() + FOLLOW_TIMEOUT;
         loop {
-            let v = call(&self.daemon.socket(), &Request::PortLs)?;
+            let v = call(&self.daemon.socket(), &Request::PortLs {})?;
             let ports: Vec<PortSummary> = serde_json::from_value(v)?;
             if ports
                 .iter()

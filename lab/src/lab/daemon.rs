@@ -94,7 +94,7 @@ pub fn spawn_daemon(bin: &Path, ns: &NetNs, paths: &DaemonPaths) -> anyhow::Resu
 fn wait_answering(child: &mut Child, paths: &DaemonPaths) -> anyhow::Result<()> {
     let end = Instant::now() + START_TIMEOUT;
     loop {
-        if call(&paths.socket(), &Request::Ping).is_ok() {
+        if call(&paths.socket(), &Request::Ping {}).is_ok() {
             return Ok(());
         }
         if let Some(st) = child.try_wait()? {
