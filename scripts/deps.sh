@@ -14,9 +14,8 @@ PACKAGES=(
   m4                # libxdp's build
   pkg-config        # libxdp's build
   make              # libxdp's build
-  ethtool           # lab: offload switches (txvlan, tx checksum)
+  ethtool           # tests read offloads back with ethtool -k (mvdp sets them over netlink)
   iproute2          # ip netns exec: the lab runs programs in its namespaces; tests check what was built
-  util-linux        # nsenter: ethtool in a container netns given by path (/proc/PID/ns/net)
   iputils-ping      # lab connectivity checks
   containernetworking-plugins  # /usr/lib/cni/macvlan: the reference the kernel backend is cross-checked against;
                                # host-local/static/dhcp: the IPAM plugins the mvdp CNI plugin delegates to

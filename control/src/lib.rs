@@ -3,15 +3,16 @@
 //! (its state machine, control socket, IPAM and persistence) that drives a forwarding plane through
 //! [`mvdp_switch::plane::Dataplane`].
 //!
-//! The crate reaches the kernel's network configuration through [`netlink::Netlink`] only; the one
-//! subprocess is `ethtool`, run by [`offload::set_offloads`] (NIC features cannot be set over the
-//! rust-netlink crates).
+//! The crate reaches the kernel's network configuration over netlink only: rtnetlink through
+//! [`netlink::Netlink`], and ethtool's family for NIC features through [`ethtool`] (the
+//! rust-netlink crates cannot set features). It runs no program.
 
 #![forbid(unsafe_code)]
 
 pub mod cni;
 pub mod daemon;
 pub mod error;
+pub mod ethtool;
 pub mod names;
 pub mod netlink;
 pub mod netns;

@@ -14,7 +14,7 @@ use super::state::Port;
 use crate::error::Error;
 use crate::netlink::{Netlink, VethEnd};
 use crate::netns::{NetNs, NETNS_RUN_DIR};
-use crate::offload::{set_offloads, set_offloads_at, Offload};
+use crate::offload::{set_offloads, set_offloads_in, Offload};
 
 /// The daemon's own network namespace: the one the process runs in (`None`), or, in tests, a named one
 /// the daemon was told to act in.
@@ -40,7 +40,7 @@ impl HostNs {
         }
     }
 
-    /// Turns `offloads` off on `ifname` (one `ethtool -K` run, by [`set_offloads`]).
+    /// Turns `offloads` off on `ifname` (one ethtool netlink request, by [`set_offloads`]).
     pub fn offloads_off(&self, ifname: &str, offloads: &[Offload]) -> crate::Result<()> {
         let list: Vec<(Offload, bool)> = offloads.iter().map(|o| (*o, false)).collect();
         set_offloads(self.ns.as_ref(), ifname, &list)
@@ -123,8 +123,6 @@ pub enum TargetNsError {
 /// A container's network namespace, given as a name under /run/netns or as a path (/proc/PID/ns/net).
 pub struct TargetNs {
     pub display: String,
-    /// Its file: /run/netns/NAME, or the path given.
-    pub path: String,
     fd: OwnedFd,
 }
 
@@ -162,7 +160,6 @@ impl TargetNs {
         }
         Ok(TargetNs {
             display: spec.to_string(),
-            path,
             fd,
         })
     }
@@ -202,7 +199,12 @@ pub fn create(
                 host.nl.set_up(&port.ifname)?;
             }
             Some(t) => {
-                set_offloads_at(&t.path, &port.ifname, &[(Offload::TxChecksum, false)])?;
+                set_offloads_in(
+                    t.fd.as_fd(),
+                    &t.display,
+                    &port.ifname,
+                    &[(Offload::TxChecksum, false)],
+                )?;
                 let nl = t.netlink()?;
                 nl.set_up("lo")?;
                 if let Some(ip) = port.ip {
