@@ -55,6 +55,8 @@ pub struct RuntimeOptions {
     pub batch: usize,
     /// Adaptive poll: how long a worker keeps spinning after its last frame before it sleeps.
     pub spin: std::time::Duration,
+    /// CPUs the workers are pinned to, worker i to the i-th (round robin); empty: not pinned.
+    pub cpus: Vec<usize>,
 }
 
 impl Default for RuntimeOptions {
@@ -66,6 +68,7 @@ impl Default for RuntimeOptions {
             frames: 16384,
             batch: 64,
             spin: EngineConfig::default().spin,
+            cpus: Vec::new(),
         }
     }
 }
@@ -155,6 +158,30 @@ impl Runtime {
     }
 }
 
+/// Pins worker i to `cpus[i % cpus.len()]` (a dedicated core for a busy-polling worker, kept
+/// apart from the load, as OVS pins its PMD threads).
+fn pin_workers(engine: &Engine, cpus: &[usize]) -> std::io::Result<()> {
+    if cpus.is_empty() {
+        return Ok(());
+    }
+    for (i, tid) in engine.worker_tids().into_iter().enumerate() {
+        let cpu = cpus[i % cpus.len()];
+        let mut set = nix::sched::CpuSet::new();
+        set.set(cpu)
+            .and_then(|_| {
+                nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid as i32), &set)
+            })
+            .map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("pinning worker {i} to CPU {cpu}: {e}"),
+                )
+            })?;
+        tracing::info!(worker = i, cpu, "worker pinned");
+    }
+    Ok(())
+}
+
 /// The refusal for a socket the UMEM cannot stock.
 fn umem_full(what: impl Into<String>, e: FramesExhausted) -> DataplaneError {
     let p = e.promises;
@@ -211,6 +238,7 @@ impl Runtime {
             ..EngineConfig::default()
         })
         .map_err(|e| std::io::Error::new(e.kind(), format!("starting the AF_XDP engine: {e}")))?;
+        pin_workers(&engine, &opts.cpus)?;
         Ok(Runtime {
             opts,
             engine,
