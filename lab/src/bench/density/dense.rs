@@ -162,6 +162,15 @@ impl DenseLab {
         Ok(Some(named_threads_cpu(pid, DAEMON_WORKER_PREFIX)?.0))
     }
 
+    /// CPU time so far of the daemon's (worker threads, all threads) (mvdp only).
+    pub fn daemon_cpu(&self) -> Result<Option<(Duration, Duration)>> {
+        let Some(pid) = self.daemon_pid() else {
+            return Ok(None);
+        };
+        let workers = named_threads_cpu(pid, DAEMON_WORKER_PREFIX)?.0;
+        Ok(Some((workers, named_threads_cpu(pid, "")?.0)))
+    }
+
     /// The daemon's `mvdp stats --json` (mvdp only).
     pub fn mvdp_stats(&self) -> Result<Option<serde_json::Value>> {
         match &self.ports {

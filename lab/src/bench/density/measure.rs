@@ -121,6 +121,10 @@ pub struct Memory {
     pub rss_kib: u64,
     /// VmHWM: the most it was resident.
     pub hwm_kib: u64,
+    /// VmRSS split: anonymous memory, file mappings, shared memory.
+    pub anon_kib: u64,
+    pub file_kib: u64,
+    pub shmem_kib: u64,
 }
 
 impl Memory {
@@ -136,7 +140,33 @@ impl Memory {
         Ok(Memory {
             rss_kib: field("VmRSS")?,
             hwm_kib: field("VmHWM")?,
+            anon_kib: field("RssAnon")?,
+            file_kib: field("RssFile")?,
+            shmem_kib: field("RssShmem")?,
         })
+    }
+}
+
+/// CPU time of the daemon's threads over a stretch of measuring.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DaemonCpu {
+    pub seconds: f64,
+    /// The `mvdp-worker-N` threads (forwarding).
+    pub workers_ms: f64,
+    /// Every other thread (control, link polling).
+    pub others_ms: f64,
+}
+
+impl DaemonCpu {
+    /// Between two (workers, all threads) readings taken `seconds` apart.
+    pub fn between(a: (Duration, Duration), b: (Duration, Duration), seconds: f64) -> DaemonCpu {
+        let workers = b.0.saturating_sub(a.0);
+        let all = b.1.saturating_sub(a.1);
+        DaemonCpu {
+            seconds,
+            workers_ms: workers.as_secs_f64() * 1e3,
+            others_ms: all.saturating_sub(workers).as_secs_f64() * 1e3,
+        }
     }
 }
 
@@ -211,9 +241,10 @@ mod tests {
 
     #[test]
     fn reads_status_fields() {
-        let s = "Name:\tmvdp\nVmHWM:\t   40960 kB\nVmRSS:\t   30720 kB\n";
+        let s = "Name:\tmvdp\nVmHWM:\t   40960 kB\nVmRSS:\t   30720 kB\nRssAnon:\t 20480 kB\n";
         assert_eq!(status_kib(s, "VmRSS"), Some(30720));
         assert_eq!(status_kib(s, "VmHWM"), Some(40960));
+        assert_eq!(status_kib(s, "RssAnon"), Some(20480));
         assert_eq!(status_kib(s, "VmSwap"), None);
         let me = Memory::of(std::process::id()).unwrap();
         assert!(me.rss_kib > 0 && me.hwm_kib >= me.rss_kib);

@@ -10,7 +10,7 @@ pub mod plot;
 pub mod report;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use indicatif::ProgressBar;
@@ -20,7 +20,7 @@ use super::topology::Backend;
 use super::BenchConfig;
 use dense::{DenseLab, MAX_PORTS};
 use measure::{busy_latency, busy_throughput, churn_ports, reachability, sample_pairs};
-use measure::{Memory, OpTimes, PAYLOAD};
+use measure::{DaemonCpu, Memory, OpTimes, PAYLOAD};
 use report::{DensityResults, DensityRow};
 
 /// The backends the density scenario compares.
@@ -170,13 +170,8 @@ fn measure_at(
         Err(e) => row.fail(&e),
     }
     pb.set_message(format!("{name} at {n} ports: busy pair"));
-    match busy_latency(lab, cfg) {
-        Ok(l) => row.latency = Some(l),
-        Err(e) => row.fail(&e),
-    }
-    match busy_throughput(lab, cfg) {
-        Ok(t) => row.throughput = Some(t),
-        Err(e) => row.fail(&e),
+    if let Err(e) = busy_pair(lab, row, cfg) {
+        row.fail(&e);
     }
     pb.set_message(format!("{name} at {n} ports: sampled pairs"));
     match reachability(lab, &sample_pairs(n, d.sampled_pairs)) {
@@ -186,6 +181,23 @@ fn measure_at(
     if let Err(e) = daemon_figures(lab, row) {
         row.fail(&e);
     }
+}
+
+/// The busy pair's round trips and flow, and the daemon's CPU meanwhile.
+fn busy_pair(lab: &DenseLab, row: &mut DensityRow, cfg: &BenchConfig) -> Result<()> {
+    let (t0, cpu0) = (Instant::now(), lab.daemon_cpu()?);
+    match busy_latency(lab, cfg) {
+        Ok(l) => row.latency = Some(l),
+        Err(e) => row.fail(&e),
+    }
+    match busy_throughput(lab, cfg) {
+        Ok(t) => row.throughput = Some(t),
+        Err(e) => row.fail(&e),
+    }
+    let cpu1 = lab.daemon_cpu()?;
+    let secs = t0.elapsed().as_secs_f64();
+    row.daemon_cpu = cpu0.zip(cpu1).map(|(a, b)| DaemonCpu::between(a, b, secs));
+    Ok(())
 }
 
 /// Removes and adds again up to `k` idle ports: (removes, adds).

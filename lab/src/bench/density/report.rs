@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::measure::{Memory, OpTimes, Reach};
+use super::measure::{DaemonCpu, Memory, OpTimes, Reach};
 use crate::bench::report::{LatencyFigures, ThroughputFigures};
 
 /// Daemon RSS target.
@@ -51,6 +51,8 @@ pub struct DensityRow {
     pub reach: Option<Reach>,
     /// The mvdp daemon process's memory (null for kernel macvlan).
     pub daemon_memory: Option<Memory>,
+    /// The daemon's CPU time while the busy pair was measured (null for kernel macvlan).
+    pub daemon_cpu: Option<DaemonCpu>,
     /// The daemon's `capacity` and `umem` from `mvdp stats`.
     pub mvdp_capacity: Option<serde_json::Value>,
     pub mvdp_umem: Option<serde_json::Value>,
@@ -69,6 +71,7 @@ impl DensityRow {
             churn_add: None,
             reach: None,
             daemon_memory: None,
+            daemon_cpu: None,
             mvdp_capacity: None,
             mvdp_umem: None,
         }
@@ -264,7 +267,38 @@ impl DensityResults {
         for r in failed {
             let _ = writeln!(s, "\n- {} at {} ports: {}", r.backend, r.ports, r.status);
         }
+        self.write_daemon(s, mvdp);
         self.write_targets(s, mvdp);
+    }
+
+    /// The mvdp daemon's memory and CPU at each N.
+    fn write_daemon(&self, s: &mut String, mvdp: &str) {
+        let _ = writeln!(
+            s,
+            "\n### The {mvdp} daemon process\n\n| N | RSS MiB | anon | file | shmem | HWM MiB | workers' CPU ms | other threads' CPU ms | over s |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        let mib = |kib: u64| format!("{:.1}", kib as f64 / 1024.0);
+        for r in self.rows.iter().filter(|r| r.backend == mvdp) {
+            let mem = r
+                .daemon_memory
+                .map_or("| - | - | - | - | - |".to_string(), |m| {
+                    format!(
+                        "| {} | {} | {} | {} | {} |",
+                        mib(m.rss_kib),
+                        mib(m.anon_kib),
+                        mib(m.file_kib),
+                        mib(m.shmem_kib),
+                        mib(m.hwm_kib)
+                    )
+                });
+            let cpu = r.daemon_cpu.map_or(" - | - | - |".to_string(), |c| {
+                format!(
+                    " {:.0} | {:.0} | {:.1} |",
+                    c.workers_ms, c.others_ms, c.seconds
+                )
+            });
+            let _ = writeln!(s, "| {} {mem}{cpu}", r.ports);
+        }
     }
 
     fn row_line(&self, r: &DensityRow, base: u32, mvdp: &str, macvlan: &str) -> String {
@@ -347,6 +381,9 @@ mod tests {
         r.daemon_memory = (backend == "m").then_some(Memory {
             rss_kib: 64 * 1024,
             hwm_kib: 70 * 1024,
+            anon_kib: 0,
+            file_kib: 0,
+            shmem_kib: 0,
         });
         let ms = |v: u64| (1..=v).map(Duration::from_millis).collect::<Vec<_>>();
         r.add = OpTimes::of(&ms(5));
