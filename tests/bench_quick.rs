@@ -414,10 +414,27 @@ fn check_density_row(row: &Value) -> (f64, f64) {
     );
     assert!(num(add, "p50_ms") <= num(add, "p99_ms"), "{row}");
     if row["backend"] == "mvdp-bridge" {
-        assert!(num(&row["daemon_memory"], "rss_kib") > 0.0, "{row}");
+        let mem = &row["daemon_memory"];
+        assert!(
+            num(mem, "rss_kib") > 0.0 && num(mem, "hwm_kib") >= num(mem, "rss_kib"),
+            "{row}"
+        );
+        let split = num(mem, "anon_kib") + num(mem, "file_kib") + num(mem, "shmem_kib");
+        assert!(
+            (split - num(mem, "rss_kib")).abs() <= 64.0,
+            "RSS split does not add up: {row}"
+        );
+        let cpu = &row["daemon_cpu"];
+        assert!(
+            num(cpu, "seconds") > 0.0 && num(cpu, "workers_ms") >= 0.0,
+            "{row}"
+        );
         assert_eq!(row["mvdp_capacity"]["ports"], row["ports"], "{row}");
     } else {
-        assert!(row["daemon_memory"].is_null(), "{row}");
+        assert!(
+            row["daemon_memory"].is_null() && row["daemon_cpu"].is_null(),
+            "{row}"
+        );
     }
     let reach = &row["reach"];
     (num(reach, "answered"), num(reach, "probed"))
