@@ -452,6 +452,8 @@ fn bench_ports_reports_the_density_figures_and_leaves_nothing() {
             "--ports",
             "2,8",
             "--quick",
+            "--rounds",
+            "2",
             "--json",
             "--lab-name",
             &name,
@@ -473,6 +475,7 @@ fn bench_ports_reports_the_density_figures_and_leaves_nothing() {
     let r: Value = serde_json::from_slice(&o.stdout).expect("--json prints the results");
     let d = &r["density"];
     assert_eq!(d["ports"], serde_json::json!([2, 8]));
+    assert_eq!(d["rounds"], 2);
     let rows = d["rows"].as_array().expect("density rows");
     assert_eq!(rows.len(), 4, "two backends at two sizes: {d}");
     for row in rows {
@@ -483,6 +486,10 @@ fn bench_ports_reports_the_density_figures_and_leaves_nothing() {
         );
     }
     // At 8 ports, 6 idle ports were removed and added again.
+    // --quick: 500 round trips per cell, measured in two slices of 250.
+    for row in rows {
+        assert_eq!(num(&row["latency"], "round_trips"), 500.0, "{row}");
+    }
     let at8 = rows
         .iter()
         .find(|r| r["ports"] == 8 && r["backend"] == "mvdp-bridge")

@@ -50,8 +50,8 @@ pub struct BenchArgs {
     /// The density scenario instead: mvdp and kernel macvlan (bridge mode) at each of these port
     /// counts (e.g. 2,64,256,1000; 2..=1024), the busy pair's RTT and pps, port add/remove times,
     /// the daemon's RSS and sampled pairs' reachability [round trips: 2000, --quick: 500;
-    /// duration: 1, --quick: 0.3].
-    #[arg(long, value_delimiter = ',', conflicts_with_all = ["backends", "modes", "no_ceiling", "rounds"])]
+    /// duration: 1, --quick: 0.3; rounds: 4, --quick: 1].
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["backends", "modes", "no_ceiling"])]
     ports: Vec<u32>,
 }
 
@@ -176,11 +176,11 @@ fn density(args: &BenchArgs, cfg: &mut BenchConfig) -> Result<()> {
     let bin = std::env::current_exe().context("finding the mvdp binary")?;
     cfg.density = Some(DensityConfig::new(args.ports.clone(), bin)?);
     cfg.backends = mvdp_lab::bench::density::BACKENDS.to_vec();
-    cfg.rounds = 1;
+    let quick = args.quick;
+    cfg.rounds = args.rounds.unwrap_or(if quick { 1 } else { 4 });
     cfg.payloads = vec![mvdp_lab::bench::density::measure::PAYLOAD];
     cfg.flows = vec![1];
     cfg.warmup = 200;
-    let quick = args.quick;
     cfg.round_trips = args.round_trips.unwrap_or(if quick { 500 } else { 2_000 });
     let secs = args.duration.unwrap_or(if quick { 0.3 } else { 1.0 });
     cfg.duration = Duration::from_secs_f64(secs);

@@ -11,8 +11,9 @@ use serde::Serialize;
 use super::dense::DenseLab;
 use crate::bench::cells::measure_rtt_bounded;
 use crate::bench::cpu::softirq_total;
-use crate::bench::report::{LatencyFigures, ThroughputFigures};
-use crate::bench::udp::{measure_throughput, wait_reachable, EchoServer, RttClient};
+use crate::bench::udp::{
+    measure_throughput, wait_reachable, EchoServer, RttClient, RttStats, Throughput,
+};
 use crate::bench::BenchConfig;
 
 /// UDP payload of the busy pair's round trips and flow.
@@ -31,25 +32,35 @@ pub enum DensityError {
     NoStatusField { path: String, field: &'static str },
 }
 
-/// Round trips between containers 1 and 2 (container 2 echoes).
-pub fn busy_latency(lab: &DenseLab, cfg: &BenchConfig) -> Result<LatencyFigures> {
+/// `round_trips` round trips between containers 1 and 2 (container 2 echoes), after the warm-up.
+pub fn busy_latency(lab: &DenseLab, cfg: &BenchConfig, round_trips: u64) -> Result<RttStats> {
     let (a, b) = (lab.endpoint(1), lab.endpoint(2));
     let _echo = EchoServer::start(&b.ns, b.ip)?;
     wait_reachable(&a.ns, a.ip, b.ip, BUSY_WAIT)?;
     let mut client = RttClient::new(&a.ns, a.ip, b.ip, PAYLOAD, cfg.timeout)?;
-    let st = measure_rtt_bounded(&mut client, cfg.warmup, cfg.round_trips)?;
-    Ok(LatencyFigures::from_stats(&st).ok_or(DensityError::NothingBack)?)
+    measure_rtt_bounded(&mut client, cfg.warmup, round_trips)
 }
 
-/// One flow from container 1 to container 2 for `cfg.duration`, with its CPU cost (the daemon's
-/// workers counted as the switch).
-pub fn busy_throughput(lab: &DenseLab, cfg: &BenchConfig) -> Result<ThroughputFigures> {
+/// What one throughput slice counted, with the CPU time around it.
+pub struct FlowSlice {
+    pub counted: Throughput,
+    /// The machine's softirq time over the slice.
+    pub softirq: Duration,
+    /// The daemon's workers' CPU time over the slice (mvdp only).
+    pub switch: Option<Duration>,
+}
+
+/// One flow from container 1 to container 2 for `duration`.
+pub fn busy_throughput(lab: &DenseLab, duration: Duration) -> Result<FlowSlice> {
     let (a, b) = (lab.endpoint(1), lab.endpoint(2));
     let (sw0, si0) = (lab.switch_cpu()?, softirq_total()?);
-    let t = measure_throughput(&a.ns, a.ip, &b.ns, b.ip, 1, PAYLOAD, cfg.duration)?;
+    let counted = measure_throughput(&a.ns, a.ip, &b.ns, b.ip, 1, PAYLOAD, duration)?;
     let (sw1, si1) = (lab.switch_cpu()?, softirq_total()?);
-    let switch = sw0.zip(sw1).map(|(a, b)| b.saturating_sub(a));
-    Ok(ThroughputFigures::new(&t, si1.saturating_sub(si0), switch))
+    Ok(FlowSlice {
+        counted,
+        softirq: si1.saturating_sub(si0),
+        switch: sw0.zip(sw1).map(|(a, b)| b.saturating_sub(a)),
+    })
 }
 
 /// Sampled pairs of ports probed both ways with a UDP round trip.
@@ -148,7 +159,7 @@ impl Memory {
 }
 
 /// CPU time of the daemon's threads over a stretch of measuring.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct DaemonCpu {
     pub seconds: f64,
     /// The `mvdp-worker-N` threads (forwarding).
@@ -158,6 +169,13 @@ pub struct DaemonCpu {
 }
 
 impl DaemonCpu {
+    /// Adds another stretch.
+    pub fn add(&mut self, o: DaemonCpu) {
+        self.seconds += o.seconds;
+        self.workers_ms += o.workers_ms;
+        self.others_ms += o.others_ms;
+    }
+
     /// Between two (workers, all threads) readings taken `seconds` apart.
     pub fn between(a: (Duration, Duration), b: (Duration, Duration), seconds: f64) -> DaemonCpu {
         let workers = b.0.saturating_sub(a.0);

@@ -1,16 +1,18 @@
 //! The density scenario of `mvdp bench` (`--ports 2,64,256,1000`): mvdp and kernel macvlan, both
 //! in bridge mode, each on a lab that grows to every N in turn ([`dense`]). At each N, for each
-//! backend (the one that goes first alternates): idle ports removed and added again, the busy
-//! pair's round trips and one flow's pps, sampled pairs probed both ways, the daemon's memory
-//! ([`measure`]); then ratios and the issue's targets ([`report`]) and `density.svg` ([`plot`]).
+//! backend: idle ports removed and added again; the busy pair's round trips and one flow's pps
+//! in slices with the backends interleaved (`busy`; the one going first rotates); sampled pairs
+//! probed both ways and the daemon's memory ([`measure`]); then ratios and the issue's targets
+//! ([`report`]) and `density.svg` ([`plot`]).
 
+mod busy;
 pub mod dense;
 pub mod measure;
 pub mod plot;
 pub mod report;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use indicatif::ProgressBar;
@@ -18,9 +20,9 @@ use mvdp_switch::Mode;
 
 use super::topology::Backend;
 use super::BenchConfig;
+use busy::Busy;
 use dense::{DenseLab, MAX_PORTS};
-use measure::{busy_latency, busy_throughput, churn_ports, reachability, sample_pairs};
-use measure::{DaemonCpu, Memory, OpTimes, PAYLOAD};
+use measure::{churn_ports, reachability, sample_pairs, Memory, OpTimes, PAYLOAD};
 use report::{DensityResults, DensityRow};
 
 /// The backends the density scenario compares.
@@ -34,7 +36,7 @@ pub const CHURN: u32 = 100;
 pub const METHOD: &str = "Each backend's lab grows port by port (the container namespace is made first, untimed; each port add is timed: \
 `mvdp port add` through the daemon's socket for mvdp, netlink `ip link add ... type macvlan` into the namespace plus address and up for kernel macvlan). \
 At each N: up to 100 idle ports (never the busy pair) are removed and added again, each timed; then containers 1 and 2 measure round trips \
-(one request in flight, timed with a monotonic clock) and one UDP flow's pps; sampled pairs answer one UDP round trip each way within 2 s; \
+(one request in flight, timed with a monotonic clock) and one UDP flow's pps, in slices with the backends interleaved; sampled pairs answer one UDP round trip each way within 2 s; \
 the mvdp daemon is the `mvdp daemon` binary with its defaults (one worker, adaptive poll, 16,384 UMEM frames) in its own process, and its \
 memory is VmRSS/VmHWM from /proc/PID/status. Ratios divide figures of this run: each N against the smallest N of the same backend, mvdp against \
 kernel macvlan at the same N.";
@@ -97,10 +99,7 @@ pub(super) fn run(
     let mut rows = Vec::new();
     let mut broken: Vec<Option<String>> = vec![None; labs.len()];
     for (step, &n) in d.ports.iter().enumerate() {
-        for k in 0..labs.len() {
-            let i = (k + step) % labs.len();
-            rows.push(step_to(&mut labs[i], &mut broken[i], n, cfg, d, pb));
-        }
+        rows.extend(step_to(&mut labs, &mut broken, (n, step), cfg, d, pb));
     }
     pb.set_message(format!(
         "removing {} namespaces",
@@ -115,6 +114,7 @@ pub(super) fn run(
         ports: d.ports.clone(),
         payload: PAYLOAD,
         round_trips: cfg.round_trips,
+        rounds: cfg.rounds.max(1),
         throughput_seconds: cfg.duration.as_secs_f64(),
         sampled_pairs: d.sampled_pairs,
         churn: d.churn,
@@ -125,21 +125,59 @@ pub(super) fn run(
     })
 }
 
-/// Grows `lab` to `n` ports and measures it there; a lab that failed to grow before is not
-/// touched again (`broken` says why).
+/// Every lab at `n` ports: grown and churned one after the other, the busy pair in
+/// `cfg.rounds` slices with the labs interleaved (the one going first rotates with `step` and
+/// the round), then the sampled pairs and the daemon's figures. A lab that failed to grow is
+/// not touched again (`broken` says why).
 fn step_to(
-    lab: &mut DenseLab,
-    broken: &mut Option<String>,
-    n: u32,
+    labs: &mut [DenseLab],
+    broken: &mut [Option<String>],
+    (n, step): (u32, usize),
     cfg: &BenchConfig,
     d: &DensityConfig,
     pb: &ProgressBar,
-) -> DensityRow {
-    let name = lab.backend.name();
-    let mut row = DensityRow::new(name.clone(), n);
+) -> Vec<DensityRow> {
+    let len = labs.len();
+    let mut rows: Vec<DensityRow> = labs
+        .iter()
+        .map(|l| DensityRow::new(l.backend.name(), n))
+        .collect();
+    for i in (0..len).map(|k| (k + step) % len) {
+        grow_and_churn(&mut labs[i], &mut broken[i], &mut rows[i], d, pb);
+    }
+    let mut busy: Vec<Busy> = labs.iter().map(|_| Busy::new()).collect();
+    for round in 0..cfg.rounds.max(1) as usize {
+        for i in (0..len).map(|k| (k + step + round) % len) {
+            if broken[i].is_none() {
+                pb.set_message(format!(
+                    "{} at {n} ports: busy pair",
+                    labs[i].backend.name()
+                ));
+                busy[i].measure_slice(&labs[i], cfg);
+            }
+        }
+    }
+    for (i, b) in busy.into_iter().enumerate() {
+        if broken[i].is_none() {
+            b.finish(&mut rows[i]);
+            sampled(&labs[i], &mut rows[i], d, pb);
+        }
+    }
+    rows
+}
+
+/// Grows `lab` to `row.ports` (each add timed), then removes and adds again idle ports.
+fn grow_and_churn(
+    lab: &mut DenseLab,
+    broken: &mut Option<String>,
+    row: &mut DensityRow,
+    d: &DensityConfig,
+    pb: &ProgressBar,
+) {
+    let (name, n) = (lab.backend.name(), row.ports);
     if let Some(why) = broken {
         row.status = format!("failed: not grown after an earlier failure: {why}");
-        return row;
+        return;
     }
     pb.set_message(format!("{name}: adding ports {}..={n}", lab.ports() + 1));
     match lab.grow(n, || pb.inc(1)) {
@@ -147,57 +185,30 @@ fn step_to(
         Err(e) => {
             *broken = Some(format!("{e:#}"));
             row.fail(&e);
-            return row;
+            return;
         }
     }
-    measure_at(lab, &mut row, cfg, d, pb);
-    row
-}
-
-/// Everything measured on `lab` at its current size; each failure is recorded in `row` and the
-/// rest still measured.
-fn measure_at(
-    lab: &DenseLab,
-    row: &mut DensityRow,
-    cfg: &BenchConfig,
-    d: &DensityConfig,
-    pb: &ProgressBar,
-) {
-    let (name, n) = (lab.backend.name(), lab.ports());
     pb.set_message(format!("{name} at {n} ports: port remove/add"));
     match churn(lab, d.churn) {
         Ok((rm, add)) => (row.churn_remove, row.churn_add) = (OpTimes::of(&rm), OpTimes::of(&add)),
         Err(e) => row.fail(&e),
     }
-    pb.set_message(format!("{name} at {n} ports: busy pair"));
-    if let Err(e) = busy_pair(lab, row, cfg) {
-        row.fail(&e);
-    }
-    pb.set_message(format!("{name} at {n} ports: sampled pairs"));
-    match reachability(lab, &sample_pairs(n, d.sampled_pairs)) {
+}
+
+/// The sampled pairs' reachability and the daemon's memory and books.
+fn sampled(lab: &DenseLab, row: &mut DensityRow, d: &DensityConfig, pb: &ProgressBar) {
+    pb.set_message(format!(
+        "{} at {} ports: sampled pairs",
+        lab.backend.name(),
+        row.ports
+    ));
+    match reachability(lab, &sample_pairs(lab.ports(), d.sampled_pairs)) {
         Ok(r) => row.reach = Some(r),
         Err(e) => row.fail(&e),
     }
     if let Err(e) = daemon_figures(lab, row) {
         row.fail(&e);
     }
-}
-
-/// The busy pair's round trips and flow, and the daemon's CPU meanwhile.
-fn busy_pair(lab: &DenseLab, row: &mut DensityRow, cfg: &BenchConfig) -> Result<()> {
-    let (t0, cpu0) = (Instant::now(), lab.daemon_cpu()?);
-    match busy_latency(lab, cfg) {
-        Ok(l) => row.latency = Some(l),
-        Err(e) => row.fail(&e),
-    }
-    match busy_throughput(lab, cfg) {
-        Ok(t) => row.throughput = Some(t),
-        Err(e) => row.fail(&e),
-    }
-    let cpu1 = lab.daemon_cpu()?;
-    let secs = t0.elapsed().as_secs_f64();
-    row.daemon_cpu = cpu0.zip(cpu1).map(|(a, b)| DaemonCpu::between(a, b, secs));
-    Ok(())
 }
 
 /// Removes and adds again up to `k` idle ports: (removes, adds).

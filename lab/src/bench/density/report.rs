@@ -23,6 +23,8 @@ pub struct DensityResults {
     pub payload: usize,
     pub round_trips: u64,
     pub throughput_seconds: f64,
+    /// Slices each busy-pair cell is measured in, the backends interleaved.
+    pub rounds: u32,
     /// Sampled pairs probed both ways at each N.
     pub sampled_pairs: u32,
     /// Idle ports removed and added again at each N.
@@ -252,8 +254,13 @@ impl DensityResults {
     pub fn write_markdown(&self, s: &mut String, mvdp: &str, macvlan: &str) {
         let _ = writeln!(
             s,
-            "\n## Density (busy pair: containers 1 and 2; every other port idle)\n\n{} round trips and {:.1} s of one flow per cell, {} B UDP; {} sampled pairs probed both ways; up to {} idle ports removed and added again at each N.\n",
-            self.round_trips, self.throughput_seconds, self.payload, self.sampled_pairs, self.churn
+            "\n## Density (busy pair: containers 1 and 2; every other port idle)\n\n{} round trips and {:.1} s of one flow per cell ({} slices, backends interleaved), {} B UDP; {} sampled pairs probed both ways; up to {} idle ports removed and added again at each N.\n",
+            self.round_trips,
+            self.throughput_seconds,
+            self.rounds,
+            self.payload,
+            self.sampled_pairs,
+            self.churn
         );
         let base = self.ports.first().copied().unwrap_or(2);
         let _ = writeln!(
