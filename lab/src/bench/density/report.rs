@@ -270,6 +270,10 @@ impl DensityResults {
         for r in &self.rows {
             let _ = writeln!(s, "{}", self.row_line(r, base, mvdp, macvlan));
         }
+        let _ = writeln!(
+            s,
+            "\n{macvlan}'s figures do not depend on idle ports, so its ratios against its own N={base} show how much this machine drifts between cells; read {mvdp}'s against them."
+        );
         let failed: Vec<_> = self.rows.iter().filter(|r| r.status != "ok").collect();
         for r in failed {
             let _ = writeln!(s, "\n- {} at {} ports: {}", r.backend, r.ports, r.status);
