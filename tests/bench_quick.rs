@@ -397,3 +397,214 @@ fn bench_as_an_ordinary_user_says_it_needs_root() {
     assert!(!o.status.success());
     assert!(err.contains("needs root"), "{err}");
 }
+
+/// One density row's figures are present and sane; returns its reachability (answered, probed).
+fn check_density_row(row: &Value) -> (f64, f64) {
+    assert_eq!(row["status"], "ok", "{row}");
+    assert!(num(&row["throughput"], "pps") > 0.0, "{row}");
+    let lat = &row["latency"];
+    assert!(
+        0.0 < num(lat, "p50_us") && num(lat, "p50_us") <= num(lat, "p99_us"),
+        "{row}"
+    );
+    let add = &row["add"];
+    assert!(
+        num(add, "count") >= 1.0 && num(add, "p50_ms") > 0.0,
+        "{row}"
+    );
+    assert!(num(add, "p50_ms") <= num(add, "p99_ms"), "{row}");
+    if row["backend"] == "mvdp-bridge" {
+        let mem = &row["daemon_memory"];
+        assert!(
+            num(mem, "rss_kib") > 0.0 && num(mem, "hwm_kib") >= num(mem, "rss_kib"),
+            "{row}"
+        );
+        let split = num(mem, "anon_kib") + num(mem, "file_kib") + num(mem, "shmem_kib");
+        assert!(
+            (split - num(mem, "rss_kib")).abs() <= 64.0,
+            "RSS split does not add up: {row}"
+        );
+        let cpu = &row["daemon_cpu"];
+        assert!(
+            num(cpu, "seconds") > 0.0 && num(cpu, "workers_ms") >= 0.0,
+            "{row}"
+        );
+        assert_eq!(row["mvdp_capacity"]["ports"], row["ports"], "{row}");
+    } else {
+        assert!(
+            row["daemon_memory"].is_null() && row["daemon_cpu"].is_null(),
+            "{row}"
+        );
+    }
+    let reach = &row["reach"];
+    (num(reach, "answered"), num(reach, "probed"))
+}
+
+#[test]
+fn bench_ports_reports_the_density_figures_and_leaves_nothing() {
+    require_root!("bench_density");
+    let name = unique_prefix("bd");
+    let out = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let o = mvdp()
+        .args([
+            "bench",
+            "--ports",
+            "2,8",
+            "--quick",
+            "--rounds",
+            "2",
+            "--json",
+            "--lab-name",
+            &name,
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "mvdp bench --ports failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+    let r: Value = serde_json::from_slice(&o.stdout).expect("--json prints the results");
+    let d = &r["density"];
+    assert_eq!(d["ports"], serde_json::json!([2, 8]));
+    assert_eq!(d["rounds"], 2);
+    let rows = d["rows"].as_array().expect("density rows");
+    assert_eq!(rows.len(), 4, "two backends at two sizes: {d}");
+    for row in rows {
+        let (answered, probed) = check_density_row(row);
+        assert!(
+            probed >= 2.0 && answered == probed,
+            "unreachable pairs: {row}"
+        );
+    }
+    // At 8 ports, 6 idle ports were removed and added again.
+    // --quick: 500 round trips per cell, measured in two slices of 250.
+    for row in rows {
+        assert_eq!(num(&row["latency"], "round_trips"), 500.0, "{row}");
+    }
+    let at8 = rows
+        .iter()
+        .find(|r| r["ports"] == 8 && r["backend"] == "mvdp-bridge")
+        .unwrap();
+    assert_eq!(num(&at8["churn_remove"], "count"), 6.0, "{at8}");
+    assert_eq!(num(&at8["churn_add"], "count"), 6.0, "{at8}");
+    let ratio = d["ratios"].as_array().unwrap().iter().find(|x| {
+        x["metric"] == "pps"
+            && x["numerator"] == "mvdp-bridge"
+            && x["ports"] == 8
+            && x["denominator"] == "macvlan-bridge"
+    });
+    assert!(
+        ratio.is_some_and(|x| x["value"].is_number()),
+        "{}",
+        d["ratios"]
+    );
+    assert!(
+        d["targets"].as_array().is_some_and(|t| t.len() >= 5),
+        "{}",
+        d["targets"]
+    );
+
+    let summary = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
+    for needle in [
+        "## Density",
+        "| 8 | mvdp-bridge |",
+        "| 8 | macvlan-bridge |",
+        "### Targets",
+    ] {
+        assert!(
+            summary.contains(needle),
+            "summary.md lacks {needle}:\n{summary}"
+        );
+    }
+    let svg = std::fs::read_to_string(out.path().join("density.svg")).unwrap();
+    assert!(
+        svg.contains("mvdp-bridge") && svg.contains("macvlan-bridge"),
+        "density.svg has no data"
+    );
+    assert!(
+        eventually(3, || netns_with_prefix_any(&name).is_empty()),
+        "left behind: {:?}",
+        netns_with_prefix_any(&name)
+    );
+    let daemon_dir = std::env::temp_dir().join(format!("mvdp-bench-{name}db"));
+    assert!(!daemon_dir.exists(), "{} left behind", daemon_dir.display());
+}
+
+/// Processes whose command line mentions `needle` (the daemon's directory names the lab).
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains(needle) {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+#[test]
+fn bench_ports_interrupted_removes_its_namespaces_and_daemon() {
+    require_root!("bench_density_sigint");
+    let run = unique_prefix("bj");
+    let out = tempfile::tempdir().unwrap();
+    let mut child = mvdp()
+        .args([
+            "bench",
+            "--ports",
+            "2,300",
+            "--quick",
+            "--lab-name",
+            &run,
+            "--out",
+        ])
+        .arg(out.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Interrupt while the labs grow past the builder's containers.
+    assert!(
+        eventually(60, || netns_with_prefix_any(&run).len() >= 40),
+        "the dense labs never grew"
+    );
+    let daemon = format!("mvdp-bench-{run}db");
+    assert!(
+        !processes_mentioning(&daemon).is_empty(),
+        "no daemon process for {daemon}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(130),
+        "exit status after SIGINT"
+    );
+    assert!(
+        eventually(5, || netns_with_prefix_any(&run).is_empty()),
+        "left behind: {:?}",
+        netns_with_prefix_any(&run)
+    );
+    assert!(
+        eventually(3, || processes_mentioning(&daemon).is_empty()),
+        "daemon still running: {:?}",
+        processes_mentioning(&daemon)
+    );
+    assert!(!out.path().join("results.json").exists());
+    // The daemon's directory (socket, log) is left on Ctrl-C, like the in-process daemon's socket.
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(&daemon));
+}

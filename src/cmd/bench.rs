@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
 use mvdp_engine::runtime::PollMode;
+use mvdp_lab::bench::density::DensityConfig;
 use mvdp_lab::bench::{self, BenchConfig};
 use mvdp_lab::Backend;
 use mvdp_switch::Mode;
@@ -46,6 +47,12 @@ pub struct BenchArgs {
     /// How mvdp's worker waits: adaptive (spin 50 µs, then sleep in poll) or busy (always spin).
     #[arg(long, default_value = "adaptive", value_parser = poll_mode())]
     mvdp_poll: PollMode,
+    /// The density scenario instead: mvdp and kernel macvlan (bridge mode) at each of these port
+    /// counts (e.g. 2,64,256,1000; 2..=1024), the busy pair's RTT and pps, port add/remove times,
+    /// the daemon's RSS and sampled pairs' reachability [round trips: 2000, --quick: 500;
+    /// duration: 1, --quick: 0.3; rounds: 4, --quick: 1].
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["backends", "modes", "no_ceiling"])]
+    ports: Vec<u32>,
 }
 
 /// `--mvdp-poll`: how mvdp's workers wait.
@@ -153,6 +160,29 @@ fn config(args: &BenchArgs, modes: &[Mode]) -> Result<BenchConfig> {
         }
         cfg.duration = Duration::from_secs_f64(d);
     }
+    if !args.ports.is_empty() {
+        density(args, &mut cfg)?;
+    }
     cfg.command_line = std::env::args().collect::<Vec<_>>().join(" ");
     Ok(cfg)
+}
+
+/// `--ports`: the density scenario's backends and sizes (short cells: a few minutes for
+/// 2,64,256,1000), its daemon the running `mvdp` binary.
+fn density(args: &BenchArgs, cfg: &mut BenchConfig) -> Result<()> {
+    if args.mvdp_poll != PollMode::Adaptive {
+        bail!("--mvdp-poll: the density scenario runs `mvdp daemon` with its defaults (adaptive poll)");
+    }
+    let bin = std::env::current_exe().context("finding the mvdp binary")?;
+    cfg.density = Some(DensityConfig::new(args.ports.clone(), bin)?);
+    cfg.backends = mvdp_lab::bench::density::BACKENDS.to_vec();
+    let quick = args.quick;
+    cfg.rounds = args.rounds.unwrap_or(if quick { 1 } else { 4 });
+    cfg.payloads = vec![mvdp_lab::bench::density::measure::PAYLOAD];
+    cfg.flows = vec![1];
+    cfg.warmup = 200;
+    cfg.round_trips = args.round_trips.unwrap_or(if quick { 500 } else { 2_000 });
+    let secs = args.duration.unwrap_or(if quick { 0.3 } else { 1.0 });
+    cfg.duration = Duration::from_secs_f64(secs);
+    Ok(())
 }

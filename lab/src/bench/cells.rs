@@ -229,7 +229,11 @@ fn measure_throughput_slice(
     Ok(())
 }
 
-fn measure_rtt_bounded(client: &mut RttClient, warmup: u64, count: u64) -> Result<RttStats> {
+pub(super) fn measure_rtt_bounded(
+    client: &mut RttClient,
+    warmup: u64,
+    count: u64,
+) -> Result<RttStats> {
     for _ in 0..warmup {
         let _ = client.round_trip();
     }

@@ -4,10 +4,12 @@
 //! [`topology`] (the labs per backend), `cells` (what is measured, slice by slice), [`ceiling`]
 //! (the bare forwarder), [`report`]
 //! (results.json and the ratios), `summary` (summary.md), [`plot`] (SVG plots) and [`env`] (the recorded environment).
+//! [`density`] is the scenario of `--ports`: the same pieces on labs of up to a thousand ports.
 
 pub mod ceiling;
 mod cells;
 pub mod cpu;
+pub mod density;
 pub mod env;
 pub mod plot;
 pub mod report;
@@ -45,6 +47,8 @@ pub struct BenchConfig {
     pub quick: bool,
     pub command_line: String,
     pub progress: bool,
+    /// `--ports`: run the density scenario instead of the cells.
+    pub density: Option<density::DensityConfig>,
 }
 
 impl BenchConfig {
@@ -67,6 +71,7 @@ impl BenchConfig {
             quick: true,
             command_line: String::new(),
             progress: true,
+            density: None,
         }
     }
 }
@@ -98,6 +103,9 @@ pub fn preflight(cfg: &BenchConfig) -> Result<()> {
 /// Builds the labs, measures every cell and returns the results (nothing written yet).
 pub fn run(cfg: &BenchConfig) -> Result<Results> {
     preflight(cfg)?;
+    if let Some(d) = &cfg.density {
+        return run_density(cfg, d);
+    }
     let pb = progress_bar(cfg.progress);
     let (mut labs, statuses) = build_labs(cfg, &pb)?;
     let mut cells = Cells::plan(cfg);
@@ -119,10 +127,35 @@ pub fn run(cfg: &BenchConfig) -> Result<Results> {
         ratios: Vec::new(),
         ceiling_counters,
         mvdp_stats,
+        density: None,
     };
     let (pairs, pps_pairs) = ratio_pairs(&cfg.backends);
     results.compute_ratios(&pairs, &pps_pairs);
     Ok(results)
+}
+
+/// The density scenario alone: its labs, figures and the environment, no cells.
+fn run_density(cfg: &BenchConfig, d: &density::DensityConfig) -> Result<Results> {
+    let pb = progress_bar(cfg.progress);
+    let figures = density::run(cfg, d, &pb)?;
+    pb.finish_and_clear();
+    Ok(Results {
+        environment: env::collect(cfg.command_line.clone()),
+        config: config_report(cfg),
+        backends: density::BACKENDS
+            .iter()
+            .map(|b| BackendStatus {
+                backend: b.name(),
+                status: "ok".into(),
+            })
+            .collect(),
+        latency: Vec::new(),
+        throughput: Vec::new(),
+        ratios: Vec::new(),
+        ceiling_counters: None,
+        mvdp_stats: BTreeMap::new(),
+        density: Some(figures),
+    })
 }
 
 fn progress_bar(visible: bool) -> ProgressBar {

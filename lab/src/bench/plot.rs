@@ -17,12 +17,12 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-fn err<E: std::fmt::Debug>(what: &str) -> impl FnOnce(E) -> anyhow::Error + '_ {
+pub(super) fn err<E: std::fmt::Debug>(what: &str) -> impl FnOnce(E) -> anyhow::Error + '_ {
     move |e| anyhow!("drawing {what}: {e:?}")
 }
 
 /// One color per backend across every plot: its position in the run's backend list.
-fn color_of(r: &Results, backend: &str) -> RGBColor {
+pub(super) fn color_of(r: &Results, backend: &str) -> RGBColor {
     let i = r
         .backends
         .iter()
@@ -49,6 +49,11 @@ pub fn write_all(r: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
     for payload in payloads {
         let path = dir.join(format!("throughput_{payload}.svg"));
         throughput_bars(r, payload, &path)?;
+        files.push(path);
+    }
+    if let Some(d) = &r.density {
+        let path = dir.join("density.svg");
+        super::density::plot::write(r, d, &path)?;
         files.push(path);
     }
     Ok(files)

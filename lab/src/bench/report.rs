@@ -18,6 +18,9 @@ pub struct Results {
     pub ceiling_counters: Option<super::ceiling::ForwardCounters>,
     /// Per mvdp backend: the dataplane's counters at the end of the run (`mvdp stats --json`).
     pub mvdp_stats: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The density scenario (`--ports`), when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub density: Option<super::density::report::DensityResults>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -477,6 +480,7 @@ mod tests {
             ratios: Vec::new(),
             ceiling_counters: None,
             mvdp_stats: Default::default(),
+            density: None,
         }
     }
 

@@ -10,6 +10,11 @@ impl Results {
         let mut s = String::new();
         self.write_header(&mut s);
         self.write_backends(&mut s);
+        if let Some(d) = &self.density {
+            let backends = super::density::BACKENDS.map(|b| b.name());
+            d.write_markdown(&mut s, &backends[0], &backends[1]);
+            return s;
+        }
         self.write_latency(&mut s);
         self.write_throughput(&mut s);
         self.write_ratios(&mut s);
@@ -32,6 +37,9 @@ impl Results {
             if self.config.quick { " · --quick" } else { "" }
         );
         let _ = writeln!(s, "Command: `{}`\n", e.command_line);
+        if self.density.is_some() {
+            return;
+        }
         let _ = writeln!(
             s,
             "{} round trips per latency cell ({} rounds, interleaved across backends), {:.1} s per throughput cell.\n",

@@ -370,6 +370,25 @@ impl LabBuilder {
     }
 }
 
+impl Lab {
+    /// Creates container namespace `{prefix}-c{n}` after the build, for scenarios with more
+    /// containers than the builder makes (the density bench: up to a thousand): the namespace
+    /// only, IPv6 off and `lo` up, registered like the lab's own (removed with the lab, on error
+    /// and on Ctrl-C). It is not one of [`Lab::containers`]: its link and addressing are the
+    /// caller's. Fails when the namespace exists.
+    pub fn add_bare_container(&mut self, n: u32) -> Result<NetNs> {
+        if n == 0 {
+            return Err(Error::invalid("container number", "0", "must be 1 or more"));
+        }
+        let ns = self
+            .created
+            .create(&Role::Container(n).netns_name(&self.prefix))?;
+        ns.run(disable_ipv6)??;
+        Netlink::in_netns(&ns)?.set_up("lo")?;
+        Ok(ns)
+    }
+}
+
 fn disable_ipv6() -> Result<()> {
     for knob in ["all", "default"] {
         let path = format!("/proc/sys/net/ipv6/conf/{knob}/disable_ipv6");
