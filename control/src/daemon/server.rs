@@ -76,7 +76,6 @@ pub fn serve<D: Dataplane + 'static>(
     let mut daemon = Daemon::new(dp, cfg)?;
     let listener = UnixListener::bind(socket).map_err(sock_err)?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(sock_err)?;
-    listener.set_nonblocking(true).map_err(sock_err)?;
     tracing::info!(socket = %socket.display(), "listening");
 
     let (tx, rx) = mpsc::channel::<Msg>();
@@ -84,8 +83,12 @@ pub fn serve<D: Dataplane + 'static>(
     let control = std::thread::Builder::new()
         .name("mvdp-control".into())
         .spawn(move || {
+            // The system is polled every CARRIER_POLL, not after every request: on a dense host a
+            // poll reads a thousand links, which a burst of requests should not wait behind.
+            let mut next_poll = std::time::Instant::now() + CARRIER_POLL;
             loop {
-                match rx.recv_timeout(CARRIER_POLL) {
+                let wait = next_poll.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(wait) {
                     Ok(Msg::Request(req, reply)) => {
                         tracing::debug!(?req, "request");
                         let _ = reply.send(daemon.handle(req));
@@ -93,7 +96,10 @@ pub fn serve<D: Dataplane + 'static>(
                     Ok(Msg::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                 }
-                daemon.poll();
+                if std::time::Instant::now() >= next_poll {
+                    daemon.poll();
+                    next_poll = std::time::Instant::now() + CARRIER_POLL;
+                }
             }
             daemon.shutdown();
         })
@@ -115,9 +121,12 @@ pub fn serve<D: Dataplane + 'static>(
     })
 }
 
+/// Accepts clients, blocking in accept(2) so a request is picked up at once; `stop_now` wakes it
+/// with a connection of its own.
 fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Msg>, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
+            Ok(_) if stop.load(Ordering::Relaxed) => break,
             Ok((stream, _)) => {
                 let tx = tx.clone();
                 let _ = std::thread::Builder::new()
@@ -127,9 +136,6 @@ fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Msg>, stop: Arc<AtomicBo
                             tracing::debug!("client: {e}");
                         }
                     });
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20))
             }
             Err(e) => {
                 tracing::warn!("accept: {e}");
@@ -209,7 +215,11 @@ impl Server {
     fn stop_now(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(a) = self.acceptor.take() {
-            let _ = a.join();
+            // Wake the acceptor out of accept(2); if that cannot be done, leave it be rather than
+            // wait forever (it only holds the listener, which goes with the process).
+            if UnixStream::connect(&self.socket).is_ok() {
+                let _ = a.join();
+            }
         }
         let _ = std::fs::remove_file(&self.socket);
         let _ = self.tx.send(Msg::Shutdown);

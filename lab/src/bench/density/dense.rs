@@ -174,7 +174,7 @@ impl DenseLab {
     /// The daemon's `mvdp stats --json` (mvdp only).
     pub fn mvdp_stats(&self) -> Result<Option<serde_json::Value>> {
         match &self.ports {
-            Ports::Mvdp(d) => Ok(Some(call(&d.socket(), &Request::Stats)?)),
+            Ports::Mvdp(d) => Ok(Some(call(&d.socket(), &Request::Stats {})?)),
             Ports::Macvlan(..) => Ok(None),
         }
     }
