@@ -79,6 +79,11 @@ pub struct DaemonArgs {
     /// poll(2). Longer trades CPU for fewer wake-ups on request/response traffic.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     spin_us: u64,
+    /// Also serve Docker's remote network driver protocol (`docker network create -d mvdp`) on
+    /// this socket; dockerd finds the default by itself.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true,
+          default_missing_value = mvdp_control::docker::DEFAULT_PLUGIN_SOCKET)]
+    docker_plugin: Option<PathBuf>,
 }
 
 pub fn run(a: DaemonArgs) -> Result<()> {
@@ -111,6 +116,16 @@ pub fn run(a: DaemonArgs) -> Result<()> {
         },
         &a.socket,
     )?;
+    let plugin = match &a.docker_plugin {
+        None => None,
+        Some(p) => match mvdp_control::docker::serve(server.requester(), p) {
+            Ok(plugin) => Some(plugin),
+            Err(e) => {
+                server.shutdown();
+                bail!("Docker plugin socket {}: {e}", p.display());
+            }
+        },
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     ctrlc::set_handler(move || {
         let _ = tx.send(());
@@ -121,6 +136,7 @@ pub fn run(a: DaemonArgs) -> Result<()> {
         match rx.recv_timeout(std::time::Duration::from_millis(500)) {
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) if server.is_running() => {}
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                drop(plugin);
                 server.shutdown();
                 bail!("the daemon's control thread died; see the log above");
             }
@@ -128,6 +144,7 @@ pub fn run(a: DaemonArgs) -> Result<()> {
         }
     }
     tracing::info!("shutting down");
+    drop(plugin);
     server.shutdown();
     Ok(())
 }

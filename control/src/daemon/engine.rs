@@ -489,7 +489,7 @@ impl<D: Dataplane> Daemon<D> {
         let port = plan.port;
         let ours = [&port.host_ifname]
             .into_iter()
-            .chain(port.host.then_some(&port.ifname));
+            .chain((port.host || port.docker).then_some(&port.ifname));
         for name in ours {
             if self.host.nl.try_link(name)?.is_some() {
                 return invalid(format!(

@@ -90,6 +90,10 @@ pub struct Port {
     /// the attachment CNI DEL and GC name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
+    /// Made for Docker's remote driver: `container_id` is Docker's endpoint id and `ifname` the
+    /// container end Docker moves into the sandbox.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub docker: bool,
 }
 
 impl Port {
@@ -159,7 +163,10 @@ impl Network {
     fn check_port_fits(&self, req: &PortAdd) -> Result<(), Invalid> {
         match (&req.netns, req.host) {
             (Some(_), true) => return bad("give either --netns or --host, not both"),
-            (None, false) => return bad("a port needs --netns NAME|PATH (or --host)"),
+            (Some(_), _) if req.docker => return bad("a Docker port takes no --netns"),
+            (None, false) if !req.docker => {
+                return bad("a port needs --netns NAME|PATH (or --host)")
+            }
             _ => {}
         }
         if req.host && req.ifname.is_some() {
@@ -544,6 +551,8 @@ impl State {
                 netns: req.netns.clone(),
                 ifname: if req.host {
                     shim_ifname(&net.name, id)
+                } else if req.docker {
+                    format!("mvc{id}")
                 } else {
                     ifname
                 },
@@ -555,9 +564,12 @@ impl State {
                 mtu,
                 host: req.host,
                 container_id: req.cni.as_ref().map(|c| c.container_id.clone()),
+                docker: req.docker,
             },
             network: net.name.clone(),
-            gateway: net.gateway.filter(|_| !req.host && ip.is_some()),
+            gateway: net
+                .gateway
+                .filter(|_| !req.host && !req.docker && ip.is_some()),
             routes,
         })
     }
