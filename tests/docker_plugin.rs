@@ -145,3 +145,171 @@ fn mvdp_driver_matches_dockers_macvlan_driver() {
     assert_eq!(d.ok(&["network", "ls", "--json"]).trim(), "[]");
     assert!(links_with(&host, "mvp").is_empty() && links_with(&host, "mvc").is_empty());
 }
+
+/// The mvdp daemon's ports as (network, container id, ifname) JSON.
+fn mvdp_ports(d: &DaemonLab, n: u32) -> Vec<serde_json::Value> {
+    serde_json::from_str::<serde_json::Value>(&d.ok_on(n, &["port", "ls", "--json"]))
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn mvdp_networks(d: &DaemonLab, n: u32) -> Vec<String> {
+    serde_json::from_str::<serde_json::Value>(&d.ok_on(n, &["network", "ls", "--json"]))
+        .unwrap()
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| n["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn mvdp_driver_survives_restarts_and_refuses_bad_input_cleanly() {
+    if !is_root("mvdp_driver_survives_restarts_and_refuses_bad_input_cleanly") {
+        return;
+    }
+    require(&["dockerd", "containerd", "docker", "runc", "busybox"]);
+    let mut d = DaemonLab::start_with(BIN, &unique_prefix("dkl"), 0, false, 1, true);
+    let host = d.host();
+    let dk = Dockerd::start(&d, 1, "life", Some(&d.docker_plugin(1)));
+
+    // Bad input: Docker shows our message; nothing is made on either side.
+    let bad = |args: &[&str], want: &str| {
+        let mut a = vec!["network", "create", "-d", "mvdp"];
+        a.extend_from_slice(args);
+        a.push("bad");
+        let before = mvdp_networks(&d, 1);
+        let err = dk.fails(&a);
+        assert!(err.contains(want), "{args:?}: {err}");
+        eprintln!("docker network create {args:?}: {}", err.trim());
+        assert!(!dk
+            .ok(&["network", "ls", "--format", "{{.Name}}"])
+            .contains("bad"));
+        assert_eq!(mvdp_networks(&d, 1), before, "{args:?}");
+    };
+    bad(
+        &["-o", "parent=eth1", "-o", "vlan=5"],
+        "unknown option -o vlan",
+    );
+    bad(&["--subnet", "10.9.0.0/24"], "needs -o parent");
+    bad(&["-o", "parent=eth9"], "eth9");
+    bad(
+        &["--ipv6", "--subnet", "fd00:9::/64", "-o", "parent=eth1"],
+        "IPv6",
+    );
+    dk.ok(&[
+        "network",
+        "create",
+        "-d",
+        "mvdp",
+        "--subnet",
+        "10.100.0.0/24",
+        "-o",
+        "parent=eth1.100",
+        "v100",
+    ]);
+    bad(
+        &["--subnet", "10.101.0.0/24", "-o", "parent=eth1.100"],
+        "eth1",
+    );
+    assert_eq!(mvdp_networks(&d, 1).len(), 1);
+    dk.ok(&["network", "rm", "v100"]);
+    assert!(mvdp_networks(&d, 1).is_empty());
+
+    // A network with the host shim port, and containers on it.
+    dk.ok(&[
+        "network",
+        "create",
+        "-d",
+        "mvdp",
+        "--subnet",
+        SUBNET,
+        "--gateway",
+        EXT,
+        "--ip-range",
+        "198.18.0.160/28",
+        "-o",
+        "parent=eth1",
+        "-o",
+        "mvdp.host=true",
+        "lan",
+    ]);
+    for c in ["c1", "c2"] {
+        dk.ok(&[
+            "run",
+            "-d",
+            "--name",
+            c,
+            "--network",
+            "lan",
+            "bb",
+            "sleep",
+            "300",
+        ]);
+    }
+    let c2 = dk.ip("c2", "lan");
+    assert!(dk.exec_pings("c1", &c2), "{}", d.log());
+    let ports = mvdp_ports(&d, 1);
+    assert_eq!(
+        ports.iter().filter(|p| p["host"] == false).count(),
+        2,
+        "{ports:?}"
+    );
+    let endpoint = ports.iter().find(|p| p["host"] == false).unwrap();
+    assert_eq!(
+        endpoint["container_id"].as_str().unwrap().len(),
+        64,
+        "Docker's endpoint id"
+    );
+    let host_shim = ports.iter().any(|p| p["host"] == true);
+    assert!(host_shim, "-o mvdp.host=true: {ports:?}");
+
+    // The mvdp daemon dies hard and comes back: every endpoint is kept and forwards again.
+    d.stop(nix::sys::signal::Signal::SIGKILL);
+    d.spawn();
+    assert_eq!(mvdp_ports(&d, 1).len(), ports.len(), "{}", d.log());
+    assert!(
+        eventually(10, || dk.exec_pings("c1", &c2)),
+        "after the mvdp restart: {}",
+        d.log()
+    );
+
+    // dockerd restarts (its containers stop with it): nothing is made twice.
+    dk.restart();
+    assert_eq!(mvdp_networks(&d, 1).len(), 1);
+    dk.ok(&["start", "c1", "c2"]);
+    assert_eq!(mvdp_ports(&d, 1).len(), ports.len(), "{}", d.log());
+    let c2 = dk.ip("c2", "lan");
+    assert!(
+        eventually(10, || dk.exec_pings("c1", &c2)),
+        "after the dockerd restart"
+    );
+
+    // --internal: no gateway, so no default route in the container.
+    dk.ok(&[
+        "network",
+        "create",
+        "-d",
+        "mvdp",
+        "--internal",
+        "--subnet",
+        "10.50.0.0/24",
+        "-o",
+        "parent=eth1.50",
+        "int",
+    ]);
+    let routes = dk.ok(&["run", "--rm", "--network", "int", "bb", "ip", "route"]);
+    assert!(!routes.contains("default"), "{routes}");
+    dk.ok(&["network", "rm", "int"]);
+
+    // Teardown leaves nothing: no port, no veth, no network.
+    dk.ok(&["rm", "-f", "c1", "c2"]);
+    dk.ok(&["network", "rm", "lan"]);
+    assert_eq!(mvdp_ports(&d, 1).len(), 0);
+    assert!(mvdp_networks(&d, 1).is_empty());
+    for p in ["mvp", "mvc", "mvh"] {
+        assert!(links_with(&host, p).is_empty(), "{p}: {:?}", links(&host));
+    }
+}
