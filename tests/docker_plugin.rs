@@ -313,3 +313,78 @@ fn mvdp_driver_survives_restarts_and_refuses_bad_input_cleanly() {
         assert!(links_with(&host, p).is_empty(), "{p}: {:?}", links(&host));
     }
 }
+
+/// Two hosts, a dockerd and an mvdp daemon each: VLAN 100 networks on both share the wire; a
+/// container on VLAN 200 with an address in VLAN 100's subnet still cannot reach them. Docker's
+/// macvlan cannot run this here (no 8021q module for eth1.100, see the first test).
+#[test]
+fn two_hosts_share_vlan_100_and_vlan_200_stays_apart() {
+    if !is_root("two_hosts_share_vlan_100_and_vlan_200_stays_apart") {
+        return;
+    }
+    require(&["dockerd", "containerd", "docker", "runc", "busybox"]);
+    let mut d = DaemonLab::start_with(BIN, &unique_prefix("dk2"), 0, false, 2, true);
+    d.start_on_host(2);
+    let h1 = Dockerd::start(&d, 1, "h1", Some(&d.docker_plugin(1)));
+    let h2 = Dockerd::start(&d, 2, "h2", Some(&d.docker_plugin(2)));
+    let net = |dk: &Dockerd, name: &str, parent: &str, subnet: &str, range: &str| {
+        dk.ok(&[
+            "network",
+            "create",
+            "-d",
+            "mvdp",
+            "--subnet",
+            subnet,
+            "--ip-range",
+            range,
+            "-o",
+            &format!("parent={parent}"),
+            name,
+        ]);
+    };
+    net(&h1, "v100", "eth1.100", "10.100.0.0/24", "10.100.0.16/28");
+    net(&h1, "v200", "eth1.200", "10.200.0.0/24", "10.200.0.16/28");
+    net(&h2, "v100", "eth1.100", "10.100.0.0/24", "10.100.0.32/28");
+    h2.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "b1",
+        "--network",
+        "v100",
+        "bb",
+        "sleep",
+        "300",
+    ]);
+    let b1 = h2.ip("b1", "v100");
+    assert!(
+        h1.pings("v100", &b1),
+        "VLAN 100 across the wire: {}\n{}",
+        d.log(),
+        h1.logs()
+    );
+    let cross = h1.docker(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "NET_ADMIN",
+        "--network",
+        "v200",
+        "bb",
+        "sh",
+        "-c",
+        &format!("ip addr add 10.100.0.99/24 dev eth0 || exit 7; ping -c 2 -W 2 {b1}"),
+    ]);
+    // ping's own failure (1), not the address setup's (7) nor success.
+    assert_eq!(
+        cross.status.code(),
+        Some(1),
+        "VLAN 200 reached VLAN 100: {}",
+        String::from_utf8_lossy(&cross.stdout)
+    );
+    h2.ok(&["rm", "-f", "b1"]);
+    for (dk, n) in [(&h1, "v100"), (&h1, "v200"), (&h2, "v100")] {
+        dk.ok(&["network", "rm", n]);
+    }
+    assert!(mvdp_networks(&d, 1).is_empty() && mvdp_networks(&d, 2).is_empty());
+}
