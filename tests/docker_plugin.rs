@@ -38,25 +38,27 @@ fn common_script(dk: &Dockerd, driver: &str) -> Seen {
         EXT,
         "--ip-range",
         "198.18.0.160/28",
+        "--aux-address",
+        "reserved=198.18.0.160",
         "-o",
         "parent=eth1",
         "-o",
         "macvlan_mode=bridge",
         "lan",
     ]);
-    dk.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "c1",
-        "--network",
-        "lan",
-        "bb",
-        "sleep",
-        "300",
-    ]);
+    let run = |name: &str, ip: &[&str]| {
+        let mut a = vec!["run", "-d", "--name", name, "--network", "lan"];
+        a.extend_from_slice(ip);
+        a.extend_from_slice(&["bb", "sleep", "300"]);
+        dk.ok(&a);
+    };
+    run("c1", &["--ip", "198.18.0.170"]);
     let c1 = dk.ip("c1", "lan");
-    assert!(c1.starts_with("198.18.0.16"), "{c1}");
+    assert_eq!(c1, "198.18.0.170", "docker run --ip");
+    // Docker's IPAM keeps choosing: the next container skips the aux address.
+    run("c2", &[]);
+    assert_eq!(dk.ip("c2", "lan"), "198.18.0.161", "--aux-address");
+    dk.ok(&["rm", "-f", "c2"]);
     let seen_c2c = dk.pings("lan", &c1);
     let seen_ext = dk.exec_pings("c1", EXT);
     let seen_host = dk.exec_pings("c1", HOST_PARENT_IP);
