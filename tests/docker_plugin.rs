@@ -146,6 +146,7 @@ fn mvdp_driver_matches_dockers_macvlan_driver() {
     assert_eq!(d.ok(&["port", "ls", "--json"]).trim(), "[]");
     assert_eq!(d.ok(&["network", "ls", "--json"]).trim(), "[]");
     assert!(links_with(&host, "mvp").is_empty() && links_with(&host, "mvc").is_empty());
+    assert!(eventually(5, || !xdp_attached(&host, "eth1")));
 }
 
 /// The mvdp daemon's ports as (network, container id, ifname) JSON.
@@ -314,6 +315,10 @@ fn mvdp_driver_survives_restarts_and_refuses_bad_input_cleanly() {
     for p in ["mvp", "mvc", "mvh"] {
         assert!(links_with(&host, p).is_empty(), "{p}: {:?}", links(&host));
     }
+    assert!(
+        eventually(5, || !xdp_attached(&host, "eth1")),
+        "the last network took the XDP program with it"
+    );
 }
 
 /// Two hosts, a dockerd and an mvdp daemon each: VLAN 100 networks on both share the wire; a
