@@ -1,7 +1,8 @@
 //! `docker network create -d mvdp` with a real dockerd (Debian's docker.io 20.10) in a lab host's
 //! netns, against the same script with `-d macvlan` (Docker's own driver over kernel macvlan, the
-//! reference). The mvdp daemon serves the remote driver protocol on a socket of its own that a
-//! spec file in the runtime's private /etc/docker/plugins names.
+//! reference). The mvdp daemon serves the remote driver protocol on a socket of its own, which
+//! dockerd finds through a spec file in its private /etc/docker/plugins, or in its default plugin
+//! directory /run/docker/plugins (the socket's directory mounted there, privately).
 
 mod common;
 mod docker_support;
@@ -129,7 +130,7 @@ fn mvdp_driver_matches_dockers_macvlan_driver() {
         links_with(&host, "")
     );
 
-    let dk = Dockerd::start(&d, 1, "mvdp", Some(&d.docker_plugin(1)));
+    let dk = Dockerd::start(&d, 1, "mvdp", Some((&d.docker_plugin(1), Via::Spec)));
     let mvdp = common_script(&dk, "mvdp");
     assert_eq!(
         mvdp,
@@ -176,7 +177,7 @@ fn mvdp_driver_survives_restarts_and_refuses_bad_input_cleanly() {
     require(&["dockerd", "containerd", "docker", "runc", "busybox"]);
     let mut d = DaemonLab::start_with(BIN, &unique_prefix("dkl"), 0, false, 1, true);
     let host = d.host();
-    let dk = Dockerd::start(&d, 1, "life", Some(&d.docker_plugin(1)));
+    let dk = Dockerd::start(&d, 1, "life", Some((&d.docker_plugin(1), Via::RunDir)));
 
     // Bad input: Docker shows our message; nothing is made on either side.
     let bad = |args: &[&str], want: &str| {
@@ -332,8 +333,8 @@ fn two_hosts_share_vlan_100_and_vlan_200_stays_apart() {
     require(&["dockerd", "containerd", "docker", "runc", "busybox"]);
     let mut d = DaemonLab::start_with(BIN, &unique_prefix("dk2"), 0, false, 2, true);
     d.start_on_host(2);
-    let h1 = Dockerd::start(&d, 1, "h1", Some(&d.docker_plugin(1)));
-    let h2 = Dockerd::start(&d, 2, "h2", Some(&d.docker_plugin(2)));
+    let h1 = Dockerd::start(&d, 1, "h1", Some((&d.docker_plugin(1), Via::RunDir)));
+    let h2 = Dockerd::start(&d, 2, "h2", Some((&d.docker_plugin(2), Via::Spec)));
     let net = |dk: &Dockerd, name: &str, parent: &str, subnet: &str, range: &str| {
         dk.ok(&[
             "network",

@@ -59,7 +59,13 @@ mount -t tmpfs run /run
 mount -t tmpfs varlib /var/lib
 mount -t tmpfs etcdocker /etc/docker
 mkdir -p /etc/docker/plugins
-[ -z "$PLUGIN" ] || echo "unix://$PLUGIN" > /etc/docker/plugins/mvdp.spec
+if [ -n "$PLUGIN" ] && [ "$VIA" = spec ]; then
+  echo "unix://$PLUGIN" > /etc/docker/plugins/mvdp.spec
+elif [ -n "$PLUGIN" ]; then
+  # dockerd's compiled-in plugin directory, private to this mount namespace.
+  mkdir -p /run/docker/plugins
+  mount --bind "$(dirname "$PLUGIN")" /run/docker/plugins
+fi
 containerd --config "$T/containerd.toml" >"$T/containerd.log" 2>&1 &
 CPID=$!
 trap 'kill $CPID 2>/dev/null; wait $CPID 2>/dev/null' EXIT
@@ -74,6 +80,15 @@ while [ ! -e "$T/stop" ]; do
 done
 "#;
 
+/// How dockerd finds the mvdp driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// `/etc/docker/plugins/mvdp.spec` naming the socket.
+    Spec,
+    /// The socket's directory mounted on `/run/docker/plugins` (the default path).
+    RunDir,
+}
+
 pub struct Dockerd {
     pub dir: PathBuf,
     child: Option<Child>,
@@ -82,9 +97,9 @@ pub struct Dockerd {
 }
 
 impl Dockerd {
-    /// Starts containerd + dockerd in host `host`'s netns, `plugin` announced as driver `mvdp`
-    /// (None: no spec file), and imports the busybox image as `bb`.
-    pub fn start(d: &DaemonLab, host: u32, tag: &str, plugin: Option<&Path>) -> Dockerd {
+    /// Starts containerd + dockerd in host `host`'s netns, the `plugin` socket found as driver
+    /// `mvdp` the way `Via` says (None: no mvdp driver), and imports the busybox image as `bb`.
+    pub fn start(d: &DaemonLab, host: u32, tag: &str, plugin: Option<(&Path, Via)>) -> Dockerd {
         let dir = d.dir.join(format!("docker-{tag}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -121,7 +136,17 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.grpc.v1.cri"
             .env("CGP", &cgp)
             .env(
                 "PLUGIN",
-                plugin.map(|p| p.display().to_string()).unwrap_or_default(),
+                plugin
+                    .map(|p| p.0.display().to_string())
+                    .unwrap_or_default(),
+            )
+            .env(
+                "VIA",
+                if plugin.is_some_and(|p| p.1 == Via::Spec) {
+                    "spec"
+                } else {
+                    "run"
+                },
             )
             .stdin(std::process::Stdio::null())
             .stdout(std::fs::File::create(dir.join("runtime.log")).unwrap())

@@ -46,9 +46,10 @@ impl DaemonPaths {
             args: vec![],
         }
     }
-    /// Where the daemon serves Docker's remote driver protocol when told to.
+    /// Where the daemon serves Docker's remote driver protocol when told to (named as dockerd
+    /// looks for a driver `mvdp` in its plugin directory).
     pub fn docker_plugin(&self) -> PathBuf {
-        self.dir.join("docker-plugin.sock")
+        self.dir.join("plugins/mvdp.sock")
     }
     pub fn socket(&self) -> PathBuf {
         self.dir.join("mvdp.sock")
