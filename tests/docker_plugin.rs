@@ -267,6 +267,9 @@ fn mvdp_driver_survives_restarts_and_refuses_bad_input_cleanly() {
         64,
         "Docker's endpoint id"
     );
+    let eid = endpoint["container_id"].as_str().unwrap();
+    assert_eq!(endpoint["netns"], format!("docker:{}", &eid[..12]));
+    assert_eq!(endpoint["ifname"], format!("mvc{}", endpoint["id"]));
     let host_shim = ports.iter().any(|p| p["host"] == true);
     assert!(host_shim, "-o mvdp.host=true: {ports:?}");
 

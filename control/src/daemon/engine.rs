@@ -355,7 +355,7 @@ impl<D: Dataplane> Daemon<D> {
                 (
                     p.id.to_string(),
                     json!({
-                        "Name": p.netns.clone().unwrap_or_else(|| "host".into()),
+                        "Name": p.shown_netns().unwrap_or_else(|| "host".into()),
                         "Interface": p.ifname,
                         "HostInterface": p.host_ifname,
                         "MacAddress": p.mac.to_string(),
@@ -529,7 +529,7 @@ impl<D: Dataplane> Daemon<D> {
         PortSummary {
             id,
             network: network.to_string(),
-            netns: p.netns.clone(),
+            netns: p.shown_netns(),
             ifname: p.ifname.clone(),
             host_ifname: p.host_ifname.clone(),
             mac: p.mac.to_string(),
@@ -898,7 +898,7 @@ impl<D: Dataplane> Daemon<D> {
                     xsk,
                     id: p.id,
                     network: n.name.clone(),
-                    netns: p.netns.clone(),
+                    netns: p.shown_netns(),
                     ifname: p.ifname.clone(),
                     host_ifname: p.host_ifname.clone(),
                     traffic: t,

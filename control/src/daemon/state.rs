@@ -101,6 +101,18 @@ impl Port {
         self.ip.map(|ip| format!("{ip}/{}", self.prefix_len))
     }
 
+    /// The netns as shown: the one given, `docker:<endpoint>` for a Docker port (Docker moves
+    /// its end), `None` for the host port.
+    pub fn shown_netns(&self) -> Option<String> {
+        match (&self.netns, &self.container_id) {
+            (None, Some(id)) if self.docker => Some(format!(
+                "docker:{}",
+                id.chars().take(12).collect::<String>()
+            )),
+            (n, _) => n.clone(),
+        }
+    }
+
     /// Whether this is the CNI attachment (`container_id`, `ifname`).
     pub fn is_attachment(&self, container_id: &str, ifname: &str) -> bool {
         self.container_id.as_deref() == Some(container_id) && self.ifname == ifname
