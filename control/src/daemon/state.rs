@@ -1104,5 +1104,36 @@ mod tests {
         };
         let j = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<State>(&j).unwrap(), s);
+        // Ports that are not Docker's are saved as before (no "docker" key).
+        assert!(!j.contains("docker"), "{j}");
+    }
+
+    #[test]
+    fn a_docker_port_keeps_its_end_in_the_daemons_netns_and_round_trips() {
+        let mut s = State::default();
+        add(&mut s, &create("n", "eth1.100"));
+        let req = PortAdd {
+            network: "n".into(),
+            docker: true,
+            ip: Some("198.18.0.20/24".into()),
+            cni: Some(Box::new(crate::daemon::api::CniPort {
+                container_id: "0123456789abcdef0123".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let p = s.plan_port(&req, 1500, 3500, seq_mac()).unwrap();
+        assert_eq!(p.port.ifname, format!("mvc{}", p.port.id));
+        assert!(p.port.docker && p.port.netns.is_none() && !p.port.host);
+        assert_eq!(p.gateway, None, "Docker sets the route itself");
+        assert_eq!(p.port.shown_netns().as_deref(), Some("docker:0123456789ab"));
+        commit(&mut s, p);
+        let j = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<State>(&j).unwrap(), s);
+        let with_netns = PortAdd {
+            netns: Some("c1".into()),
+            ..req
+        };
+        assert!(s.plan_port(&with_netns, 1500, 3500, seq_mac()).is_err());
     }
 }
