@@ -23,6 +23,7 @@ PACKAGES=(
   containerd        # tests/cni_runtimes: `ctr run --cni`
   crun              # OCI runtime podman uses
   runc              # OCI runtime containerd uses
+  docker.io         # tests/docker_plugin: dockerd 20.10 with `-d macvlan` (the reference) and `-d mvdp`
   busybox-static    # the registry-free container image the runtime tests import
 )
 

@@ -11,6 +11,7 @@
 
 pub mod cni;
 pub mod daemon;
+pub mod docker;
 pub mod error;
 pub mod ethtool;
 pub mod names;

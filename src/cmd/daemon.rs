@@ -83,6 +83,11 @@ pub struct DaemonArgs {
     /// i-th. With `--poll busy`, give a worker a core of its own, away from the containers' load.
     #[arg(long, env = "MVDP_CPU", value_name = "LIST", value_parser = parse_cpu_list)]
     cpu: Option<CpuList>,
+    /// Also serve Docker's remote network driver protocol (`docker network create -d mvdp`) on
+    /// this socket; dockerd finds the default by itself.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true,
+          default_missing_value = mvdp_control::docker::DEFAULT_PLUGIN_SOCKET)]
+    docker_plugin: Option<PathBuf>,
 }
 
 /// A list of CPU numbers.
@@ -148,6 +153,16 @@ pub fn run(a: DaemonArgs) -> Result<()> {
         },
         &a.socket,
     )?;
+    let plugin = match &a.docker_plugin {
+        None => None,
+        Some(p) => match mvdp_control::docker::serve(server.requester(), p) {
+            Ok(plugin) => Some(plugin),
+            Err(e) => {
+                server.shutdown();
+                bail!("Docker plugin socket {}: {e}", p.display());
+            }
+        },
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     ctrlc::set_handler(move || {
         let _ = tx.send(());
@@ -158,6 +173,7 @@ pub fn run(a: DaemonArgs) -> Result<()> {
         match rx.recv_timeout(std::time::Duration::from_millis(500)) {
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) if server.is_running() => {}
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                drop(plugin);
                 server.shutdown();
                 bail!("the daemon's control thread died; see the log above");
             }
@@ -165,6 +181,7 @@ pub fn run(a: DaemonArgs) -> Result<()> {
         }
     }
     tracing::info!("shutting down");
+    drop(plugin);
     server.shutdown();
     Ok(())
 }

@@ -143,6 +143,11 @@ pub struct PortAdd {
     pub ip: Option<String>,
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// A port for Docker's remote driver: the container end is made in the daemon's netns as
+    /// `mvc<id>`, down and without address, for Docker to move into the sandbox (`cni` then
+    /// carries Docker's endpoint id).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub docker: bool,
     /// What a port a CNI runtime attached carries besides (boxed: most ports have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cni: Option<Box<CniPort>>,

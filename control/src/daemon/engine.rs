@@ -355,7 +355,7 @@ impl<D: Dataplane> Daemon<D> {
                 (
                     p.id.to_string(),
                     json!({
-                        "Name": p.netns.clone().unwrap_or_else(|| "host".into()),
+                        "Name": p.shown_netns().unwrap_or_else(|| "host".into()),
                         "Interface": p.ifname,
                         "HostInterface": p.host_ifname,
                         "MacAddress": p.mac.to_string(),
@@ -497,7 +497,7 @@ impl<D: Dataplane> Daemon<D> {
         let port = plan.port;
         let ours = [&port.host_ifname]
             .into_iter()
-            .chain(port.host.then_some(&port.ifname));
+            .chain((port.host || port.docker).then_some(&port.ifname));
         for name in ours {
             if self.host.nl.try_link(name)?.is_some() {
                 return invalid(format!(
@@ -568,7 +568,7 @@ impl<D: Dataplane> Daemon<D> {
         PortSummary {
             id,
             network: network.to_string(),
-            netns: p.netns.clone(),
+            netns: p.shown_netns(),
             ifname: p.ifname.clone(),
             host_ifname: p.host_ifname.clone(),
             mac: p.mac.to_string(),
@@ -957,7 +957,7 @@ impl<D: Dataplane> Daemon<D> {
                     xsk,
                     id: p.id,
                     network: n.name.clone(),
-                    netns: p.netns.clone(),
+                    netns: p.shown_netns(),
                     ifname: p.ifname.clone(),
                     host_ifname: p.host_ifname.clone(),
                     traffic: t,

@@ -19,4 +19,4 @@ pub mod state;
 pub use api::{NetworkCreate, PortAdd, Reply, Request};
 pub use client::{call, ClientError, DEFAULT_SOCKET};
 pub use engine::{Daemon, DaemonConfig, DaemonError};
-pub use server::{ensure_no_daemon_at, serve, Server};
+pub use server::{ensure_no_daemon_at, serve, Requester, Server};

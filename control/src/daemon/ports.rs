@@ -190,6 +190,8 @@ pub fn create(
     let rest = || -> crate::Result<()> {
         host.disable_ipv6(&port.host_ifname)?;
         match target {
+            // Docker moves, addresses and raises the container end itself.
+            None if port.docker => host.tx_checksum_off(&port.ifname)?,
             None => {
                 host.tx_checksum_off(&port.ifname)?;
                 host.disable_ipv6(&port.ifname)?;

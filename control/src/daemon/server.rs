@@ -121,6 +121,22 @@ pub fn serve<D: Dataplane + 'static>(
     })
 }
 
+/// Puts requests to the control thread from inside the daemon's process (the Docker driver's way
+/// in: the same queue, the same engine, as the control socket's clients).
+#[derive(Clone)]
+pub struct Requester(mpsc::Sender<Msg>);
+
+impl Requester {
+    pub fn call(&self, req: Request) -> Reply {
+        let (rtx, rrx) = mpsc::channel();
+        if self.0.send(Msg::Request(req, rtx)).is_err() {
+            return Reply::error("the daemon is shutting down");
+        }
+        rrx.recv()
+            .unwrap_or_else(|_| Reply::error("the daemon is shutting down"))
+    }
+}
+
 /// Accepts clients, blocking in accept(2) so a request is picked up at once; `stop_now` wakes it
 /// with a connection of its own.
 fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Msg>, stop: Arc<AtomicBool>) {
@@ -197,6 +213,10 @@ fn serve_client(stream: UnixStream, tx: mpsc::Sender<Msg>) -> io::Result<()> {
 }
 
 impl Server {
+    pub fn requester(&self) -> Requester {
+        Requester(self.tx.clone())
+    }
+
     pub fn socket(&self) -> &Path {
         &self.socket
     }

@@ -90,11 +90,27 @@ pub struct Port {
     /// the attachment CNI DEL and GC name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
+    /// Made for Docker's remote driver: `container_id` is Docker's endpoint id and `ifname` the
+    /// container end Docker moves into the sandbox.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub docker: bool,
 }
 
 impl Port {
     pub fn cidr(&self) -> Option<String> {
         self.ip.map(|ip| format!("{ip}/{}", self.prefix_len))
+    }
+
+    /// The netns as shown: the one given, `docker:<endpoint>` for a Docker port (Docker moves
+    /// its end), `None` for the host port.
+    pub fn shown_netns(&self) -> Option<String> {
+        match (&self.netns, &self.container_id) {
+            (None, Some(id)) if self.docker => Some(format!(
+                "docker:{}",
+                id.chars().take(12).collect::<String>()
+            )),
+            (n, _) => n.clone(),
+        }
     }
 
     /// Whether this is the CNI attachment (`container_id`, `ifname`).
@@ -159,7 +175,10 @@ impl Network {
     fn check_port_fits(&self, req: &PortAdd) -> Result<(), Invalid> {
         match (&req.netns, req.host) {
             (Some(_), true) => return bad("give either --netns or --host, not both"),
-            (None, false) => return bad("a port needs --netns NAME|PATH (or --host)"),
+            (Some(_), _) if req.docker => return bad("a Docker port takes no --netns"),
+            (None, false) if !req.docker => {
+                return bad("a port needs --netns NAME|PATH (or --host)")
+            }
             _ => {}
         }
         if req.host && req.ifname.is_some() {
@@ -544,6 +563,8 @@ impl State {
                 netns: req.netns.clone(),
                 ifname: if req.host {
                     shim_ifname(&net.name, id)
+                } else if req.docker {
+                    format!("mvc{id}")
                 } else {
                     ifname
                 },
@@ -555,9 +576,12 @@ impl State {
                 mtu,
                 host: req.host,
                 container_id: req.cni.as_ref().map(|c| c.container_id.clone()),
+                docker: req.docker,
             },
             network: net.name.clone(),
-            gateway: net.gateway.filter(|_| !req.host && ip.is_some()),
+            gateway: net
+                .gateway
+                .filter(|_| !req.host && !req.docker && ip.is_some()),
             routes,
         })
     }
@@ -1080,5 +1104,36 @@ mod tests {
         };
         let j = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<State>(&j).unwrap(), s);
+        // Ports that are not Docker's are saved as before (no "docker" key).
+        assert!(!j.contains("docker"), "{j}");
+    }
+
+    #[test]
+    fn a_docker_port_keeps_its_end_in_the_daemons_netns_and_round_trips() {
+        let mut s = State::default();
+        add(&mut s, &create("n", "eth1.100"));
+        let req = PortAdd {
+            network: "n".into(),
+            docker: true,
+            ip: Some("198.18.0.20/24".into()),
+            cni: Some(Box::new(crate::daemon::api::CniPort {
+                container_id: "0123456789abcdef0123".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let p = s.plan_port(&req, 1500, 3500, seq_mac()).unwrap();
+        assert_eq!(p.port.ifname, format!("mvc{}", p.port.id));
+        assert!(p.port.docker && p.port.netns.is_none() && !p.port.host);
+        assert_eq!(p.gateway, None, "Docker sets the route itself");
+        assert_eq!(p.port.shown_netns().as_deref(), Some("docker:0123456789ab"));
+        commit(&mut s, p);
+        let j = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<State>(&j).unwrap(), s);
+        let with_netns = PortAdd {
+            netns: Some("c1".into()),
+            ..req
+        };
+        assert!(s.plan_port(&with_netns, 1500, 3500, seq_mac()).is_err());
     }
 }

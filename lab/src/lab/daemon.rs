@@ -35,11 +35,21 @@ const DAEMON_STOP: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct DaemonPaths {
     pub dir: PathBuf,
+    /// More `mvdp daemon` options (`--docker-plugin=…`).
+    pub args: Vec<String>,
 }
 
 impl DaemonPaths {
     pub fn new(dir: impl Into<PathBuf>) -> DaemonPaths {
-        DaemonPaths { dir: dir.into() }
+        DaemonPaths {
+            dir: dir.into(),
+            args: vec![],
+        }
+    }
+    /// Where the daemon serves Docker's remote driver protocol when told to (named as dockerd
+    /// looks for a driver `mvdp` in its plugin directory).
+    pub fn docker_plugin(&self) -> PathBuf {
+        self.dir.join("plugins/mvdp.sock")
     }
     pub fn socket(&self) -> PathBuf {
         self.dir.join("mvdp.sock")
@@ -73,6 +83,7 @@ pub fn spawn_daemon(bin: &Path, ns: &NetNs, paths: &DaemonPaths) -> anyhow::Resu
         .arg(paths.socket())
         .arg("--state-dir")
         .arg(paths.state_dir())
+        .args(&paths.args)
         .env("MVDP_LOG", "info")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())

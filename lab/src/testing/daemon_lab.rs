@@ -28,6 +28,8 @@ pub struct DaemonLab {
     bin: PathBuf,
     /// The first host's daemon first.
     daemons: Vec<HostDaemon>,
+    /// The daemons serve Docker's remote driver protocol.
+    docker: bool,
 }
 
 impl DaemonLab {
@@ -44,6 +46,19 @@ impl DaemonLab {
         hairpin: bool,
         hosts: u32,
     ) -> DaemonLab {
+        Self::start_with(bin, prefix, containers, hairpin, hosts, false)
+    }
+
+    /// Like [`DaemonLab::start_hosts`]; with `docker`, every daemon also serves Docker's remote
+    /// driver protocol on [`DaemonLab::docker_plugin`].
+    pub fn start_with(
+        bin: impl AsRef<Path>,
+        prefix: &str,
+        containers: u32,
+        hairpin: bool,
+        hosts: u32,
+        docker: bool,
+    ) -> DaemonLab {
         let lab = Lab::builder(prefix)
             .containers(containers)
             .hairpin(hairpin)
@@ -54,6 +69,7 @@ impl DaemonLab {
         let _ = std::fs::remove_dir_all(&dir);
         let paths = DaemonPaths::new(dir.join("h1"));
         let mut d = DaemonLab {
+            docker,
             lab,
             socket: paths.socket(),
             dir,
@@ -68,7 +84,11 @@ impl DaemonLab {
         d
     }
 
-    fn start_daemon(&self, i: usize) -> Child {
+    fn start_daemon(&mut self, i: usize) -> Child {
+        if self.docker {
+            let p = &mut self.daemons[i].paths;
+            p.args = vec![format!("--docker-plugin={}", p.docker_plugin().display())];
+        }
         let hd = &self.daemons[i];
         spawn_daemon(&self.bin, &self.lab.host_n(hd.host).ns, &hd.paths)
             .unwrap_or_else(|e| panic!("starting mvdp daemon on host {}: {e:#}", hd.host))
@@ -116,6 +136,11 @@ impl DaemonLab {
             String::from_utf8_lossy(&o.stderr)
         );
         String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Where host `n`'s daemon serves Docker's remote driver protocol (with `docker`).
+    pub fn docker_plugin(&self, n: u32) -> PathBuf {
+        self.on(n).paths.docker_plugin()
     }
 
     /// The first daemon's log so far.
