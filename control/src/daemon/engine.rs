@@ -533,7 +533,8 @@ impl<D: Dataplane> Daemon<D> {
 
     /// A port must not take what the host needs to keep its NIC: the parent's own MAC (frames
     /// for the host would go to the port instead: the host loses the wire) or the host's address
-    /// on the parent. A passthru port owns the parent, MAC included, as in the kernel.
+    /// on the parent (except the host port, which is the host's own stack). A passthru port owns
+    /// the parent, MAC included, as in the kernel.
     fn check_port_keeps_the_host(&self, plan: &PortPlan, parent: &Link) -> Result<()> {
         let port = &plan.port;
         let passthru = self
@@ -547,7 +548,8 @@ impl<D: Dataplane> Daemon<D> {
                 port.mac, parent.name
             ));
         }
-        if let Some(ip) = port.ip {
+        // The host port (shim) is the host's own stack, and may use the host's address.
+        if let Some(ip) = port.ip.filter(|_| !port.host) {
             let host_addrs = self.host.nl.addresses(&parent.name)?;
             if host_addrs
                 .iter()
