@@ -12,45 +12,8 @@ use std::process::Command;
 
 use cni_support::*;
 use common::*;
+use mvdp_lab::testing::runtimes::{busybox_rootfs, require_binaries, RUNTIME_PRELUDE};
 use serde_json::json;
-
-/// Fails (not skips) when a runtime is missing: CI installs them (scripts/deps.sh).
-fn require(bins: &[&str]) {
-    for b in bins {
-        let found = std::env::var("PATH")
-            .unwrap_or_default()
-            .split(':')
-            .chain(["/usr/sbin", "/sbin"])
-            .any(|d| Path::new(d).join(b).is_file());
-        assert!(found, "{b} is not installed: run scripts/deps.sh");
-    }
-}
-
-/// A registry-free image: /bin/busybox (static) and its applets, an /etc/passwd; as a directory and
-/// as a tar.
-fn busybox_rootfs(dir: &Path) -> (PathBuf, PathBuf) {
-    let root = dir.join("rootfs");
-    for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "run"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static");
-    for applet in ["sh", "ping", "ip", "sleep", "cat", "true", "ls", "echo"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-    }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n").unwrap();
-    std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
-    let tar = dir.join("rootfs.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    (root, tar)
-}
 
 /// A CNI bin dir holding `mvdp` (a link to the binary, as installed) and host-local.
 fn cni_bin(dir: &Path) -> PathBuf {
@@ -84,18 +47,8 @@ fn conflist(d: &DaemonLab, dir: &Path, name: &str, version: &str) -> serde_json:
     })
 }
 
-/// What every runtime script starts with: cgroup v1 controllers inside this mount namespace (the
-/// netns entry remounted /sys), and private /run and /var/lib so the runtime's state files there
-/// (libcni's cache, /run/crun, /run/netns of its own) vanish with the namespace.
-const PRELUDE: &str = r#"set -eu
-mount -t tmpfs cgroup_root /sys/fs/cgroup
-for c in cpu cpuacct cpuset memory devices freezer blkio pids; do
-  mkdir -p /sys/fs/cgroup/$c; mount -t cgroup -o $c cgroup /sys/fs/cgroup/$c
-done
-mkdir -p /sys/fs/cgroup/systemd; mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd
-mount -t tmpfs run /run
-mount -t tmpfs varlib /var/lib
-ports() { "$MVDP" port ls --json | tr -d ' \n'; echo; }
+/// What every runtime script here adds to [`RUNTIME_PRELUDE`].
+const PRELUDE_REST: &str = r#"ports() { "$MVDP" port ls --json | tr -d ' \n'; echo; }
 "#;
 
 /// Runs `script` with sh in the lab's host netns (a private mount namespace); its output.
@@ -107,7 +60,7 @@ fn run_script(
     env: &[(&str, String)],
 ) -> (bool, String) {
     let path = dir.join(name);
-    std::fs::write(&path, format!("{PRELUDE}{script}")).unwrap();
+    std::fs::write(&path, format!("{RUNTIME_PRELUDE}{PRELUDE_REST}{script}")).unwrap();
     let mut cmd = d.lab.host().command("sh");
     cmd.arg(&path)
         .env("MVDP", BIN)
@@ -154,7 +107,7 @@ fn podman_attaches_containers_through_the_plugin() {
     if !is_root("podman_attaches_containers_through_the_plugin") {
         return;
     }
-    require(&["podman", "crun", "conmon", "busybox"]);
+    require_binaries(&["podman", "crun", "conmon", "busybox"]);
     let d = DaemonLab::start(BIN, &unique_prefix("pdm"), 0, false);
     let tmp = TempDir::new(d.lab.prefix());
     let dir = tmp.path();
@@ -265,7 +218,7 @@ fn containerd_ctr_run_cni_attaches_containers_through_the_plugin() {
     if !is_root("containerd_ctr_run_cni_attaches_containers_through_the_plugin") {
         return;
     }
-    require(&["containerd", "ctr", "runc", "busybox"]);
+    require_binaries(&["containerd", "ctr", "runc", "busybox"]);
     let d = DaemonLab::start(BIN, &unique_prefix("ctr"), 0, false);
     let tmp = TempDir::new(d.lab.prefix());
     let dir = tmp.path();

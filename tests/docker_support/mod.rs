@@ -11,53 +11,19 @@ use std::process::{Child, Command, Output};
 use std::time::Duration;
 
 use crate::common::{eventually, DaemonLab};
+pub use mvdp_lab::testing::runtimes::{
+    busybox_rootfs, require_binaries as require, RUNTIME_PRELUDE,
+};
 
 /// Debian's docker.io client (a newer client may come first on PATH).
 pub const DOCKER: &str = "/usr/bin/docker";
 
-/// Fails (not skips) when a binary is missing: CI installs them (scripts/deps.sh).
-pub fn require(bins: &[&str]) {
-    for b in bins {
-        let found = ["/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin"]
-            .iter()
-            .any(|d| Path::new(d).join(b).is_file());
-        assert!(found, "{b} is not installed: run scripts/deps.sh");
-    }
-}
-
-/// A registry-free image: /bin/busybox (static) and its applets, an /etc/passwd, as a tar.
+/// A registry-free image, as a tar.
 pub fn busybox_tar(dir: &Path) -> PathBuf {
-    let root = dir.join("rootfs");
-    for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "run"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static");
-    for applet in ["sh", "ping", "ip", "sleep", "cat", "true", "ls", "echo"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-    }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n").unwrap();
-    let tar = dir.join("rootfs.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    tar
+    busybox_rootfs(dir).1
 }
 
-const RUNTIME: &str = r#"set -eu
-mount -t tmpfs cgroup_root /sys/fs/cgroup
-for c in cpu cpuacct cpuset memory devices freezer blkio pids; do
-  mkdir -p /sys/fs/cgroup/$c; mount -t cgroup -o $c cgroup /sys/fs/cgroup/$c
-done
-mkdir -p /sys/fs/cgroup/systemd; mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd
-mount -t tmpfs run /run
-mount -t tmpfs varlib /var/lib
-mount -t tmpfs etcdocker /etc/docker
+const RUNTIME: &str = r#"mount -t tmpfs etcdocker /etc/docker
 mkdir -p /etc/docker/plugins
 if [ -n "$PLUGIN" ] && [ "$VIA" = spec ]; then
   echo "unix://$PLUGIN" > /etc/docker/plugins/mvdp.spec
@@ -124,7 +90,11 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.grpc.v1.cri"
             serde_json::json!({"deprecated-key-path": dir.join("key.json")}).to_string(),
         )
         .unwrap();
-        std::fs::write(dir.join("runtime.sh"), RUNTIME).unwrap();
+        std::fs::write(
+            dir.join("runtime.sh"),
+            format!("{RUNTIME_PRELUDE}{RUNTIME}"),
+        )
+        .unwrap();
         let cgp = format!("{}-{tag}", d.lab.prefix());
         let child = d
             .lab

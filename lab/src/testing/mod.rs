@@ -6,6 +6,7 @@
 pub mod commands;
 pub mod daemon_lab;
 pub mod fake_dataplane;
+pub mod runtimes;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
