@@ -90,35 +90,21 @@ impl FramePromises {
     }
 }
 
-/// Turns without frames after which a device's fill target halves (towards its floor): chunks
-/// the kernel then returns as frames are not put back above the new target.
-pub(crate) const FILL_SHRINK_TURNS: u32 = 100_000;
-
 /// A device's next fill target after a turn in which it received `got` frames, with `level`
-/// chunks on its fill ring before the turn. The target quadruples when a turn took half the
-/// ring's stock or a whole batch (a burst, or a worker that was off the CPU: the next burst
-/// would find the ring empty) and halves after a long idle spell.
+/// chunks on its fill ring before the turn: it quadruples when a turn took half the ring's stock
+/// or a whole batch (a burst, or a worker that was off the CPU: the next burst would find the
+/// ring empty). It falls back to the floor when the worker stops visiting the idle device (see
+/// the worker's cool-down): the chunks then on the ring come back as frames and are not put back
+/// above the floor.
 pub(crate) fn next_fill_target(
     target: u32,
     b: FillBudget,
     level: u32,
     got: usize,
     batch: usize,
-    idle_turns: &mut u32,
 ) -> u32 {
-    let got32 = got as u32;
-    if got > 0 && (got >= batch || got32.saturating_mul(2) >= level.max(1)) {
-        *idle_turns = 0;
+    if got > 0 && (got >= batch || (got as u32).saturating_mul(2) >= level.max(1)) {
         return target.saturating_mul(4).clamp(b.min, b.max);
-    }
-    if got > 0 {
-        *idle_turns = 0;
-        return target;
-    }
-    *idle_turns += 1;
-    if *idle_turns >= FILL_SHRINK_TURNS {
-        *idle_turns = 0;
-        return (target / 2).clamp(b.min, b.max);
     }
     target
 }
@@ -178,25 +164,14 @@ mod tests {
     }
 
     #[test]
-    fn fill_target_grows_on_bursts_and_shrinks_when_idle() {
+    fn fill_target_grows_on_bursts() {
         let b = FillBudget::new(8, 1024);
-        let mut idle = 0;
         // A burst that took half the ring: quadruple, up to the ceiling.
-        assert_eq!(next_fill_target(8, b, 8, 4, 64, &mut idle), 32);
-        assert_eq!(next_fill_target(512, b, 512, 64, 64, &mut idle), 1024);
-        // A trickle keeps the target.
-        assert_eq!(next_fill_target(32, b, 32, 1, 64, &mut idle), 32);
-        // Idle: halves after FILL_SHRINK_TURNS turns, never below the floor.
-        let mut t = 64;
-        for _ in 0..FILL_SHRINK_TURNS {
-            t = next_fill_target(t, b, t, 0, 64, &mut idle);
-        }
-        assert_eq!(t, 32);
-        let mut t = 8;
-        for _ in 0..FILL_SHRINK_TURNS {
-            t = next_fill_target(t, b, t, 0, 64, &mut idle);
-        }
-        assert_eq!(t, 8);
+        assert_eq!(next_fill_target(8, b, 8, 4, 64), 32);
+        assert_eq!(next_fill_target(512, b, 512, 64, 64), 1024);
+        // A trickle, or nothing, keeps the target.
+        assert_eq!(next_fill_target(32, b, 32, 1, 64), 32);
+        assert_eq!(next_fill_target(32, b, 32, 0, 64), 32);
     }
 
     #[test]

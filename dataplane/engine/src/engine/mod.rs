@@ -129,11 +129,10 @@ pub(crate) struct Device {
     pub(crate) sock: XskSocket,
     pub(crate) uid: u32,
     /// Chunks kept on the fill ring: grows while bursts take much of it (a burst, or a worker
-    /// that was off the CPU), shrinks again after a long idle spell, within the budget, so
-    /// idle ports hold few chunks and busy ones ride out bursts.
+    /// that was off the CPU), back to the floor when the device goes idle, within the budget,
+    /// so idle ports hold few chunks and busy ones ride out bursts.
     pub(crate) fill_target: u32,
     pub(crate) fill: FillBudget,
-    pub(crate) idle_turns: u32,
     /// Turns since the device last had anything to do; a worker stops visiting it after a few
     /// (it comes back when epoll says its RX ring has frames, or a frame is staged for it).
     pub(crate) quiet_turns: u32,
@@ -367,7 +366,6 @@ impl Engine {
             uid,
             fill_target: fill.min,
             fill,
-            idle_turns: 0,
             quiet_turns: 0,
             fill_level: 0,
             tx_level: 0,

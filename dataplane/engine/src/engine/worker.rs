@@ -356,14 +356,7 @@ impl Worker {
                 work += 1;
             }
             n = dev.sock.rx.pop_descs(&mut descs[..batch]);
-            dev.fill_target = next_fill_target(
-                dev.fill_target,
-                dev.fill,
-                dev.fill_level,
-                n,
-                batch,
-                &mut dev.idle_turns,
-            );
+            dev.fill_target = next_fill_target(dev.fill_target, dev.fill, dev.fill_level, n, batch);
             if n == 0 {
                 if work == 0 {
                     dev.quiet_turns = dev.quiet_turns.saturating_add(1);
@@ -681,14 +674,19 @@ impl Worker {
         let mut k = 0;
         while k < self.active.len() {
             let i = self.active[k] as usize;
-            let cold = match self.devices[i].as_deref() {
+            let cold = match self.devices[i].as_deref_mut() {
                 Some(d) => {
                     want += d.fill_target.saturating_sub(d.fill_level) as usize;
-                    d.quiet_turns >= QUIET_TURNS
+                    let cold = d.quiet_turns >= QUIET_TURNS
                         && d.tx_level == 0
                         && d.pending.is_empty()
                         && d.sock.tx.pending() == 0
-                        && refill_amount(d.fill_target, d.fill_level) == 0
+                        && refill_amount(d.fill_target, d.fill_level) == 0;
+                    if cold {
+                        // Idle: what it grew for a burst is given back as frames arrive.
+                        d.fill_target = d.fill.min;
+                    }
+                    cold
                 }
                 None => true,
             };
