@@ -12,7 +12,9 @@ use std::process::Command;
 
 use cni_support::*;
 use common::*;
-use mvdp_lab::testing::runtimes::{busybox_rootfs, require_binaries, RUNTIME_PRELUDE};
+use mvdp_lab::testing::runtimes::{
+    busybox_rootfs, require_binaries, write_containerd_config, RUNTIME_PRELUDE,
+};
 use serde_json::json;
 
 /// A CNI bin dir holding `mvdp` (a link to the binary, as installed) and host-local.
@@ -242,22 +244,7 @@ fn containerd_ctr_run_cni_attaches_containers_through_the_plugin() {
         conflist(&d, dir, &net, "1.0.0").to_string(),
     )
     .unwrap();
-    std::fs::write(
-        dir.join("containerd.toml"),
-        format!(
-            r#"version = 2
-root = "{t}/ctrd/root"
-state = "{t}/ctrd/state"
-disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "{t}/ctrd/c.sock"
-[ttrpc]
-  address = "{t}/ctrd/c.sock.ttrpc"
-"#,
-            t = dir.display()
-        ),
-    )
-    .unwrap();
+    write_containerd_config(dir);
     let script = r#"
 containerd --config "$T/containerd.toml" >"$T/containerd.log" 2>&1 &
 CPID=$!

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::common::{eventually, DaemonLab};
 pub use mvdp_lab::testing::runtimes::{
-    busybox_rootfs, require_binaries as require, RUNTIME_PRELUDE,
+    busybox_rootfs, require_binaries as require, write_containerd_config, RUNTIME_PRELUDE,
 };
 
 /// Debian's docker.io client (a newer client may come first on PATH).
@@ -69,22 +69,7 @@ impl Dockerd {
         let dir = d.dir.join(format!("docker-{tag}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("containerd.toml"),
-            format!(
-                r#"version = 2
-root = "{t}/ctrd/root"
-state = "{t}/ctrd/state"
-disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "{t}/ctrd/c.sock"
-[ttrpc]
-  address = "{t}/ctrd/c.sock.ttrpc"
-"#,
-                t = dir.display()
-            ),
-        )
-        .unwrap();
+        write_containerd_config(&dir);
         std::fs::write(
             dir.join("daemon.json"),
             serde_json::json!({"deprecated-key-path": dir.join("key.json")}).to_string(),

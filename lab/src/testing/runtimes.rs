@@ -53,3 +53,25 @@ mkdir -p /sys/fs/cgroup/systemd; mount -t cgroup -o none,name=systemd cgroup /sy
 mount -t tmpfs run /run
 mount -t tmpfs varlib /var/lib
 "#;
+
+/// Writes `dir/containerd.toml`: a private containerd with its root, state and sockets under
+/// `dir/ctrd` (socket `dir/ctrd/c.sock`), without the plugins that need a host of its own (`opt`
+/// writes /opt/containerd, `cri` a Kubernetes node).
+pub fn write_containerd_config(dir: &Path) {
+    std::fs::write(
+        dir.join("containerd.toml"),
+        format!(
+            r#"version = 2
+root = "{t}/ctrd/root"
+state = "{t}/ctrd/state"
+disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{t}/ctrd/c.sock"
+[ttrpc]
+  address = "{t}/ctrd/c.sock.ttrpc"
+"#,
+            t = dir.display()
+        ),
+    )
+    .expect("writing containerd.toml");
+}
