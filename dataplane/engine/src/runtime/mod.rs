@@ -47,6 +47,15 @@ const PARENT_FILL: FillBudget = FillBudget {
 /// default UMEM; a port under load grows towards the most its fill ring holds (the engine's
 /// adaptive fill), from frames nobody else needs.
 pub const PORT_FILL: FillBudget = FillBudget { min: 8, max: 2048 };
+
+// Checked at compile time: a fill target beyond its fill ring could never be reached, and a
+// burst a port's full fill ring takes in must fit on its RX ring, or it is dropped there instead.
+const _: () = {
+    assert!(PORT_FILL.min < PORT_FILL.max && PARENT_FILL.min < PARENT_FILL.max);
+    assert!(PORT_FILL.max <= SocketConfig::PORT.fill_size);
+    assert!(PORT_FILL.max <= SocketConfig::PORT.rx_size);
+    assert!(PARENT_FILL.max <= SocketConfig::PARENT.fill_size);
+};
 /// Most rx queues of a parent the switch serves (the XSKMAP's width).
 const MAX_QUEUES: u32 = mvdp_ebpf::abi::MAX_QUEUES;
 
@@ -757,22 +766,6 @@ impl Drop for Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fill_budgets_fit_the_rings_their_sockets_get() {
-        for (budget, rings) in [
-            (PORT_FILL, SocketConfig::PORT),
-            (PARENT_FILL, SocketConfig::PARENT),
-        ] {
-            // A fill target beyond the fill ring could never be reached.
-            assert!(budget.max <= rings.fill_size, "{budget:?} {rings:?}");
-            assert!(budget.min < budget.max);
-        }
-        // A burst a port's full fill ring takes in must fit on its RX ring, or it is dropped
-        // there instead.
-        assert!(PORT_FILL.max <= SocketConfig::PORT.rx_size);
-        assert!(SocketConfig::PORT.ring_bytes() < SocketConfig::PARENT.ring_bytes());
-    }
 
     #[test]
     fn the_mtu_limit_follows_the_frame_size() {
