@@ -39,13 +39,14 @@ impl SocketConfig {
     };
 
     /// A port veth. Fill and RX hold the 2,048 chunks a busy port's fill target may grow to
-    /// (a burst the worker has not yet taken must fit on both); TX and completion only hold what
-    /// one worker turn stages before it kicks the socket, which sends synchronously in copy mode.
+    /// (a burst the worker has not yet taken must fit on both). TX and completion are small:
+    /// copy mode sends synchronously, so a flush that finds the TX ring full kicks it empty,
+    /// reaps the completions and pushes the rest (engine::worker::flush).
     pub const PORT: SocketConfig = SocketConfig {
         fill_size: 2048,
-        comp_size: 512,
+        comp_size: 256,
         rx_size: 2048,
-        tx_size: 512,
+        tx_size: 256,
     };
 
     /// Bytes of kernel memory the four rings take (descriptors only, without each ring's
