@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod docker;
 pub mod error;
 pub mod ethtool;
+pub mod linkwatch;
 pub mod names;
 pub mod netlink;
 pub mod netns;

@@ -728,7 +728,7 @@ fn route_table(m: &RouteMessage) -> u32 {
         .unwrap_or(u32::from(m.header.table))
 }
 
-fn parse_link(msg: &LinkMessage) -> Link {
+pub(crate) fn parse_link(msg: &LinkMessage) -> Link {
     let flags = msg.header.flags;
     let mut link = Link {
         index: msg.header.index,

@@ -15,6 +15,7 @@ use super::peers;
 use super::persist;
 use super::ports::{self, HostNs, TargetNs, TargetNsError};
 use super::state::{Invalid, Network, Port, PortPlan, State};
+use crate::linkwatch::{LinkCache, LinkWatch};
 use crate::netlink::Link;
 use crate::netns::NetNs;
 use crate::offload::Offload;
@@ -84,6 +85,9 @@ pub struct Daemon<D: Dataplane> {
     refused_mac: BTreeMap<u32, Mac>,
     /// Whose container-end MAC the next poll reads.
     mac_rota: peers::MacRota,
+    /// The daemon netns's links, kept current from the kernel's notifications; `None` only
+    /// while a poll uses it.
+    links: Option<LinkCache>,
 }
 
 impl<D: Dataplane> Daemon<D> {
@@ -91,6 +95,9 @@ impl<D: Dataplane> Daemon<D> {
     /// veth still exists are re-adopted; the rest is dropped with a warning.
     pub fn new(dp: D, cfg: DaemonConfig) -> Result<Daemon<D>> {
         let host = HostNs::new(cfg.netns.clone())?;
+        let watch = host
+            .run(LinkWatch::open)?
+            .map_err(|e| crate::Error::io("subscribing to link notifications", e))?;
         let saved = match &cfg.state_dir {
             Some(dir) => persist::load(dir)?,
             None => State::default(),
@@ -108,6 +115,7 @@ impl<D: Dataplane> Daemon<D> {
             peer_up: BTreeMap::new(),
             refused_mac: BTreeMap::new(),
             mac_rota: peers::MacRota::default(),
+            links: Some(LinkCache::new(watch)),
         };
         let dropped = d.adopt(saved);
         if let (true, Some(dir)) = (dropped > 0, &d.cfg.state_dir) {
@@ -700,13 +708,25 @@ impl<D: Dataplane> Daemon<D> {
     // ---- watching the system ---------------------------------------------------------------------
 
     /// What the control thread runs between requests: ports whose veth vanished are dropped, the
-    /// parents' carrier is applied to their ports, and ports follow their container ends. One link
-    /// dump of the daemon's netns serves all three.
+    /// parents' carrier is applied to their ports, and ports follow their container ends. The
+    /// links come from the kernel's notifications ([`LinkCache`]): when none arrived, only the
+    /// rota of container-end MACs is read, so an idle poll costs the same at any port count.
     pub fn poll(&mut self) {
-        let Some(links) = self.links() else { return };
-        self.reap_vanished_ports(&links);
-        self.follow_carrier(&links);
-        self.follow_peers(&links);
+        let Some(mut cache) = self.links.take() else {
+            return;
+        };
+        match cache.refresh(&self.host.nl) {
+            Ok(changed) => {
+                let links = cache.links();
+                if changed {
+                    self.reap_vanished_ports(links);
+                    self.follow_carrier(links);
+                }
+                self.follow_peers(links, changed);
+            }
+            Err(e) => tracing::warn!("watching links: {e}"),
+        }
+        self.links = Some(cache);
     }
 
     /// The daemon's links by name; `None`, with a warning, when they cannot be listed (a poll
@@ -724,7 +744,7 @@ impl<D: Dataplane> Daemon<D> {
     /// [`Self::follow_peers`] on a fresh link dump.
     pub fn poll_peers(&mut self) {
         if let Some(links) = self.links() {
-            self.follow_peers(&links);
+            self.follow_peers(&links, true);
         }
     }
 
@@ -738,32 +758,35 @@ impl<D: Dataplane> Daemon<D> {
     /// Ports follow their container end, as a kernel macvlan follows its own state: taken down, the
     /// port receives nothing and its MAC is nobody's (the dataplane unhashes down ports); a new MAC
     /// becomes the port's MAC (what it receives for, and the only source it may send with).
-    /// The state is read off the host ends in `links`; MACs a slice of ports per poll (see
-    /// [`peers`]).
-    fn follow_peers(&mut self, links: &HashMap<String, Link>) {
+    /// The state is read off the host ends in `links` (every port when `states_changed`, else
+    /// only the ports whose MAC is due); MACs a slice of ports per poll (see [`peers`]).
+    fn follow_peers(&mut self, links: &HashMap<String, Link>, states_changed: bool) {
         if self.handles.is_empty() {
             return;
         }
+        // Handles are keyed by port id, so these come sorted.
+        let ids: Vec<u32> = self.handles.keys().copied().collect();
+        let due = self.mac_rota.take(&ids, peers::MAC_READS_PER_POLL);
         let ports: Vec<(String, u32, String, Mac, bool)> = self
             .state
             .networks
             .values()
             .flat_map(|n| {
                 let parent_up = self.parent_up(n);
-                n.ports.values().map(move |p| {
-                    (
-                        n.name.clone(),
-                        p.id,
-                        p.host_ifname.clone(),
-                        p.mac,
-                        parent_up,
-                    )
-                })
+                n.ports
+                    .values()
+                    .filter(|p| states_changed || due.binary_search(&p.id).is_ok())
+                    .map(move |p| {
+                        (
+                            n.name.clone(),
+                            p.id,
+                            p.host_ifname.clone(),
+                            p.mac,
+                            parent_up,
+                        )
+                    })
             })
             .collect();
-        let mut ids: Vec<u32> = ports.iter().map(|p| p.1).collect();
-        ids.sort_unstable();
-        let due = self.mac_rota.take(&ids, peers::MAC_READS_PER_POLL);
         let host_ends: Vec<&Link> = ports
             .iter()
             .filter(|p| due.binary_search(&p.1).is_ok())
