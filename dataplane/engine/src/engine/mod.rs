@@ -369,7 +369,10 @@ impl Engine {
             quiet_turns: 0,
             fill_level: 0,
             tx_level: 0,
-            pending: Vec::with_capacity(MAX_BATCH * 2),
+            // Two turns' worth of one ring's batch: `enqueue` flushes a full stage, so this only
+            // bounds how much waits for one kick. Sized from the configured batch, not the
+            // largest one allowed: at a thousand ports that was 8 MiB of staging nobody used.
+            pending: Vec::with_capacity(self.cfg.batch * 2),
             stats: stats.clone(),
         });
         let r = DevRef {
