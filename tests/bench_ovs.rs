@@ -151,9 +151,10 @@ fn check_throughput_cells(r: &Value) {
                 fill <= num(d, "xsk_rx_dropped"),
                 "copy mode counts a fill-ring-empty drop in rx_dropped too: {cell}"
             );
-            // Counted drops of this cell's frames cannot exceed what was lost (a few frames of
-            // other traffic, ARP, may be counted too).
-            assert!(fill <= lost + 16.0, "{cell}");
+            // Counted drops cannot much exceed what the cell lost: the counters are read before
+            // and after each slice, and a few frames of the slice before (still on the veth's
+            // ring when it was read) or of other traffic (ARP) may land in this one.
+            assert!(fill <= lost * 1.05 + 16.0, "{cell}");
             if b == "mvdp-bridge" || b == "mvdp-busy" {
                 assert!(num(d, "flood_budget") >= 0.0, "{cell}");
             }

@@ -25,7 +25,7 @@ send as fast as the socket takes datagrams for a fixed time; receivers count dat
 + the switching threads' time: the ceiling forwarder's own getrusage, mvdp's `mvdp-worker-N` threads from /proc/<pid>/task/*/stat, \
 every thread of ovs-vswitchd from /proc/<pid>/stat) / \
 datagrams received. The load threads (echo servers, client, senders, receivers) are pinned alike for every backend (config.cpus); \
-OVS's vswitchd is stopped (SIGSTOP) and mvdp-busy's worker runs under SCHED_IDLE while other backends are measured, so their spinning \
+OVS's vswitchd threads and mvdp-busy's worker run under SCHED_IDLE while other backends are measured, so their spinning \
 taxes no one else. softirq is machine-wide, so it includes whatever else ran meanwhile (an upper bound on a shared VM); softirq work run \
 inline at the end of a send may be charged to the sender thread instead, depending on the kernel's IRQ time accounting.";
 

@@ -347,3 +347,40 @@ pub fn write_outputs(r: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
     files.extend(plots);
     Ok(files)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mvdp_switch::Mode;
+
+    #[test]
+    fn mvdp_is_compared_with_ovs_and_both_with_the_ceiling() {
+        let backends = [
+            Backend::Mvdp(Mode::Bridge),
+            Backend::MvdpBusy,
+            Backend::OvsAfxdp,
+            Backend::OvsAfxdpNonPmd,
+            Backend::Macvlan(Mode::Bridge),
+            Backend::Ceiling,
+        ];
+        let (pairs, pps) = ratio_pairs(&backends);
+        let has = |v: &[Pair], n: &str, d: &str| v.iter().any(|(a, b)| a == n && b == d);
+        for (n, d) in [
+            ("mvdp-busy", "ovs-afxdp"),
+            ("mvdp-busy", "ovs-afxdp-nonpmd"),
+            ("mvdp-bridge", "ovs-afxdp-nonpmd"),
+            ("mvdp-busy", "macvlan-bridge"),
+        ] {
+            assert!(has(&pairs, n, d), "{n}/{d} missing from {pairs:?}");
+        }
+        for n in ["mvdp-busy", "ovs-afxdp", "ovs-afxdp-nonpmd", "mvdp-bridge"] {
+            assert!(has(&pps, n, "ceiling"), "{n}/ceiling missing from {pps:?}");
+        }
+        assert!(
+            !has(&pairs, "ovs-afxdp", "mvdp-busy"),
+            "mvdp is the numerator"
+        );
+        let (none, _) = ratio_pairs(&[Backend::OvsAfxdp, Backend::Bridge]);
+        assert!(none.is_empty(), "{none:?}");
+    }
+}

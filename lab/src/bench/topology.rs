@@ -326,20 +326,20 @@ impl BenchLab {
     }
 
     /// Marks the start/end of a measurement on this lab. The switches that spin (the ceiling,
-    /// OVS's PMD, mvdp-busy's worker) do so only then, so they do not tax the backends measured
-    /// meanwhile: the ceiling polls once a millisecond, vswitchd is stopped (SIGSTOP), mvdp-busy's
-    /// worker runs under SCHED_IDLE.
+    /// OVS's PMD, mvdp-busy's worker) do so at full priority only then, so they do not tax the
+    /// backends measured meanwhile: the ceiling polls once a millisecond, vswitchd's threads and
+    /// mvdp-busy's worker run under SCHED_IDLE (only when their CPU has nothing else to do).
     pub fn set_measuring(&self, on: bool) {
         if let Some(f) = &self.forwarder {
             f.set_active(on);
         }
-        if let Some(o) = &self.ovs {
-            o.set_paused(!on);
-        }
-        if let (Backend::MvdpBusy, Some(d)) = (self.backend, &self.daemon) {
-            if let Err(e) = pinning::set_idle_priority(d.worker_tids(), !on) {
-                tracing::warn!("mvdp-busy: {e:#}");
-            }
+        let spinners = match (&self.ovs, &self.daemon) {
+            (Some(o), _) => o.vswitchd_threads(),
+            (None, Some(d)) if self.backend == Backend::MvdpBusy => d.worker_tids().to_vec(),
+            _ => Vec::new(),
+        };
+        if let Err(e) = pinning::set_idle_priority(&spinners, !on) {
+            tracing::warn!("{}: {e:#}", self.backend.name());
         }
     }
 
@@ -360,8 +360,7 @@ impl BenchLab {
         self.forwarder.as_ref().map(|f| f.cpu())
     }
 
-    /// Drops so far at the sites this backend exposes (see [`DropSites`]); call while measuring
-    /// (a paused vswitchd does not answer).
+    /// Drops so far at the sites this backend exposes (see [`DropSites`]).
     pub fn drop_sites(&self) -> DropSites {
         use mvdp_control::daemon::api::Request;
         if let Some(d) = &self.daemon {

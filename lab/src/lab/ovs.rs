@@ -8,13 +8,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use mvdp_control::NetNs;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 
 use super::registry::{
     forget_daemon_on_interrupt, forget_dir_on_interrupt, remove_dir_on_interrupt,
@@ -92,7 +89,6 @@ pub struct OvsSwitch {
     ports: Vec<String>,
     /// ovs-vswitchd, then ovsdb-server (the order they are stopped in).
     pids: Vec<u32>,
-    paused: AtomicBool,
 }
 
 impl OvsSwitch {
@@ -108,7 +104,6 @@ impl OvsSwitch {
             polling,
             ports: ports.iter().map(|p| p.to_string()).collect(),
             pids: Vec::new(),
-            paused: AtomicBool::new(false),
         };
         // On error `ovs` drops here and stops what runs.
         ovs.start_daemons()
@@ -270,7 +265,6 @@ impl OvsSwitch {
 
     /// ovs-vsctl waiting (at most VSCTL_TIMEOUT_S) until vswitchd applied the change.
     fn vsctl(&self, args: &[&str]) -> Result<String> {
-        self.ensure_running()?;
         run_ok(
             self.command("ovs-vsctl")
                 .args(self.vsctl_args(true))
@@ -278,19 +272,11 @@ impl OvsSwitch {
         )
     }
 
-    /// ovs-appctl to vswitchd (bounded; vswitchd must not be paused).
+    /// ovs-appctl to vswitchd (bounded).
     pub fn appctl(&self, args: &[&str]) -> Result<String> {
-        self.ensure_running()?;
         let mut c = Command::new(find_program("ovs-appctl").unwrap_or_else(|| "ovs-appctl".into()));
         c.arg("-t").arg(self.ctl()).arg("--timeout=5").args(args);
         run_ok(&mut c)
-    }
-
-    fn ensure_running(&self) -> Result<()> {
-        if self.paused.load(Ordering::Relaxed) {
-            bail!("ovs-vswitchd is paused");
-        }
-        Ok(())
     }
 
     /// ovs-vswitchd's process id.
@@ -305,20 +291,20 @@ impl OvsSwitch {
         lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
-    /// Stops (SIGSTOP) or resumes (SIGCONT) vswitchd: a PMD spins its core even idle, which must
-    /// not tax the backends measured meanwhile.
-    pub fn set_paused(&self, pause: bool) {
+    /// The thread ids of ovs-vswitchd (its PMD thread among them). A PMD spins its core even
+    /// idle: the bench lowers these threads' priority while other backends are measured (stopping
+    /// the process instead makes OVS see time jump, and it then stalled for seconds after resuming).
+    pub fn vswitchd_threads(&self) -> Vec<u32> {
         let Some(pid) = self.vswitchd_pid() else {
-            return;
+            return Vec::new();
         };
-        let sig = if pause {
-            Signal::SIGSTOP
-        } else {
-            Signal::SIGCONT
-        };
-        if kill(Pid::from_raw(pid as i32), sig).is_ok() {
-            self.paused.store(pause, Ordering::Relaxed);
-        }
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// `total` of each of OVS's coverage counters `names` (0 for those never hit, which OVS omits).
@@ -341,7 +327,6 @@ impl OvsSwitch {
     }
 
     fn stop(&mut self) {
-        self.set_paused(false);
         for pid in std::mem::take(&mut self.pids) {
             forget_daemon_on_interrupt(pid);
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();

@@ -85,15 +85,7 @@ pub fn install_signal_handler() -> Result<()> {
             // The registry stays locked until exit: a lab still being built blocks before it
             // registers (and so before it creates) another namespace, which would otherwise leak.
             let mut labs = live();
-            let daemons = std::mem::take(&mut *live_daemons());
-            // A daemon the bench paused (SIGSTOP) acts on SIGTERM only once continued.
-            for pid in &daemons {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(*pid as i32),
-                    nix::sys::signal::Signal::SIGCONT,
-                );
-            }
-            crate::process::stop_pids(&daemons, INTERRUPT_STOP);
+            crate::process::stop_pids(&std::mem::take(&mut *live_daemons()), INTERRUPT_STOP);
             for dir in std::mem::take(&mut *live_dirs()) {
                 let _ = std::fs::remove_dir_all(dir);
             }
