@@ -1,13 +1,17 @@
 //! Criterion: one UDP request/response round trip per iteration, container 1 to container 2 (same
-//! host) and container 1 to the external host, per backend: kernel macvlan in each mode, the Linux
-//! bridge, the bare AF_XDP forwarder (ceiling) and mvdp once its daemon exists. Payloads 64 and
-//! 1400 bytes. Needs root (it builds netns labs); without it, it says why and exits 0.
+//! host) and container 1 to the external host, per backend: kernel macvlan and mvdp in each mode,
+//! the Linux bridge, the bare AF_XDP forwarder (ceiling), mvdp-busy (busy poll, its worker on its own
+//! CPU) and Open vSwitch's userspace datapath with AF_XDP ports (`ovs-afxdp` with its PMD on its own
+//! CPU, `ovs-afxdp-nonpmd`; skipped with a note when OVS is not installed). The client and echo
+//! servers are pinned as `mvdp bench` pins them (`config.cpus` there). Payloads 64 and 1400 bytes.
+//! Needs root (it builds netns labs); without it, it says why and exits 0.
 //!
 //! `cargo bench --bench latency` (a filter after `--` selects functions, e.g. `-- macvlan-bridge`).
 
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use mvdp_lab::bench::pinning::{self, LoadPinned};
 use mvdp_lab::bench::topology::{Backend, BenchLab, Scenario};
 use mvdp_lab::bench::udp::{Miss, RttClient};
 
@@ -27,6 +31,7 @@ fn main() {
         eprintln!("latency bench: cannot install the Ctrl-C handler: {e}");
         std::process::exit(1);
     }
+    eprintln!("latency bench: {}", pinning::plan().describe());
     let labs = build_labs(&format!("mvcb{}", std::process::id()));
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -51,11 +56,20 @@ fn main() {
                         std::process::exit(1);
                     }
                 };
+                let pinned = match LoadPinned::new() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        eprintln!("latency bench: {e:#}");
+                        std::process::exit(1);
+                    }
+                };
+                // A PMD or a busy worker spins only while its own backend is measured.
                 lab.set_measuring(true);
                 group.bench_function(BenchmarkId::new(lab.backend.name(), payload), |b| {
                     b.iter_custom(|iters| time_round_trips(&mut client, iters, lab.backend))
                 });
                 lab.set_measuring(false);
+                drop(pinned);
             }
         }
         group.finish();

@@ -25,6 +25,9 @@ PACKAGES=(
   runc              # OCI runtime containerd uses
   docker.io         # tests/docker_plugin: dockerd 20.10 with `-d macvlan` (the reference) and `-d mvdp`
   busybox-static    # the registry-free container image the runtime tests import
+  openvswitch-switch  # `mvdp bench` backends ovs-afxdp / ovs-afxdp-nonpmd: OVS's userspace datapath with
+                      # AF_XDP ports, the peer mvdp is measured against (tests/bench_ovs); the bench runs its
+                      # own ovsdb-server/ovs-vswitchd in a lab namespace, never the system's
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -41,8 +44,30 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "mvdp: installing missing packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Packages must not start their services here (openvswitch-switch would start ovsdb-server and
+  # ovs-vswitchd in the root namespace): without a policy-rc.d, put one refusing every start in place
+  # for the install and remove it afterwards.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$own_policy" ]; then
+    rm -f "$policy"
+    trap - EXIT
+  fi
+fi
+
+# The bench starts its own OVS daemons in a lab namespace; a system one would share nothing with
+# them but would hold a core (its PMD thread) and confuse the leftover checks.
+if pgrep -x ovs-vswitchd >/dev/null || pgrep -x ovsdb-server >/dev/null; then
+  echo "mvdp: warning: an ovs-vswitchd/ovsdb-server runs on this machine (not started by mvdp);" >&2
+  echo "      stop it (systemctl stop openvswitch-switch) before benchmarking the OVS backends." >&2
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

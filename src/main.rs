@@ -36,7 +36,7 @@ enum Command {
     Port(cmd::port::PortCmd),
     /// Per-port and per-network counters, drops by reason, UMEM frame accounting.
     Stats(cmd::stats::StatsArgs),
-    /// Compare mvdp, kernel macvlan and the Linux bridge (latency, throughput, CPU per packet) on netns labs.
+    /// Compare mvdp, kernel macvlan, the Linux bridge and OVS AF_XDP (latency, throughput, CPU per packet) on netns labs.
     Bench(cmd::bench::BenchArgs),
 }
 

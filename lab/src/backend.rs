@@ -1,5 +1,6 @@
 //! What connects a lab's containers to the host's parent NIC: nothing, kernel macvlan, a Linux bridge,
-//! mvdp, or (for `mvdp bench` only) the bare AF_XDP ceiling. The same lab shape with each backend is
+//! mvdp, or (for `mvdp bench` only) mvdp busy-polling on its own core, Open vSwitch's userspace
+//! datapath with AF_XDP ports, and the bare AF_XDP ceiling. The same lab shape with each backend is
 //! what the benchmarks and the conformance suite compare; the one enum serves `mvdp lab up`,
 //! `mvdp bench` (which adds its own view in `bench::topology`) and the lab records.
 
@@ -26,6 +27,14 @@ pub enum Backend {
     /// `mvdp bench`'s ceiling: a bare AF_XDP forwarder between two container veths (container <->
     /// container only). The bench starts it on a lab built with container veths.
     Ceiling,
+    /// `mvdp bench`: mvdp in bridge mode with its worker busy-polling on a core of its own (the load
+    /// elsewhere), the configuration OVS's PMD is compared with.
+    MvdpBusy,
+    /// `mvdp bench`: Open vSwitch's userspace (`netdev`) datapath, the parent and the container veths
+    /// as `afxdp` ports of one bridge with the NORMAL action, polled by a PMD thread on its own core.
+    OvsAfxdp,
+    /// The same with `afxdp-nonpmd` ports: polled by vswitchd's main thread, no dedicated core.
+    OvsAfxdpNonPmd,
 }
 
 impl Backend {
@@ -33,11 +42,17 @@ impl Backend {
     pub fn mode(self) -> Option<Mode> {
         match self {
             Backend::Macvlan(m) | Backend::Mvdp(m) => Some(m),
-            Backend::None | Backend::Bridge | Backend::Ceiling => None,
+            Backend::None
+            | Backend::Bridge
+            | Backend::Ceiling
+            | Backend::MvdpBusy
+            | Backend::OvsAfxdp
+            | Backend::OvsAfxdpNonPmd => None,
         }
     }
 
-    /// The backend's kind without its mode: "none", "macvlan", "bridge", "mvdp" or "ceiling".
+    /// The backend's kind without its mode: "none", "macvlan", "bridge", "mvdp", "ceiling",
+    /// "mvdp-busy", "ovs-afxdp" or "ovs-afxdp-nonpmd".
     pub fn kind(self) -> &'static str {
         match self {
             Backend::None => "none",
@@ -45,7 +60,16 @@ impl Backend {
             Backend::Bridge => "bridge",
             Backend::Mvdp(_) => "mvdp",
             Backend::Ceiling => "ceiling",
+            Backend::MvdpBusy => "mvdp-busy",
+            Backend::OvsAfxdp => "ovs-afxdp",
+            Backend::OvsAfxdpNonPmd => "ovs-afxdp-nonpmd",
         }
+    }
+
+    /// True for the backends whose switching thread owns a core (busy polling), measured with the
+    /// load generators kept off that core.
+    pub fn dedicated_core(self) -> bool {
+        matches!(self, Backend::MvdpBusy | Backend::OvsAfxdp)
     }
 
     /// Builds a backend from its kind and an optional mode (default bridge), as the CLI gets them.
@@ -63,12 +87,15 @@ impl Backend {
             "none" => modeless(Backend::None),
             "bridge" => modeless(Backend::Bridge),
             "ceiling" => modeless(Backend::Ceiling),
+            "mvdp-busy" => modeless(Backend::MvdpBusy),
+            "ovs-afxdp" => modeless(Backend::OvsAfxdp),
+            "ovs-afxdp-nonpmd" => modeless(Backend::OvsAfxdpNonPmd),
             "macvlan" => Ok(Backend::Macvlan(mode.unwrap_or(Mode::Bridge))),
             "mvdp" => Ok(Backend::Mvdp(mode.unwrap_or(Mode::Bridge))),
             other => Err(Error::invalid(
                 "backend",
                 other,
-                "expected none, macvlan, bridge, mvdp or ceiling",
+                "expected none, macvlan, bridge, mvdp, ceiling, mvdp-busy, ovs-afxdp or ovs-afxdp-nonpmd",
             )),
         }
     }
@@ -132,6 +159,9 @@ mod tests {
             Backend::Macvlan(Mode::Vepa),
             Backend::Mvdp(Mode::Passthru),
             Backend::Ceiling,
+            Backend::MvdpBusy,
+            Backend::OvsAfxdp,
+            Backend::OvsAfxdpNonPmd,
         ] {
             assert_eq!(b.to_string().parse::<Backend>().unwrap(), b);
         }
@@ -141,6 +171,9 @@ mod tests {
         );
         assert!("bridge:vepa".parse::<Backend>().is_err());
         assert!("ceiling:bridge".parse::<Backend>().is_err());
+        assert!("ovs-afxdp:bridge".parse::<Backend>().is_err());
+        assert!(Backend::OvsAfxdp.dedicated_core() && Backend::MvdpBusy.dedicated_core());
+        assert!(!Backend::OvsAfxdpNonPmd.dedicated_core());
         assert!("ovs".parse::<Backend>().is_err());
         assert!("macvlan:passthrough".parse::<Backend>().is_err());
     }

@@ -39,12 +39,23 @@ fn signal_wait_kill(
     killed
 }
 
-/// True once `pid` is gone: reaped here when it is our child, or no longer there at all.
+/// True once `pid` is gone: reaped here when it is our child, no longer there at all, or a zombie
+/// someone else (a detached daemon's reaper) has yet to reap.
 fn reaped_or_absent(pid: Pid) -> bool {
     matches!(
         waitpid(pid, Some(WaitPidFlag::WNOHANG)),
         Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..))
     ) || kill(pid, None).is_err()
+        || is_zombie(pid)
+}
+
+/// The process's state in /proc is Z (exited, not yet reaped).
+fn is_zombie(pid: Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rfind(')')
+            .and_then(|i| s[i + 1..].split_whitespace().next())
+            == Some("Z")
+    })
 }
 
 /// SIGTERM to each of `pids` (our children or not), up to `grace` for them to exit, then SIGKILL.

@@ -8,6 +8,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
 use mvdp_engine::runtime::PollMode;
 use mvdp_lab::bench::density::DensityConfig;
+use mvdp_lab::bench::pinning::CpuPlan;
 use mvdp_lab::bench::{self, BenchConfig};
 use mvdp_lab::Backend;
 use mvdp_switch::Mode;
@@ -23,7 +24,9 @@ pub struct BenchArgs {
     /// Print results.json on stdout instead of the summary.
     #[arg(long)]
     json: bool,
-    /// Backends to compare (the AF_XDP ceiling is measured too unless --no-ceiling).
+    /// Backends to compare (the AF_XDP ceiling is measured too unless --no-ceiling): mvdp (adaptive
+    /// poll), macvlan, bridge, mvdp-busy (busy poll, worker on its own CPU), ovs-afxdp (Open vSwitch
+    /// userspace datapath, AF_XDP ports, PMD on its own CPU), ovs-afxdp-nonpmd.
     #[arg(long, value_delimiter = ',', default_value = "mvdp,macvlan,bridge", value_parser = bench_backend_kind())]
     backends: Vec<Backend>,
     /// macvlan modes for the mvdp and kernel macvlan backends (bridge, vepa, private, passthru).
@@ -44,6 +47,11 @@ pub struct BenchArgs {
     /// Skip the AF_XDP ceiling.
     #[arg(long)]
     no_ceiling: bool,
+    /// CPUs the load generators (echo servers, clients, senders, receivers) are pinned to, for
+    /// every backend alike, or `none`; OVS's PMD and mvdp-busy's worker get the first CPU not in it
+    /// [default: 0 on a machine with 2 or more CPUs].
+    #[arg(long)]
+    load_cpus: Option<String>,
     /// How mvdp's worker waits: adaptive (spin 50 µs, then sleep in poll) or busy (always spin).
     #[arg(long, default_value = "adaptive", value_parser = poll_mode())]
     mvdp_poll: PollMode,
@@ -65,13 +73,23 @@ fn poll_mode() -> impl TypedValueParser<Value = PollMode> {
 
 /// `--backends`: the kinds compared (macvlan and mvdp in bridge mode until `--modes` says otherwise).
 fn bench_backend_kind() -> impl TypedValueParser<Value = Backend> {
-    PossibleValuesParser::new(["mvdp", "macvlan", "bridge"])
-        .map(|k| k.parse::<Backend>().expect("a listed backend kind parses"))
+    PossibleValuesParser::new([
+        "mvdp",
+        "macvlan",
+        "bridge",
+        "mvdp-busy",
+        "ovs-afxdp",
+        "ovs-afxdp-nonpmd",
+    ])
+    .map(|k| k.parse::<Backend>().expect("a listed backend kind parses"))
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let modes = parse_modes(&args.modes)?;
     mvdp_lab::bench::topology::set_mvdp_poll(args.mvdp_poll);
+    if let Some(plan) = cpu_plan(args.load_cpus.as_deref())? {
+        mvdp_lab::bench::pinning::set_plan(plan);
+    }
     let cfg = config(&args, &modes)?;
     mvdp_lab::install_signal_handler().context("installing the Ctrl-C handler")?;
     let results = bench::run(&cfg)?;
@@ -86,6 +104,27 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--load-cpus`: None keeps the default plan.
+fn cpu_plan(given: Option<&str>) -> Result<Option<CpuPlan>> {
+    let Some(given) = given else {
+        return Ok(None);
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load = if given == "none" {
+        Vec::new()
+    } else {
+        let mut v = Vec::new();
+        for c in given.split(',') {
+            let n: usize = c.trim().parse().map_err(|_| {
+                anyhow::anyhow!("--load-cpus: {c:?} is not a CPU number (or give `none`)")
+            })?;
+            v.push(n);
+        }
+        v
+    };
+    Ok(Some(CpuPlan::with_load(load, cpus).context("--load-cpus")?))
 }
 
 /// `--modes`, each once, in the order given; source mode is refused.
@@ -147,6 +186,7 @@ fn config(args: &BenchArgs, modes: &[Mode]) -> Result<BenchConfig> {
         cfg.rounds = 4;
         cfg.duration = Duration::from_secs(5);
         cfg.timeout = Duration::from_millis(200);
+        cfg.idle_window = Duration::from_secs(2);
     }
     if let Some(n) = args.round_trips {
         cfg.round_trips = n;

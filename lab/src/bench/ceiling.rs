@@ -4,7 +4,7 @@
 //! both host ends. mvdp does this plus switching, so its pps cannot exceed this on the same veths.
 
 use std::num::NonZeroU32;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -49,6 +49,10 @@ pub struct Forwarder {
     active: Arc<AtomicBool>,
     cpu_ns: Arc<AtomicU64>,
     forwarded: Arc<AtomicU64>,
+    /// Frames dropped on a full TX ring so far.
+    tx_full: Arc<AtomicU64>,
+    /// The two sockets (alive while the thread runs), for their kernel statistics.
+    fds: [RawFd; 2],
     handle: Option<JoinHandle<Result<ForwardCounters>>>,
 }
 
@@ -70,13 +74,15 @@ impl Forwarder {
         let active = Arc::new(AtomicBool::new(false));
         let cpu_ns = Arc::new(AtomicU64::new(0));
         let forwarded = Arc::new(AtomicU64::new(0));
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
+        let tx_full = Arc::new(AtomicU64::new(0));
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<[RawFd; 2]>>();
         let (ns, a, b) = (ns.clone(), a.to_string(), b.to_string());
-        let (s, act, cpu, fwd) = (
+        let (s, act, cpu, fwd, full) = (
             stop.clone(),
             active.clone(),
             cpu_ns.clone(),
             forwarded.clone(),
+            tx_full.clone(),
         );
         let handle = std::thread::Builder::new()
             .name("bench-xsk-fwd".into())
@@ -90,8 +96,16 @@ impl Forwarder {
                             Err(anyhow!(msg))
                         }
                         Ok((umem, sides, prog)) => {
-                            let _ = ready_tx.send(Ok(()));
-                            let r = forward(&umem, sides, &s, &act, &cpu, &fwd);
+                            let fds = sides.each_ref().map(|s| s.rx.fd().as_raw_fd());
+                            let _ = ready_tx.send(Ok(fds));
+                            let shared = Shared {
+                                stop: &s,
+                                active: &act,
+                                cpu_ns: &cpu,
+                                forwarded: &fwd,
+                                tx_full: &full,
+                            };
+                            let r = forward(&umem, sides, &shared);
                             // The program goes before the sockets it redirects to.
                             drop(prog);
                             r
@@ -105,10 +119,15 @@ impl Forwarder {
             active,
             cpu_ns,
             forwarded,
+            tx_full,
+            fds: [-1, -1],
             handle: Some(handle),
         };
         match ready_rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(Ok(())) => Ok(fwd),
+            Ok(Ok(fds)) => {
+                fwd.fds = fds;
+                Ok(fwd)
+            }
             Ok(Err(e)) => {
                 let _ = fwd.halt();
                 Err(e.context("starting the AF_XDP ceiling forwarder"))
@@ -132,6 +151,27 @@ impl Forwarder {
 
     pub fn forwarded(&self) -> u64 {
         self.forwarded.load(Ordering::Relaxed)
+    }
+
+    /// Drops so far: the kernel's statistics of both sockets and the forwarder's full TX rings.
+    pub fn drop_sites(&self) -> super::drops::DropSites {
+        let mut d = super::drops::DropSites {
+            fill_ring_empty: Some(0),
+            rx_ring_full: Some(0),
+            xsk_rx_dropped: Some(0),
+            tx_ring_full: Some(self.tx_full.load(Ordering::Relaxed)),
+            flood_budget: None,
+            udp_rcvbuf: None,
+        };
+        for fd in self.fds {
+            if let Some(st) = xsk_statistics(fd) {
+                let add = |s: &mut Option<u64>, n: u64| *s = Some(s.unwrap_or(0) + n);
+                add(&mut d.fill_ring_empty, st.rx_fill_ring_empty_descs);
+                add(&mut d.rx_ring_full, st.rx_ring_full);
+                add(&mut d.xsk_rx_dropped, st.rx_dropped);
+            }
+        }
+        d
     }
 
     /// Stops the forwarder and reports its counters (or why it failed).
@@ -203,14 +243,40 @@ fn setup(a: &str, b: &str) -> Result<(Umem, [Side; 2], PortRedirect)> {
     Ok((umem, sides, prog))
 }
 
-fn forward(
-    _umem: &Umem,
-    mut sides: [Side; 2],
-    stop: &AtomicBool,
-    active: &AtomicBool,
-    cpu_ns: &AtomicU64,
-    forwarded: &AtomicU64,
-) -> Result<ForwardCounters> {
+/// What the forwarding thread shares with its [`Forwarder`].
+struct Shared<'a> {
+    stop: &'a AtomicBool,
+    active: &'a AtomicBool,
+    cpu_ns: &'a AtomicU64,
+    forwarded: &'a AtomicU64,
+    tx_full: &'a AtomicU64,
+}
+
+/// The kernel's XDP_STATISTICS of AF_XDP socket `fd` (None when it cannot be read).
+fn xsk_statistics(fd: RawFd) -> Option<libc::xdp_statistics> {
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: an all-zero xdp_statistics (plain u64 fields) is valid.
+    let mut st: libc::xdp_statistics = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `st`, which is that large and valid for
+    // writes. `fd` is one of the forwarder's sockets, open until its thread ends (after `stop`, or
+    // on a forwarding error: then the call fails, or reads another socket's figures, never memory).
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_XDP,
+            libc::XDP_STATISTICS,
+            (&mut st as *mut libc::xdp_statistics).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some(st)
+}
+
+fn forward(_umem: &Umem, mut sides: [Side; 2], sh: &Shared<'_>) -> Result<ForwardCounters> {
+    let (stop, active, cpu_ns, forwarded) = (sh.stop, sh.active, sh.cpu_ns, sh.forwarded);
     let mut c = ForwardCounters::default();
     let mut descs = [FrameDesc::default(); BATCH];
     let mut idle = 0u32;
@@ -224,7 +290,11 @@ fn forward(
             } else {
                 (&mut hi[0], &mut lo[0])
             };
+            let full = c.tx_ring_full;
             work |= forward_one_way(src, dst, 1 - from, &mut descs, &mut c)?;
+            if c.tx_ring_full != full {
+                sh.tx_full.store(c.tx_ring_full, Ordering::Relaxed);
+            }
         }
         polls = polls.wrapping_add(1);
         if polls.is_multiple_of(256) {

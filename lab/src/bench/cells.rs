@@ -8,7 +8,11 @@ use anyhow::{bail, Result};
 use indicatif::ProgressBar;
 
 use super::cpu;
-use super::report::{LatencyCell, LatencyFigures, ThroughputCell, ThroughputFigures};
+use super::drops::{udp_rcvbuf_errors, DropSites};
+use super::pinning::LoadPinned;
+use super::report::{
+    LatencyCell, LatencyFigures, LatencyRound, ThroughputCell, ThroughputFigures, ThroughputRound,
+};
 use super::topology::{Backend, BenchLab, NotApplicable, Scenario};
 use super::udp::{measure_rtt, measure_throughput, RttClient, RttStats, Throughput};
 use super::BenchConfig;
@@ -58,7 +62,7 @@ impl fmt::Display for CellStatus {
 }
 
 /// One cell and what its slices measured so far.
-struct Cell<T> {
+struct Cell<T, R> {
     backend: Backend,
     scenario: Scenario,
     payload: usize,
@@ -69,9 +73,13 @@ struct Cell<T> {
     softirq: Duration,
     /// CPU time of the switching threads outside the endpoints, when the backend has any.
     switch_cpu: Option<Duration>,
+    /// Each slice's own figures (one slice per round), for the ratios' spread over rounds.
+    rounds: Vec<R>,
+    /// Where frames were dropped during the cell's slices (throughput only).
+    drops: DropSites,
 }
 
-impl<T> Cell<T> {
+impl<T, R> Cell<T, R> {
     fn new(backend: Backend, scenario: Scenario, payload: usize, flows: usize, acc: T) -> Self {
         Cell {
             backend,
@@ -82,14 +90,16 @@ impl<T> Cell<T> {
             acc,
             softirq: Duration::ZERO,
             switch_cpu: None,
+            rounds: Vec::new(),
+            drops: DropSites::default(),
         }
     }
 }
 
 /// Every cell of a run.
 pub(super) struct Cells {
-    latency: Vec<Cell<RttStats>>,
-    throughput: Vec<Cell<Throughput>>,
+    latency: Vec<Cell<RttStats, LatencyRound>>,
+    throughput: Vec<Cell<Throughput, ThroughputRound>>,
 }
 
 impl Cells {
@@ -176,7 +186,10 @@ impl Cells {
 }
 
 /// The live cells of `group`, starting at position `round` (mod the group's size).
-fn rotated_live<T>(group: &mut [Cell<T>], round: u32) -> impl Iterator<Item = &mut Cell<T>> {
+fn rotated_live<T, R>(
+    group: &mut [Cell<T, R>],
+    round: u32,
+) -> impl Iterator<Item = &mut Cell<T, R>> {
     let k = round as usize % group.len().max(1);
     let (before, after) = group.split_at_mut(k);
     after
@@ -186,47 +199,74 @@ fn rotated_live<T>(group: &mut [Cell<T>], round: u32) -> impl Iterator<Item = &m
 }
 
 fn measure_latency_slice(
-    c: &mut Cell<RttStats>,
+    c: &mut Cell<RttStats, LatencyRound>,
     lab: &BenchLab,
     cfg: &BenchConfig,
     round_trips: u64,
 ) -> Result<()> {
     let (cl, sv) = (lab.client(), lab.server(c.scenario));
     let mut client = RttClient::new(&cl.ns, cl.ip, sv.ip, c.payload, cfg.timeout)?;
+    let pinned = LoadPinned::new()?;
     lab.set_measuring(true);
     let st = measure_rtt_bounded(&mut client, cfg.warmup, round_trips);
     lab.set_measuring(false);
+    drop(pinned);
     match st {
-        Ok(st) => c.acc.merge(&st),
+        Ok(st) => {
+            c.acc.merge(&st);
+            if let Some(f) = LatencyFigures::from_stats(&st) {
+                c.rounds.push(LatencyRound::of(&f));
+            }
+        }
         Err(e) => c.status = CellStatus::Failed(e.to_string()),
     }
     Ok(())
 }
 
 fn measure_throughput_slice(
-    c: &mut Cell<Throughput>,
+    c: &mut Cell<Throughput, ThroughputRound>,
     lab: &BenchLab,
     duration: Duration,
 ) -> Result<()> {
     let (cl, sv) = (lab.client(), lab.server(c.scenario));
+    let pinned = LoadPinned::new()?;
     lab.set_measuring(true);
+    let drops0 = drops_now(lab, &sv.ns);
     let sw0 = lab.switch_cpu();
     let si0 = cpu::softirq_total()?;
     let t = measure_throughput(&cl.ns, cl.ip, &sv.ns, sv.ip, c.flows, c.payload, duration);
     let si1 = cpu::softirq_total()?;
     let sw1 = lab.switch_cpu();
+    let drops1 = drops_now(lab, &sv.ns);
     lab.set_measuring(false);
+    drop(pinned);
     match t {
         Ok(t) => {
             c.acc.merge(&t);
-            c.softirq += si1.saturating_sub(si0);
-            if let (Some(a), Some(b)) = (sw0, sw1) {
-                *c.switch_cpu.get_or_insert(Duration::ZERO) += b.saturating_sub(a);
+            let softirq = si1.saturating_sub(si0);
+            c.softirq += softirq;
+            let switch = match (sw0, sw1) {
+                (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+                _ => None,
+            };
+            if let Some(d) = switch {
+                *c.switch_cpu.get_or_insert(Duration::ZERO) += d;
             }
+            c.rounds.push(ThroughputRound::of(&ThroughputFigures::new(
+                &t, softirq, switch,
+            )));
+            c.drops.add(&drops1.since(&drops0));
         }
         Err(e) => c.status = CellStatus::Failed(format!("{e:#}")),
     }
     Ok(())
+}
+
+/// The lab's drop counters and the receiver's UDP buffer overruns, as of now.
+fn drops_now(lab: &BenchLab, receiver: &mvdp_control::NetNs) -> DropSites {
+    let mut d = lab.drop_sites();
+    d.udp_rcvbuf = udp_rcvbuf_errors(receiver).ok();
+    d
 }
 
 pub(super) fn measure_rtt_bounded(
@@ -254,7 +294,7 @@ pub(super) fn measure_rtt_bounded(
     Ok(total)
 }
 
-fn latency_cell(c: &Cell<RttStats>) -> LatencyCell {
+fn latency_cell(c: &Cell<RttStats, LatencyRound>) -> LatencyCell {
     let figures = c
         .status
         .is_ok()
@@ -271,19 +311,20 @@ fn latency_cell(c: &Cell<RttStats>) -> LatencyCell {
         payload: c.payload,
         status: status.to_string(),
         figures,
+        rounds: c.rounds.clone(),
     }
 }
 
-fn throughput_cell(c: &Cell<Throughput>) -> ThroughputCell {
+fn throughput_cell(c: &Cell<Throughput, ThroughputRound>) -> ThroughputCell {
+    let ok = c.status.is_ok();
     ThroughputCell {
         backend: c.backend.name(),
         scenario: c.scenario,
         payload: c.payload,
         flows: c.flows,
         status: c.status.to_string(),
-        figures: c
-            .status
-            .is_ok()
-            .then(|| ThroughputFigures::new(&c.acc, c.softirq, c.switch_cpu)),
+        figures: ok.then(|| ThroughputFigures::new(&c.acc, c.softirq, c.switch_cpu)),
+        rounds: c.rounds.clone(),
+        drops: ok.then_some(c.drops),
     }
 }

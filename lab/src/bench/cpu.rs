@@ -75,6 +75,12 @@ pub fn tids_cpu(tids: &[u32]) -> Duration {
         .sum()
 }
 
+/// CPU time (all threads, user + system) of process `pid` so far; None when it is gone.
+pub fn pid_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_task_stat(&stat).map(|(_, d)| d)
+}
+
 /// Summed CPU time of the threads of process `pid` whose name starts with `prefix` (e.g.
 /// "mvdp-worker-"), and how many there were. Resolution is one clock tick (10 ms).
 pub fn named_threads_cpu(pid: u32, prefix: &str) -> Result<(Duration, usize)> {
@@ -145,6 +151,12 @@ mod tests {
         );
         let (_, none) = named_threads_cpu(std::process::id(), "no-such-thread").unwrap();
         assert_eq!(none, 0);
+    }
+
+    #[test]
+    fn a_process_cpu_time_is_read() {
+        assert!(pid_cpu(std::process::id()).is_some());
+        assert!(pid_cpu(u32::MAX - 1).is_none());
     }
 
     #[test]

@@ -22,8 +22,11 @@ pub const CPU_METHOD: &str = "Latency: one UDP request/response at a time from c
 answers that miss the timeout count as lost and are never timed. Throughput: blocking UDP senders in container 1 (one thread per flow) \
 send as fast as the socket takes datagrams for a fixed time; receivers count datagrams and UDP payload bytes. CPU per packet = \
 (sender threads' + receiver threads' user+system time from getrusage(RUSAGE_THREAD) + the system-wide softirq time delta from /proc/stat \
-+ the switching threads' time: the ceiling forwarder's own getrusage, mvdp's `mvdp-worker-N` threads from /proc/<pid>/task/*/stat) / \
-datagrams received. softirq is machine-wide, so it includes whatever else ran meanwhile (an upper bound on a shared VM); softirq work run \
++ the switching threads' time: the ceiling forwarder's own getrusage, mvdp's `mvdp-worker-N` threads from /proc/<pid>/task/*/stat, \
+every thread of ovs-vswitchd from /proc/<pid>/stat) / \
+datagrams received. The load threads (echo servers, client, senders, receivers) are pinned alike for every backend (config.cpus); \
+OVS's vswitchd threads and mvdp-busy's worker run under SCHED_IDLE while other backends are measured, so their spinning \
+taxes no one else. softirq is machine-wide, so it includes whatever else ran meanwhile (an upper bound on a shared VM); softirq work run \
 inline at the end of a send may be charged to the sender thread instead, depending on the kernel's IRQ time accounting.";
 
 pub fn crate_versions() -> BTreeMap<String, String> {
@@ -79,6 +82,24 @@ pub fn utc_now() -> String {
     )
 }
 
+/// OVS's version and how the bench runs it, when it is installed.
+fn ovs_description() -> Option<String> {
+    crate::lab::ovs::ovs_programs().ok()?;
+    let out = std::process::Command::new(crate::lab::ovs::find_program("ovs-vswitchd")?)
+        .arg("--version")
+        .output()
+        .ok()?;
+    let version = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("ovs-vswitchd (version unknown)")
+        .to_string();
+    Some(format!(
+        "{version}: netdev (userspace) bridge, NORMAL action; the parent and container veths as afxdp \
+         (PMD) or afxdp-nonpmd ports, xdp-mode=native, n_rxq=1"
+    ))
+}
+
 pub fn collect(command_line: String) -> Environment {
     Environment {
         date_utc: utc_now(),
@@ -108,6 +129,7 @@ pub fn collect(command_line: String) -> Environment {
             batch_size: BATCH,
             frame_size: FRAME_SIZE,
             umem_frames: FRAMES,
+            ovs: ovs_description(),
         },
         cpu_method: CPU_METHOD.into(),
     }

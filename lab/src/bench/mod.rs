@@ -1,19 +1,23 @@
-//! `mvdp bench`: mvdp against kernel macvlan and the Linux bridge on labs of one shape, with an
-//! AF_XDP forwarder with no switching logic as the ceiling. Pieces:
+//! `mvdp bench`: mvdp against kernel macvlan, the Linux bridge and Open vSwitch's AF_XDP datapath on
+//! labs of one shape, with an AF_XDP forwarder with no switching logic as the ceiling. Pieces:
 //! [`udp`] (echo server, round-trip client, throughput), [`cpu`] (CPU time sources),
 //! [`topology`] (the labs per backend), `cells` (what is measured, slice by slice), [`ceiling`]
 //! (the bare forwarder), [`report`]
-//! (results.json and the ratios), `summary` (summary.md), [`plot`] (SVG plots) and [`env`] (the recorded environment).
+//! (results.json and the ratios), `summary` (summary.md), [`plot`] (SVG plots), [`env`] (the recorded environment),
+//! [`pinning`] (where the load and the dedicated-core switches run) and [`drops`] (where frames were dropped).
 //! [`density`] is the scenario of `--ports`: the same pieces on labs of up to a thousand ports.
 
 pub mod ceiling;
 mod cells;
 pub mod cpu;
 pub mod density;
+pub mod drops;
 pub mod env;
+pub mod pinning;
 pub mod plot;
 pub mod report;
 mod summary;
+pub mod targets;
 pub mod topology;
 pub mod udp;
 
@@ -44,6 +48,8 @@ pub struct BenchConfig {
     pub payloads: Vec<usize>,
     pub flows: Vec<usize>,
     pub timeout: Duration,
+    /// How long each backend's switching threads are watched with no traffic (their idle CPU).
+    pub idle_window: Duration,
     pub quick: bool,
     pub command_line: String,
     pub progress: bool,
@@ -68,6 +74,7 @@ impl BenchConfig {
             payloads: vec![64, 1400],
             flows: vec![1, 4],
             timeout: Duration::from_millis(100),
+            idle_window: Duration::from_millis(500),
             quick: true,
             command_line: String::new(),
             progress: true,
@@ -107,7 +114,8 @@ pub fn run(cfg: &BenchConfig) -> Result<Results> {
         return run_density(cfg, d);
     }
     let pb = progress_bar(cfg.progress);
-    let (mut labs, statuses) = build_labs(cfg, &pb)?;
+    let (mut labs, mut statuses) = build_labs(cfg, &pb)?;
+    measure_idle(cfg, &labs, &mut statuses, &pb);
     let mut cells = Cells::plan(cfg);
     let rounds = cfg.rounds.max(1);
     pb.set_length(cells.live() * rounds as u64);
@@ -115,7 +123,7 @@ pub fn run(cfg: &BenchConfig) -> Result<Results> {
         cells.measure_round(round, cfg, &labs, &pb)?;
     }
     pb.finish_and_clear();
-    let (ceiling_counters, mvdp_stats) = collect_counters(&mut labs);
+    let (ceiling_counters, mvdp_stats, ovs_statistics) = collect_counters(&mut labs);
     drop(labs);
     let (latency, throughput) = cells.report();
     let mut results = Results {
@@ -125,12 +133,15 @@ pub fn run(cfg: &BenchConfig) -> Result<Results> {
         latency,
         throughput,
         ratios: Vec::new(),
+        targets: Vec::new(),
         ceiling_counters,
         mvdp_stats,
+        ovs_statistics,
         density: None,
     };
     let (pairs, pps_pairs) = ratio_pairs(&cfg.backends);
     results.compute_ratios(&pairs, &pps_pairs);
+    results.compute_targets();
     Ok(results)
 }
 
@@ -147,13 +158,16 @@ fn run_density(cfg: &BenchConfig, d: &density::DensityConfig) -> Result<Results>
             .map(|b| BackendStatus {
                 backend: b.name(),
                 status: "ok".into(),
+                idle_switch_cpu_pct: None,
             })
             .collect(),
         latency: Vec::new(),
         throughput: Vec::new(),
         ratios: Vec::new(),
+        targets: Vec::new(),
         ceiling_counters: None,
         mvdp_stats: BTreeMap::new(),
+        ovs_statistics: BTreeMap::new(),
         density: Some(figures),
     })
 }
@@ -188,20 +202,66 @@ fn build_labs(cfg: &BenchConfig, pb: &ProgressBar) -> Result<(Vec<BenchLab>, Vec
         statuses.push(BackendStatus {
             backend: b.name(),
             status,
+            idle_switch_cpu_pct: None,
         });
     }
     Ok((labs, statuses))
 }
 
-/// The ceiling forwarder's counters and mvdp's, read (and the forwarder stopped) before the labs go.
+/// Each lab's switching threads' CPU over `cfg.idle_window` with no traffic, as it is while
+/// measured (a PMD resumed, mvdp-busy at normal priority), in % of one CPU.
+fn measure_idle(
+    cfg: &BenchConfig,
+    labs: &[BenchLab],
+    statuses: &mut [BackendStatus],
+    pb: &ProgressBar,
+) {
+    for lab in labs {
+        pb.set_message(format!("idle CPU of {}", lab.backend.name()));
+        pb.tick();
+        lab.set_measuring(true);
+        // Let a resumed vswitchd or a re-prioritised worker settle.
+        std::thread::sleep(Duration::from_millis(100));
+        let c0 = lab.switch_cpu();
+        let t0 = std::time::Instant::now();
+        std::thread::sleep(cfg.idle_window);
+        let c1 = lab.switch_cpu();
+        let secs = t0.elapsed().as_secs_f64();
+        lab.set_measuring(false);
+        let pct = match (c0, c1) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a).as_secs_f64() / secs * 100.0),
+            _ => None,
+        };
+        if let Some(st) = statuses
+            .iter_mut()
+            .find(|s| s.backend == lab.backend.name())
+        {
+            st.idle_switch_cpu_pct = pct;
+        }
+    }
+}
+
+/// Per OVS backend and port, OVS's own statistics.
+type OvsStatistics = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The ceiling forwarder's counters, mvdp's and OVS's, read (and the forwarder stopped) before
+/// the labs go.
 fn collect_counters(
     labs: &mut [BenchLab],
-) -> (Option<ForwardCounters>, BTreeMap<String, serde_json::Value>) {
+) -> (
+    Option<ForwardCounters>,
+    BTreeMap<String, serde_json::Value>,
+    OvsStatistics,
+) {
     let mut ceiling_counters = None;
     let mut mvdp_stats = BTreeMap::new();
+    let mut ovs = BTreeMap::new();
     for lab in labs {
         if let Some(st) = lab.mvdp_stats() {
             mvdp_stats.insert(lab.backend.name(), st);
+        }
+        if let Some(st) = lab.ovs_statistics() {
+            ovs.insert(lab.backend.name(), st.into_iter().collect());
         }
         match lab.stop_forwarder() {
             Some(Ok(c)) => ceiling_counters = Some(c),
@@ -209,7 +269,7 @@ fn collect_counters(
             None => {}
         }
     }
-    (ceiling_counters, mvdp_stats)
+    (ceiling_counters, mvdp_stats, ovs)
 }
 
 fn config_report(cfg: &BenchConfig) -> ConfigReport {
@@ -223,35 +283,44 @@ fn config_report(cfg: &BenchConfig) -> ConfigReport {
         rtt_timeout_ms: cfg.timeout.as_millis() as u64,
         payloads: cfg.payloads.clone(),
         flows: cfg.flows.clone(),
+        cpus: pinning::plan().clone(),
     }
 }
 
 /// (numerator, denominator) backend names.
 type Pair = (String, String);
 
-/// (numerator, denominator) pairs: every mvdp mode against kernel macvlan in that mode and the
-/// bridge, kernel macvlan against the bridge; and pps against the ceiling.
+/// (numerator, denominator) pairs: every mvdp mode (and mvdp-busy, in bridge mode) against
+/// OVS (PMD and not), kernel macvlan in that mode and the bridge, kernel macvlan against the
+/// bridge; and pps of mvdp and OVS against the ceiling.
 fn ratio_pairs(backends: &[Backend]) -> (Vec<Pair>, Vec<Pair>) {
     let has = |b: &Backend| backends.contains(b);
     let mut pairs = Vec::new();
     let mut pps = Vec::new();
+    let ovs = [Backend::OvsAfxdp, Backend::OvsAfxdpNonPmd];
     for b in backends {
-        match b {
-            Backend::Mvdp(m) => {
-                if has(&Backend::Macvlan(*m)) {
-                    pairs.push((b.name(), Backend::Macvlan(*m).name()));
-                }
-                if has(&Backend::Bridge) {
-                    pairs.push((b.name(), Backend::Bridge.name()));
-                }
-                if has(&Backend::Ceiling) {
-                    pps.push((b.name(), Backend::Ceiling.name()));
-                }
+        let mvdp_mode = match b {
+            Backend::Mvdp(m) => Some(*m),
+            Backend::MvdpBusy => Some(mvdp_switch::Mode::Bridge),
+            _ => None,
+        };
+        if let Some(m) = mvdp_mode {
+            for o in ovs.iter().filter(|o| has(o)) {
+                pairs.push((b.name(), o.name()));
             }
-            Backend::Macvlan(_) if has(&Backend::Bridge) => {
-                pairs.push((b.name(), Backend::Bridge.name()))
+            if has(&Backend::Macvlan(m)) {
+                pairs.push((b.name(), Backend::Macvlan(m).name()));
             }
-            _ => {}
+            if has(&Backend::Bridge) {
+                pairs.push((b.name(), Backend::Bridge.name()));
+            }
+        }
+        let vs_ceiling = mvdp_mode.is_some() || ovs.contains(b);
+        if vs_ceiling && has(&Backend::Ceiling) {
+            pps.push((b.name(), Backend::Ceiling.name()));
+        }
+        if matches!(b, Backend::Macvlan(_)) && has(&Backend::Bridge) {
+            pairs.push((b.name(), Backend::Bridge.name()))
         }
     }
     (pairs, pps)
@@ -277,4 +346,41 @@ pub fn write_outputs(r: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = vec![json, md];
     files.extend(plots);
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mvdp_switch::Mode;
+
+    #[test]
+    fn mvdp_is_compared_with_ovs_and_both_with_the_ceiling() {
+        let backends = [
+            Backend::Mvdp(Mode::Bridge),
+            Backend::MvdpBusy,
+            Backend::OvsAfxdp,
+            Backend::OvsAfxdpNonPmd,
+            Backend::Macvlan(Mode::Bridge),
+            Backend::Ceiling,
+        ];
+        let (pairs, pps) = ratio_pairs(&backends);
+        let has = |v: &[Pair], n: &str, d: &str| v.iter().any(|(a, b)| a == n && b == d);
+        for (n, d) in [
+            ("mvdp-busy", "ovs-afxdp"),
+            ("mvdp-busy", "ovs-afxdp-nonpmd"),
+            ("mvdp-bridge", "ovs-afxdp-nonpmd"),
+            ("mvdp-busy", "macvlan-bridge"),
+        ] {
+            assert!(has(&pairs, n, d), "{n}/{d} missing from {pairs:?}");
+        }
+        for n in ["mvdp-busy", "ovs-afxdp", "ovs-afxdp-nonpmd", "mvdp-bridge"] {
+            assert!(has(&pps, n, "ceiling"), "{n}/ceiling missing from {pps:?}");
+        }
+        assert!(
+            !has(&pairs, "ovs-afxdp", "mvdp-busy"),
+            "mvdp is the numerator"
+        );
+        let (none, _) = ratio_pairs(&[Backend::OvsAfxdp, Backend::Bridge]);
+        assert!(none.is_empty(), "{none:?}");
+    }
 }

@@ -14,10 +14,17 @@ pub struct Results {
     pub latency: Vec<LatencyCell>,
     pub throughput: Vec<ThroughputCell>,
     pub ratios: Vec<Ratio>,
+    /// The headline comparisons with OVS against their targets (empty without OVS backends).
+    pub targets: Vec<super::targets::TargetCheck>,
     /// The ceiling forwarder's counters over the whole run (where its losses went).
     pub ceiling_counters: Option<super::ceiling::ForwardCounters>,
     /// Per mvdp backend: the dataplane's counters at the end of the run (`mvdp stats --json`).
     pub mvdp_stats: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Per OVS backend and port: `ovs-vsctl get interface PORT statistics` at the end of the run
+    /// (OVS refreshes them every 5 s, so the last seconds may be missing).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub ovs_statistics:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
     /// The density scenario (`--ports`), when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub density: Option<super::density::report::DensityResults>,
@@ -47,6 +54,8 @@ pub struct AfXdpEnv {
     pub batch_size: usize,
     pub frame_size: u32,
     pub umem_frames: u32,
+    /// Open vSwitch's version and setup, when installed.
+    pub ovs: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -59,6 +68,8 @@ pub struct ConfigReport {
     pub rtt_timeout_ms: u64,
     pub payloads: Vec<usize>,
     pub flows: Vec<usize>,
+    /// Where the load generators and the dedicated-core switches ran (the same for every backend).
+    pub cpus: super::pinning::CpuPlan,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,6 +77,9 @@ pub struct BackendStatus {
     pub backend: String,
     /// "ok" or "unavailable: <reason>".
     pub status: String,
+    /// CPU the switching threads used with no traffic, in % of one CPU (null for the kernel
+    /// backends, which have none, and backends not built).
+    pub idle_switch_cpu_pct: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -75,6 +89,40 @@ pub struct LatencyCell {
     pub payload: usize,
     pub status: String,
     pub figures: Option<LatencyFigures>,
+    /// Each round's (interleaved slice's) own figures.
+    pub rounds: Vec<LatencyRound>,
+}
+
+/// One round's latency figures of a cell.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LatencyRound {
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
+impl LatencyRound {
+    pub fn of(f: &LatencyFigures) -> LatencyRound {
+        LatencyRound {
+            p50_us: f.p50_us,
+            p99_us: f.p99_us,
+        }
+    }
+}
+
+/// One round's throughput figures of a cell.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ThroughputRound {
+    pub pps: f64,
+    pub ns_per_packet: f64,
+}
+
+impl ThroughputRound {
+    pub fn of(f: &ThroughputFigures) -> ThroughputRound {
+        ThroughputRound {
+            pps: f.pps,
+            ns_per_packet: f.cpu.ns_per_packet,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -136,6 +184,12 @@ pub struct ThroughputCell {
     pub flows: usize,
     pub status: String,
     pub figures: Option<ThroughputFigures>,
+    /// Each round's (interleaved slice's) own figures.
+    pub rounds: Vec<ThroughputRound>,
+    /// Where frames were dropped during the cell, per site (null sites: not observable for this
+    /// backend). Sent minus received is the total loss; sites not listed (the kernel's own queues)
+    /// make up the rest.
+    pub drops: Option<super::drops::DropSites>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -214,6 +268,45 @@ pub struct Ratio {
     /// None when either side was not measured (see `note`).
     pub value: Option<f64>,
     pub note: String,
+    /// The ratio in each round both sides measured (a round is one interleaved pass over the backends).
+    pub per_round: Vec<f64>,
+    /// Median, min and max of `per_round`.
+    pub median: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// Whether every round agrees with every other within 10 % (max ≤ 1.1 × min); null with
+    /// fewer than two rounds.
+    pub rounds_agree_10pct: Option<bool>,
+}
+
+/// How far apart rounds may be and still agree.
+pub const AGREE_WITHIN: f64 = 0.10;
+
+impl Ratio {
+    /// Fills the spread fields from `per_round`.
+    fn set_rounds(&mut self, per_round: Vec<f64>) {
+        let mut v: Vec<f64> = per_round
+            .iter()
+            .copied()
+            .filter(|x| x.is_finite())
+            .collect();
+        v.sort_by(f64::total_cmp);
+        self.median = (!v.is_empty()).then(|| {
+            let n = v.len();
+            if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                (v[n / 2 - 1] + v[n / 2]) / 2.0
+            }
+        });
+        self.min = v.first().copied();
+        self.max = v.last().copied();
+        self.rounds_agree_10pct = match (v.len(), self.min, self.max) {
+            (n, Some(lo), Some(hi)) if n >= 2 => Some(hi <= lo * (1.0 + AGREE_WITHIN)),
+            _ => None,
+        };
+        self.per_round = per_round;
+    }
 }
 
 impl Results {
@@ -310,12 +403,19 @@ impl Results {
             if !has(n) || !has(d) {
                 continue;
             }
-            for (metric, f) in LATENCY_METRICS {
+            for (metric, f, r) in LATENCY_METRICS {
                 let (a, b) = (
                     self.latency_figure(n, key, f),
                     self.latency_figure(d, key, f),
                 );
-                out.push(ratio(metric, key, n, d, a, b));
+                let mut x = ratio(metric, key, n, d, a, b);
+                let rounds = |be: &str| {
+                    self.latency(be, key.scenario, key.payload)
+                        .map(|c| c.rounds.iter().map(r).collect::<Vec<_>>())
+                        .unwrap_or_default()
+                };
+                x.set_rounds(divide_rounds(&rounds(n), &rounds(d)));
+                out.push(x);
             }
         }
         out
@@ -333,10 +433,17 @@ impl Results {
             if !has(n) || !has(d) {
                 continue;
             }
-            for &(metric, f) in metrics {
+            for &(metric, f, r) in metrics {
                 let a = self.throughput_figure(n, key, f);
                 let b = self.throughput_figure(d, key, f);
-                out.push(ratio(metric, key, n, d, a, b));
+                let mut x = ratio(metric, key, n, d, a, b);
+                let rounds = |be: &str| {
+                    self.throughput(be, key.scenario, key.payload, flows)
+                        .map(|c| c.rounds.iter().map(r).collect::<Vec<_>>())
+                        .unwrap_or_default()
+                };
+                x.set_rounds(divide_rounds(&rounds(n), &rounds(d)));
+                out.push(x);
             }
         }
         out
@@ -375,15 +482,40 @@ struct CellKey {
     flows: Option<usize>,
 }
 
-type LatencyMetric = (&'static str, fn(&LatencyFigures) -> f64);
-type ThroughputMetric = (&'static str, fn(&ThroughputFigures) -> f64);
+/// A metric: its name, and how to read it from a cell's figures and from one round's.
+type LatencyMetric = (
+    &'static str,
+    fn(&LatencyFigures) -> f64,
+    fn(&LatencyRound) -> f64,
+);
+type ThroughputMetric = (
+    &'static str,
+    fn(&ThroughputFigures) -> f64,
+    fn(&ThroughputRound) -> f64,
+);
 
-const LATENCY_METRICS: [LatencyMetric; 2] = [("p50", |f| f.p50_us), ("p99", |f| f.p99_us)];
-const THROUGHPUT_METRICS: [ThroughputMetric; 2] = [
-    ("pps", |f| f.pps),
-    ("cpu_ns_per_packet", |f| f.cpu.ns_per_packet),
+const LATENCY_METRICS: [LatencyMetric; 2] = [
+    ("p50", |f| f.p50_us, |r| r.p50_us),
+    ("p99", |f| f.p99_us, |r| r.p99_us),
 ];
-const PPS_ONLY: [ThroughputMetric; 1] = [("pps", |f| f.pps)];
+const THROUGHPUT_METRICS: [ThroughputMetric; 2] = [
+    ("pps", |f| f.pps, |r| r.pps),
+    (
+        "cpu_ns_per_packet",
+        |f| f.cpu.ns_per_packet,
+        |r| r.ns_per_packet,
+    ),
+];
+const PPS_ONLY: [ThroughputMetric; 1] = [("pps", |f| f.pps, |r| r.pps)];
+
+/// `n[i] / d[i]` for every round both have (a zero denominator gives no ratio for that round).
+fn divide_rounds(n: &[f64], d: &[f64]) -> Vec<f64> {
+    n.iter()
+        .zip(d)
+        .filter(|(_, b)| **b > 0.0)
+        .map(|(a, b)| a / b)
+        .collect()
+}
 
 /// `metric` of `n` over `d` for cell `key`, or a note saying which side is missing and why.
 fn ratio(
@@ -409,6 +541,11 @@ fn ratio(
         denominator: d.to_string(),
         value,
         note,
+        per_round: Vec::new(),
+        median: None,
+        min: None,
+        max: None,
+        rounds_agree_10pct: None,
     }
 }
 
@@ -436,6 +573,7 @@ mod tests {
                 } else {
                     "unavailable: not built".into()
                 },
+                rounds: figures.iter().map(LatencyRound::of).collect(),
                 figures,
             }
         };
@@ -449,6 +587,8 @@ mod tests {
             } else {
                 "unavailable: not built".into()
             },
+            rounds: Vec::new(),
+            drops: None,
             figures: pkts.map(|n| {
                 let t = Throughput {
                     duration: Duration::from_secs(1),
@@ -473,15 +613,48 @@ mod tests {
                 rtt_timeout_ms: 10,
                 payloads: vec![64],
                 flows: vec![1],
+                cpus: crate::bench::pinning::CpuPlan::default_for(2),
             },
             backends: Vec::new(),
             latency: latencies.iter().map(|(b, v)| lat_cell(b, *v)).collect(),
             throughput: pps.iter().map(|(b, v)| tp_cell(b, *v)).collect(),
             ratios: Vec::new(),
+            targets: Vec::new(),
             ceiling_counters: None,
             mvdp_stats: Default::default(),
+            ovs_statistics: Default::default(),
             density: None,
         }
+    }
+
+    #[test]
+    fn round_spreads_give_median_range_and_a_verdict() {
+        let mut x = ratio(
+            "p50",
+            CellKey {
+                scenario: Scenario::ContainerContainer,
+                payload: 64,
+                flows: None,
+            },
+            "a",
+            "b",
+            Ok(1.0),
+            Ok(2.0),
+        );
+        x.set_rounds(divide_rounds(&[1.0, 1.2, 1.1], &[2.0, 2.0, 2.0]));
+        assert_eq!(x.per_round.len(), 3);
+        assert!((x.median.unwrap() - 0.55).abs() < 1e-9);
+        assert!((x.min.unwrap() - 0.5).abs() < 1e-9 && (x.max.unwrap() - 0.6).abs() < 1e-9);
+        assert_eq!(x.rounds_agree_10pct, Some(false), "0.6 is 20 % above 0.5");
+        x.set_rounds(vec![1.0, 1.05]);
+        assert_eq!(x.rounds_agree_10pct, Some(true));
+        assert!((x.median.unwrap() - 1.025).abs() < 1e-9);
+        x.set_rounds(vec![1.0]);
+        assert_eq!(
+            x.rounds_agree_10pct, None,
+            "one round cannot agree with itself"
+        );
+        assert_eq!(divide_rounds(&[1.0, 2.0], &[0.0, 4.0]), vec![0.5]);
     }
 
     #[test]

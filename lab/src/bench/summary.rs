@@ -17,7 +17,9 @@ impl Results {
         }
         self.write_latency(&mut s);
         self.write_throughput(&mut s);
+        self.write_drops(&mut s);
         self.write_ratios(&mut s);
+        self.write_targets(&mut s);
         self.write_counters(&mut s);
         let _ = writeln!(s, "\n## Method\n\n{}", self.environment.cpu_method);
         s
@@ -45,12 +47,19 @@ impl Results {
             "{} round trips per latency cell ({} rounds, interleaved across backends), {:.1} s per throughput cell.\n",
             self.config.round_trips_per_cell, self.config.rounds, self.config.throughput_seconds_per_cell
         );
+        let _ = writeln!(s, "CPUs: {}.\n", self.config.cpus.describe());
     }
 
     fn write_backends(&self, s: &mut String) {
-        let _ = writeln!(s, "## Backends\n\n| backend | status |\n|---|---|");
+        let _ = writeln!(
+            s,
+            "## Backends\n\n| backend | status | idle switch CPU |\n|---|---|---:|"
+        );
         for b in &self.backends {
-            let _ = writeln!(s, "| {} | {} |", b.backend, b.status);
+            let idle = b
+                .idle_switch_cpu_pct
+                .map_or("-".to_string(), |p| format!("{p:.0} %"));
+            let _ = writeln!(s, "| {} | {} | {idle} |", b.backend, b.status);
         }
     }
 
@@ -74,11 +83,48 @@ impl Results {
         }
     }
 
+    /// Where each throughput cell's frames were dropped.
+    fn write_drops(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "\n## Drop sites (throughput cells)\n\nFrames lost between sender and receiver, and where they were counted: the kernel's AF_XDP socket \
+             statistics (fill ring empty, RX ring full, and XSK `rx_dropped`, which includes the fill-ring-empty drops in copy mode), the switch's full TX rings (OVS: `afxdp_tx_full` events, one per batch \
+             that did not fit, from `ovs-appctl coverage/show`, which OVS folds in about once a second), mvdp's flood budget, and the receiving \
+             UDP sockets' full buffers. `-`: the backend does not expose that site.\n\n\
+             | scenario | payload | flows | backend | lost | fill ring empty | RX ring full | XSK RX dropped | TX ring full | flood budget | UDP rcvbuf |\n\
+             |---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for c in &self.throughput {
+            let (Some(f), Some(d)) = (&c.figures, &c.drops) else {
+                continue;
+            };
+            let v = |x: Option<u64>| x.map_or("-".to_string(), |n| n.to_string());
+            let _ = writeln!(
+                s,
+                "| {} | {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                c.scenario.name(),
+                c.payload,
+                c.flows,
+                c.backend,
+                f.sent_pkts.saturating_sub(f.recv_pkts),
+                v(d.fill_ring_empty),
+                v(d.rx_ring_full),
+                v(d.xsk_rx_dropped),
+                v(d.tx_ring_full),
+                v(d.flood_budget),
+                v(d.udp_rcvbuf)
+            );
+        }
+    }
+
     /// The ratios measured, then one line per pair that could not be computed.
     fn write_ratios(&self, s: &mut String) {
         let _ = writeln!(
             s,
-            "\n## Ratios (same run)\n\nBelow 1 is better for p50, p99 and CPU per packet; above 1 is better for pps.\n\n| metric | scenario | payload | flows | ratio | value |\n|---|---|---:|---:|---|---:|"
+            "\n## Ratios (same run)\n\nBelow 1 is better for p50, p99 and CPU per packet; above 1 is better for pps. `value` divides the whole cells; \
+             `rounds` is the ratio per round (one interleaved pass over all backends): median (min–max), and whether all rounds agree within \
+             {:.0} % (max ≤ 1.1 × min; `-` with one round).\n\n| metric | scenario | payload | flows | ratio | value | rounds | agree |\n|---|---|---:|---:|---|---:|---|---|",
+            super::report::AGREE_WITHIN * 100.0
         );
         let mut skipped: Vec<String> = Vec::new();
         for r in &self.ratios {
@@ -193,7 +239,7 @@ fn throughput_row(c: &ThroughputCell) -> String {
 
 fn ratio_row(r: &Ratio) -> String {
     format!(
-        "| {} | {} | {} B | {} | {} / {} | {} |",
+        "| {} | {} | {} B | {} | {} / {} | {} | {} | {} |",
         r.metric,
         r.scenario.name(),
         r.payload,
@@ -201,8 +247,26 @@ fn ratio_row(r: &Ratio) -> String {
         r.numerator,
         r.denominator,
         r.value
-            .map_or_else(|| r.note.clone(), |v| format!("{v:.3}"))
+            .map_or_else(|| r.note.clone(), |v| format!("{v:.3}")),
+        spread(r),
+        agree(r)
     )
+}
+
+/// "median (min–max)" of a ratio's rounds.
+fn spread(r: &Ratio) -> String {
+    match (r.median, r.min, r.max) {
+        (Some(m), Some(lo), Some(hi)) => format!("{m:.3} ({lo:.3}–{hi:.3})"),
+        _ => "-".into(),
+    }
+}
+
+fn agree(r: &Ratio) -> &'static str {
+    match r.rounds_agree_10pct {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "-",
+    }
 }
 
 /// "n / d: why" for a ratio that could not be computed.

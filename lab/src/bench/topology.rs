@@ -1,19 +1,24 @@
 //! The labs being compared. Every backend gets the same shape — the lab's wire switch with the
 //! external host, one host with parent NIC eth1, containers c1 and c2 — and differs only in how
 //! the containers are attached to the parent: kernel macvlan children, a Linux bridge over veths,
-//! mvdp, or (for the ceiling) a bare AF_XDP forwarder between the two container veths.
+//! mvdp (adaptive, or busy-polling on a core of its own), Open vSwitch's userspace datapath with
+//! the parent and container veths as AF_XDP ports (PMD or not), or (for the ceiling) a bare AF_XDP
+//! forwarder between the two container veths.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 pub use crate::backend::Backend;
 use crate::lab::daemon::{attach_containers, InProcessDaemon};
+use crate::lab::ovs::{ovs_programs, OvsPolling, OvsSwitch};
 use crate::lab::Lab;
 use anyhow::{anyhow, Context, Result};
 use mvdp_control::{Mode, NetNs};
 use serde::Serialize;
 
 use super::ceiling::Forwarder;
+use super::drops::DropSites;
+use super::pinning;
 use super::udp::{wait_reachable, EchoServer};
 
 /// Why a scenario does not exist for a backend.
@@ -31,6 +36,7 @@ impl Backend {
             Backend::Bridge => "bridge".into(),
             Backend::Ceiling => "ceiling".into(),
             Backend::None => "none".into(),
+            Backend::MvdpBusy | Backend::OvsAfxdp | Backend::OvsAfxdpNonPmd => self.kind().into(),
         }
     }
 
@@ -49,16 +55,25 @@ impl Backend {
             Backend::Bridge => "br".into(),
             Backend::Ceiling => "x".into(),
             Backend::None => "n".into(),
+            Backend::MvdpBusy => "dy".into(),
+            Backend::OvsAfxdp => "o".into(),
+            Backend::OvsAfxdpNonPmd => "on".into(),
         }
     }
 
     /// Every backend the bench can measure: mvdp and kernel macvlan in bridge, vepa, private and
-    /// passthru mode, the Linux bridge and the ceiling.
+    /// passthru mode, the Linux bridge, the ceiling, mvdp-busy and OVS with AF_XDP ports.
     pub fn bench_all() -> Vec<Backend> {
         let modes = [Mode::Bridge, Mode::Vepa, Mode::Private, Mode::Passthru];
         let mut v: Vec<Backend> = modes.iter().map(|m| Backend::Mvdp(*m)).collect();
         v.extend(modes.iter().map(|m| Backend::Macvlan(*m)));
-        v.extend([Backend::Bridge, Backend::Ceiling]);
+        v.extend([
+            Backend::Bridge,
+            Backend::Ceiling,
+            Backend::MvdpBusy,
+            Backend::OvsAfxdp,
+            Backend::OvsAfxdpNonPmd,
+        ]);
         v
     }
 
@@ -73,6 +88,13 @@ impl Backend {
             Backend::Macvlan(Mode::Source) => {
                 Some("source mode needs per-port allowed-MAC lists; not benchmarked".into())
             }
+            Backend::OvsAfxdp | Backend::OvsAfxdpNonPmd if ovs_programs().is_err() => {
+                ovs_programs().err()
+            }
+            b if b.dedicated_core() && pinning::plan().switch_cpu.is_none() => Some(
+                "needs a CPU of its own apart from the load generators' (one CPU, or --load-cpus took them all)"
+                    .into(),
+            ),
             _ => None,
         }
     }
@@ -139,6 +161,8 @@ pub struct BenchLab {
     // Field order is drop order: servers and the forwarder go before the namespaces.
     echo: Vec<EchoServer>,
     forwarder: Option<Forwarder>,
+    /// Open vSwitch serving this lab (OVS backends; stopped before the namespaces go).
+    ovs: Option<OvsSwitch>,
     /// The mvdp daemon serving this lab (in this process, inside the lab's host netns) and its
     /// worker threads, whose CPU time is the switching cost counted next to every throughput.
     daemon: Option<InProcessDaemon>,
@@ -166,7 +190,12 @@ impl BenchLab {
         // its daemon exists) attach to plain container veths / empty containers themselves.
         let lab_backend = match backend {
             Backend::Macvlan(_) | Backend::Bridge => backend,
-            Backend::Ceiling | Backend::Mvdp(_) | Backend::None => Backend::None,
+            Backend::Ceiling
+            | Backend::Mvdp(_)
+            | Backend::None
+            | Backend::MvdpBusy
+            | Backend::OvsAfxdp
+            | Backend::OvsAfxdpNonPmd => Backend::None,
         };
         let lab = Lab::builder(lab_name)
             .containers(backend.containers())
@@ -175,7 +204,10 @@ impl BenchLab {
                 backend,
                 Backend::Macvlan(Mode::Vepa) | Backend::Mvdp(Mode::Vepa)
             ))
-            .container_veths(backend == Backend::Ceiling)
+            .container_veths(matches!(
+                backend,
+                Backend::Ceiling | Backend::OvsAfxdp | Backend::OvsAfxdpNonPmd
+            ))
             .backend(lab_backend)
             .build()
             .with_context(|| format!("building lab {lab_name} for {}", backend.name()))?;
@@ -183,6 +215,7 @@ impl BenchLab {
             backend,
             echo: Vec::new(),
             forwarder: None,
+            ovs: None,
             daemon: None,
             lab,
         };
@@ -194,9 +227,7 @@ impl BenchLab {
                 bl.echo.push(EchoServer::start(&server.ns, server.ip)?);
             }
         }
-        if let Some(f) = &bl.forwarder {
-            f.set_active(true);
-        }
+        bl.set_measuring(true);
         for sc in Scenario::ALL {
             if backend.supports(sc).is_ok() {
                 let (c, s) = (bl.client(), bl.server(sc));
@@ -204,15 +235,41 @@ impl BenchLab {
                     .with_context(|| format!("{}: {}", backend.name(), sc.label()))?;
             }
         }
-        if let Some(f) = &bl.forwarder {
-            f.set_active(false);
-        }
+        bl.set_measuring(false);
         Ok(bl)
     }
 
     fn attach(&mut self) -> Result<()> {
+        use mvdp_engine::runtime::{PollMode, RuntimeOptions};
         if let Backend::Mvdp(mode) = self.backend {
-            self.daemon = Some(start_mvdp(&self.lab, mode)?);
+            let opts = RuntimeOptions {
+                poll: mvdp_poll(),
+                ..RuntimeOptions::default()
+            };
+            self.daemon = Some(start_mvdp(&self.lab, mode, opts)?);
+        }
+        if self.backend == Backend::MvdpBusy {
+            let opts = RuntimeOptions {
+                poll: PollMode::BusyPoll,
+                cpus: pinning::plan().switch_cpu.into_iter().collect(),
+                ..RuntimeOptions::default()
+            };
+            self.daemon = Some(start_mvdp(&self.lab, Mode::Bridge, opts)?);
+        }
+        if matches!(self.backend, Backend::OvsAfxdp | Backend::OvsAfxdpNonPmd) {
+            let polling = match (self.backend, pinning::plan().switch_cpu) {
+                (Backend::OvsAfxdp, Some(cpu)) => OvsPolling::Pmd { cpu },
+                (Backend::OvsAfxdp, None) => anyhow::bail!("no CPU for OVS's PMD thread"),
+                _ => OvsPolling::NonPmd,
+            };
+            let lab = &self.lab;
+            let dir = std::path::PathBuf::from(format!("/run/mvdp/ovs-{}", lab.prefix()));
+            let ports = [
+                lab.parent_ifname(),
+                lab.container(1).host_ifname.as_str(),
+                lab.container(2).host_ifname.as_str(),
+            ];
+            self.ovs = Some(OvsSwitch::start(lab.host(), &dir, &ports, polling)?);
         }
         if self.backend == Backend::Ceiling {
             let lab = &self.lab;
@@ -268,10 +325,21 @@ impl BenchLab {
         }
     }
 
-    /// Marks the start/end of a measurement on this lab (the ceiling busy-polls only then).
+    /// Marks the start/end of a measurement on this lab. The switches that spin (the ceiling,
+    /// OVS's PMD, mvdp-busy's worker) do so at full priority only then, so they do not tax the
+    /// backends measured meanwhile: the ceiling polls once a millisecond, vswitchd's threads and
+    /// mvdp-busy's worker run under SCHED_IDLE (only when their CPU has nothing else to do).
     pub fn set_measuring(&self, on: bool) {
         if let Some(f) = &self.forwarder {
             f.set_active(on);
+        }
+        let spinners = match (&self.ovs, &self.daemon) {
+            (Some(o), _) => o.vswitchd_threads(),
+            (None, Some(d)) if self.backend == Backend::MvdpBusy => d.worker_tids().to_vec(),
+            _ => Vec::new(),
+        };
+        if let Err(e) = pinning::set_idle_priority(&spinners, !on) {
+            tracing::warn!("{}: {e:#}", self.backend.name());
         }
     }
 
@@ -281,12 +349,40 @@ impl BenchLab {
     }
 
     /// CPU time so far of the switching threads outside the endpoints (the ceiling's forwarder;
-    /// mvdp's `mvdp-worker-N` threads once the daemon exists), if there are any.
+    /// mvdp's `mvdp-worker-N` threads; every thread of ovs-vswitchd), if there are any.
     pub fn switch_cpu(&self) -> Option<Duration> {
         if let Some(d) = &self.daemon {
             return Some(super::cpu::tids_cpu(d.worker_tids()));
         }
+        if let Some(o) = &self.ovs {
+            return o.vswitchd_pid().and_then(super::cpu::pid_cpu);
+        }
         self.forwarder.as_ref().map(|f| f.cpu())
+    }
+
+    /// Drops so far at the sites this backend exposes (see [`DropSites`]).
+    pub fn drop_sites(&self) -> DropSites {
+        use mvdp_control::daemon::api::Request;
+        if let Some(d) = &self.daemon {
+            return mvdp_control::daemon::call(d.socket(), &Request::Stats {})
+                .map(|st| DropSites::from_mvdp_stats(&st))
+                .unwrap_or_default();
+        }
+        if let Some(o) = &self.ovs {
+            return DropSites {
+                tx_ring_full: o.coverage(&["afxdp_tx_full"]).ok().map(|v| v[0]),
+                ..DropSites::default()
+            };
+        }
+        self.forwarder
+            .as_ref()
+            .map(|f| f.drop_sites())
+            .unwrap_or_default()
+    }
+
+    /// OVS's own per-port statistics (`ovs-vsctl get interface IF statistics`), OVS backends only.
+    pub fn ovs_statistics(&self) -> Option<Vec<(String, String)>> {
+        self.ovs.as_ref().map(|o| o.interface_statistics())
     }
 }
 
@@ -303,9 +399,13 @@ pub fn mvdp_poll() -> mvdp_engine::runtime::PollMode {
 
 /// Starts mvdp for a bench lab in this process, inside the lab's host netns, and attaches the
 /// containers through the daemon's API, as `mvdp network create` / `mvdp port add` would.
-fn start_mvdp(lab: &Lab, mode: Mode) -> Result<InProcessDaemon> {
+fn start_mvdp(
+    lab: &Lab,
+    mode: Mode,
+    opts: mvdp_engine::runtime::RuntimeOptions,
+) -> Result<InProcessDaemon> {
     let socket = std::path::PathBuf::from(format!("/run/mvdp/bench-{}.sock", lab.prefix()));
-    let d = InProcessDaemon::start(lab, socket, mvdp_poll())?;
+    let d = InProcessDaemon::start(lab, socket, opts)?;
     attach_containers(d.socket(), lab, "bench", mode)?;
     Ok(d)
 }

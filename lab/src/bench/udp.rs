@@ -53,6 +53,10 @@ impl EchoServer {
         let handle = std::thread::Builder::new()
             .name("bench-echo".into())
             .spawn(move || {
+                // The echo server is load: it runs where every backend's load runs.
+                if let Err(e) = super::pinning::pin_load_thread() {
+                    tracing::warn!("echo server: {e:#}");
+                }
                 let mut buf = [0u8; 2048];
                 let mut answered = 0u64;
                 while !s.load(Ordering::Relaxed) {

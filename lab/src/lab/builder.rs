@@ -155,12 +155,15 @@ impl LabBuilder {
                  `mvdp port add`",
             ));
         }
-        if self.backend == Backend::Ceiling {
+        if matches!(
+            self.backend,
+            Backend::Ceiling | Backend::MvdpBusy | Backend::OvsAfxdp | Backend::OvsAfxdpNonPmd
+        ) {
             return Err(Error::invalid(
                 "backend",
                 self.backend.to_string(),
-                "the lab cannot run the AF_XDP ceiling itself: mvdp bench starts it on a lab \
-                 built with container veths",
+                "a bench-only backend: mvdp bench starts it itself on a lab built with container \
+                 veths (or with Backend::None)",
             ));
         }
         if self.backend != Backend::None && self.container_veths {
@@ -285,8 +288,12 @@ impl LabBuilder {
             Backend::Macvlan(mode) => lab.attach_macvlans(mode)?,
             Backend::Bridge => lab.attach_bridge()?,
             // Refused by validate().
-            Backend::Mvdp(_) | Backend::Ceiling => {
-                unreachable!("validate refuses the mvdp and ceiling backends")
+            Backend::Mvdp(_)
+            | Backend::Ceiling
+            | Backend::MvdpBusy
+            | Backend::OvsAfxdp
+            | Backend::OvsAfxdpNonPmd => {
+                unreachable!("validate refuses the mvdp and bench-only backends")
             }
         }
         Ok(lab)

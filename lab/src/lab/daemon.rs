@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use mvdp_control::daemon::{call, serve, DaemonConfig, NetworkCreate, PortAdd, Request, Server};
 use mvdp_control::{Mode, NetNs};
-use mvdp_engine::runtime::{PollMode, Runtime, RuntimeOptions};
+use mvdp_engine::runtime::{Runtime, RuntimeOptions};
 use nix::sys::signal::Signal;
 
 use super::addressing::{LAB_NET, LAB_PREFIX_LEN};
@@ -172,17 +172,18 @@ pub struct InProcessDaemon {
 }
 
 impl InProcessDaemon {
-    /// Starts the runtime (workers waiting as `poll` says) and the daemon in `lab`'s host
-    /// namespace, serving `socket`.
-    pub fn start(lab: &Lab, socket: PathBuf, poll: PollMode) -> anyhow::Result<InProcessDaemon> {
+    /// Starts the runtime (workers waiting and pinned as `opts` says) and the daemon in `lab`'s
+    /// host namespace, serving `socket`.
+    pub fn start(
+        lab: &Lab,
+        socket: PathBuf,
+        opts: RuntimeOptions,
+    ) -> anyhow::Result<InProcessDaemon> {
         let sock = socket.clone();
         let (server, worker_tids) = lab
             .host()
             .run(move || -> anyhow::Result<_> {
-                let rt = Runtime::new(RuntimeOptions {
-                    poll,
-                    ..RuntimeOptions::default()
-                })?;
+                let rt = Runtime::new(opts)?;
                 let tids = rt.worker_tids();
                 let cfg = DaemonConfig {
                     state_dir: None,

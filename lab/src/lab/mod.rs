@@ -23,6 +23,7 @@
 //! - [`records`]: labs left up (`/run/mvdp/labs`), `mvdp lab down` and `mvdp lab ls`;
 //! - [`daemon`]: mvdp daemons on a lab: started (as a process or in this process), containers
 //!   attached as ports, stopped;
+//! - [`ovs`]: Open vSwitch (userspace datapath, AF_XDP ports) on a lab, for `mvdp bench`;
 //! - [`registry`]: the labs and daemons alive in this process, and the Ctrl-C handler;
 //! - `cleanup`: the guard that removes a half-built or dropped lab.
 
@@ -33,6 +34,7 @@ pub mod built;
 mod cleanup;
 pub mod daemon;
 pub mod description;
+pub mod ovs;
 pub mod records;
 pub mod registry;
 

@@ -55,6 +55,24 @@ pub fn forget_daemon_on_interrupt(pid: u32) {
     live_daemons().retain(|p| *p != pid);
 }
 
+/// Directories of daemons started for a lab (OVS's run/db/log directories) that the signal handler
+/// removes after stopping the daemons.
+static LIVE_DIRS: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
+
+fn live_dirs() -> MutexGuard<'static, Vec<std::path::PathBuf>> {
+    LIVE_DIRS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Has the signal handler of [`install_signal_handler`] remove directory `dir` (after the daemons).
+pub fn remove_dir_on_interrupt(dir: &std::path::Path) {
+    live_dirs().push(dir.to_path_buf());
+}
+
+/// Undoes [`remove_dir_on_interrupt`].
+pub fn forget_dir_on_interrupt(dir: &std::path::Path) {
+    live_dirs().retain(|d| d != dir);
+}
+
 /// How long daemons get to exit on Ctrl-C before they are killed.
 const INTERRUPT_STOP: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -68,6 +86,9 @@ pub fn install_signal_handler() -> Result<()> {
             // registers (and so before it creates) another namespace, which would otherwise leak.
             let mut labs = live();
             crate::process::stop_pids(&std::mem::take(&mut *live_daemons()), INTERRUPT_STOP);
+            for dir in std::mem::take(&mut *live_dirs()) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
             let removed = delete_registered(&mut labs);
             if !removed.is_empty() {
                 eprintln!(
