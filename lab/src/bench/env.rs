@@ -116,9 +116,10 @@ pub fn collect(command_line: String) -> Environment {
                 let o = mvdp_engine::runtime::RuntimeOptions::default();
                 format!(
                     "demux on the parent and port_redirect on the port veths (native XDP, BPF links), copy bind, \
-                     batch {}, {} UMEM frames of 4096 B, {} worker(s), {} poll",
+                     batch {}, {} UMEM frames of {} B, {} worker(s), {} poll",
                     o.batch,
                     o.frames,
+                    o.frame_size,
                     o.workers,
                     super::topology::mvdp_poll().name()
                 )
