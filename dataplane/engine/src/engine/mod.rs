@@ -129,9 +129,11 @@ pub(crate) struct Device {
     pub(crate) sock: XskSocket,
     pub(crate) uid: u32,
     /// Chunks kept on the fill ring: grows while bursts take much of it (a burst, or a worker
-    /// that was off the CPU), back to the floor when the device goes idle, within the budget,
-    /// so idle ports hold few chunks and busy ones ride out bursts.
+    /// that was off the CPU), back to the floor when the device comes back from an idle spell,
+    /// within the budget, so idle ports hold few chunks and busy ones ride out bursts.
     pub(crate) fill_target: u32,
+    /// When the device left the every-turn list, if it is off it.
+    pub(crate) cold_since: Option<std::time::Instant>,
     pub(crate) fill: FillBudget,
     /// Turns since the device last had anything to do; a worker stops visiting it after a few
     /// (it comes back when epoll says its RX ring has frames, or a frame is staged for it).
@@ -367,6 +369,7 @@ impl Engine {
             fill_target: fill.min,
             fill,
             quiet_turns: 0,
+            cold_since: None,
             fill_level: 0,
             tx_level: 0,
             // Two turns' worth of one ring's batch: `enqueue` flushes a full stage, so this only

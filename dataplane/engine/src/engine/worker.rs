@@ -36,6 +36,11 @@ const MAX_KICKS: usize = 64;
 const POLL_TIMEOUT_MS: i32 = 100;
 /// Turns without anything to do after which a device is no longer visited every turn.
 const QUIET_TURNS: u32 = 64;
+/// How long a device must have been off the every-turn list for its fill target to fall back to
+/// its floor when it has work again. Not a number of turns: a busy-polling worker spins through
+/// 64 turns in microseconds, and a flow's port that lost its grown fill stock at every gap
+/// between bursts dropped frames at the next one (fill ring empty).
+const IDLE_SPELL: std::time::Duration = std::time::Duration::from_millis(500);
 /// Full statistics (fill and TX levels of every device) are summed every this many turns and
 /// before sleeping; per-turn figures come from the devices with work only.
 const FULL_PUBLISH_TURNS: u64 = 256;
@@ -684,6 +689,10 @@ impl Worker {
         dev.quiet_turns = 0;
         if !std::mem::replace(&mut self.hot[i as usize], true) {
             self.active.push(i);
+            // What it grew for a burst is given back as frames arrive after a long rest.
+            if dev.cold_since.take().is_some_and(|t| t.elapsed() >= IDLE_SPELL) {
+                dev.fill_target = dev.fill.min;
+            }
         }
     }
 
@@ -704,8 +713,7 @@ impl Worker {
                         && d.sock.tx.pending() == 0
                         && refill_amount(d.fill_target, d.fill_level) == 0;
                     if cold {
-                        // Idle: what it grew for a burst is given back as frames arrive.
-                        d.fill_target = d.fill.min;
+                        d.cold_since = Some(Instant::now());
                     }
                     cold
                 }
