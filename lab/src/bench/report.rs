@@ -21,6 +21,9 @@ pub struct Results {
     /// The density scenario (`--ports`), when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub density: Option<super::density::report::DensityResults>,
+    /// The broadcast-storm scenario (`--storm`), when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storm: Option<super::storm::report::StormResults>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -481,6 +484,7 @@ mod tests {
             ceiling_counters: None,
             mvdp_stats: Default::default(),
             density: None,
+            storm: None,
         }
     }
 

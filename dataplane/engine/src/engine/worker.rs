@@ -22,7 +22,7 @@ use super::{
     FRAME_OFFSET, MAX_BATCH, MAX_DEVICES_PER_WORKER,
 };
 use crate::xsk::{Desc, Umem};
-use mvdp_switch::counters::Counters;
+use mvdp_switch::counters::{Counters, DropReason};
 use mvdp_switch::decide::{decide_batch, Delivery, Ingress, Ports, Verdict};
 use mvdp_switch::flood::FloodBudget;
 use mvdp_switch::table::ParentId;
@@ -385,14 +385,20 @@ impl Worker {
             DeviceStats::add(&stats.rx_dropped, n as u64);
             return n;
         };
-        let dropped = self.decide_and_deliver(ingress, &descs[..n], snap);
+        let (dropped, storm) = self.decide_and_deliver(ingress, &descs[..n], snap);
         DeviceStats::add(&stats.rx_dropped, dropped);
+        DeviceStats::add(&stats.flood_dropped, storm);
         n
     }
 
     /// Decides a batch of frames this worker owns and hands each to its destinations.
-    /// Returns how many were dropped.
-    fn decide_and_deliver(&mut self, ingress: Ingress, descs: &[Desc], snap: &Snapshot) -> u64 {
+    /// Returns how many were dropped, and how many of those for the sender's flood share.
+    fn decide_and_deliver(
+        &mut self,
+        ingress: Ingress,
+        descs: &[Desc],
+        snap: &Snapshot,
+    ) -> (u64, u64) {
         let n = descs.len();
         let mut views = [View::default(); MAX_BATCH];
         for (v, d) in views.iter_mut().zip(descs) {
@@ -416,17 +422,18 @@ impl Worker {
             &mut self.budget,
             &mut self.counters,
         );
-        let mut dropped = 0;
+        let (mut dropped, mut storm) = (0, 0);
         for (d, v) in descs.iter().zip(&verdicts[..n]) {
             match *v {
-                Verdict::Drop(_) => {
+                Verdict::Drop(r) => {
                     dropped += 1;
+                    storm += u64::from(r == DropReason::FloodShare);
                     self.free_chunk(d.addr);
                 }
                 Verdict::Deliver(del) => self.deliver(*d, &del, snap),
             }
         }
-        dropped
+        (dropped, storm)
     }
 
     fn deliver(&mut self, desc: Desc, del: &Delivery, snap: &Snapshot) {
