@@ -138,7 +138,10 @@ pub(crate) struct Device {
     pub(crate) quiet_turns: u32,
     pub(crate) fill_level: u32,
     pub(crate) tx_level: u32,
+    /// Frames staged for the TX ring this turn: unicast (and single copies) ...
     pub(crate) pending: Vec<Desc>,
+    /// ... and flood copies, pushed only after every device's unicast (see the worker's flush).
+    pub(crate) pending_flood: Vec<Desc>,
     pub(crate) stats: Arc<DeviceStats>,
 }
 
@@ -370,6 +373,7 @@ impl Engine {
             fill_level: 0,
             tx_level: 0,
             pending: Vec::with_capacity(MAX_BATCH * 2),
+            pending_flood: Vec::with_capacity(MAX_BATCH * 2),
             stats: stats.clone(),
         });
         let r = DevRef {
