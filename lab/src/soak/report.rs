@@ -190,3 +190,87 @@ fn span(xs: &[f64]) -> String {
         format!("{min:.1}–{max:.1} s")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(t: f64, instance: u32, rss_kib: u64, fds: u64, rtt_ok: u64) -> Sample {
+        Sample {
+            t_s: t,
+            instance,
+            pid: 100 + instance,
+            rss_kib,
+            fds,
+            ports: 8,
+            balanced: true,
+            umem: "{}".into(),
+            rtt_ok,
+            rtt_lost: 0,
+            broadcasts: 0,
+            churns: 0,
+            restarts: u64::from(instance),
+        }
+    }
+
+    fn checked(samples: Vec<Sample>) -> SoakReport {
+        let mut r = SoakReport {
+            minutes: 1.0,
+            samples,
+            restart_s: vec![],
+            failures: vec![],
+        };
+        r.check();
+        r
+    }
+
+    #[test]
+    fn steady_samples_across_a_restart_pass() {
+        let r = checked(vec![
+            sample(15.0, 0, 100_000, 43, 10),
+            sample(30.0, 0, 104_000, 43, 20),
+            sample(45.0, 1, 99_000, 43, 30),
+            sample(60.0, 1, 101_000, 43, 40),
+        ]);
+        assert!(r.passed(), "{:?}", r.failures);
+        assert!(r.summary().contains("**Passed**"));
+    }
+
+    #[test]
+    fn unbalanced_books_growth_and_stalls_fail() {
+        let mut unbalanced = sample(30.0, 0, 100_000, 43, 20);
+        unbalanced.balanced = false;
+        let r = checked(vec![sample(15.0, 0, 100_000, 43, 10), unbalanced]);
+        assert_eq!(r.failures.len(), 1, "{:?}", r.failures);
+        assert!(r.failures[0].contains("not balanced"));
+
+        let r = checked(vec![
+            sample(15.0, 0, 100_000, 43, 10),
+            sample(30.0, 0, 100_000, 44, 20),
+        ]);
+        assert!(
+            r.failures.iter().any(|f| f.contains("44 fds")),
+            "{:?}",
+            r.failures
+        );
+
+        // RSS: within max(8 MiB, 10 %) passes, beyond fails; so does a restarted daemon's start.
+        let r = checked(vec![
+            sample(15.0, 0, 100_000, 43, 10),
+            sample(30.0, 0, 110_001, 43, 20),
+            sample(45.0, 1, 120_000, 43, 30),
+        ]);
+        assert_eq!(r.failures.len(), 2, "{:?}", r.failures);
+
+        let r = checked(vec![
+            sample(15.0, 0, 100_000, 43, 10),
+            sample(30.0, 0, 100_000, 43, 10),
+        ]);
+        assert!(
+            r.failures.iter().any(|f| f.contains("no round trip")),
+            "{:?}",
+            r.failures
+        );
+        assert!(r.summary().contains("**Failed**"));
+    }
+}
