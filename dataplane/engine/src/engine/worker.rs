@@ -3,8 +3,9 @@
 //! flight, a fill ring below target, or traffic in its last few turns) reaps TX completions,
 //! tops up the fill ring, takes one batch from the RX ring, decides it and stages the results
 //! on the destinations' TX queues; then the flood taps and the handoffs from other workers;
-//! then flushes the staged TX queues and kicks the kernel. A device with nothing to do is not
-//! visited at all, so a turn costs the same with 2 ports or 1,000 of which 998 are idle.
+//! then flushes the staged TX queues, every device's unicast before any flood copy, and kicks
+//! the kernel. A device with nothing to do is not visited at all, so a turn costs the same with
+//! 2 ports or 1,000 of which 998 are idle.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
