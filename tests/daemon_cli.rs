@@ -181,7 +181,7 @@ fn bad_input_is_refused_and_leaves_nothing_half_created() {
         ),
         (&["--ip", "10.1.2.3"], "outside subnet 198.18.0.0/24"),
         (&["--mtu", "9001"], "above the MTU of parent eth1 (9000)"),
-        (&["--mtu", "4000"], "above mvdp's limit of 3500"),
+        (&["--mtu", "4000"], "above mvdp's limit of 1742"),
         (&["--mac", "01:00:5e:00:00:01"], "not a unicast address"),
     ];
     for (extra, want) in bad {
@@ -352,19 +352,27 @@ fn a_netns_given_by_path_works_and_its_end_removes_the_port() {
     assert!(mv_links(&d.host()).is_empty());
 }
 
-/// A UMEM too small to hold even one port's rings is refused by the argument parser, before
-/// anything (socket, XDP, memory) is set up.
+/// A UMEM too small to hold even one port's rings, or frames of a size AF_XDP cannot use, are
+/// refused by the argument parser, before anything (socket, XDP, memory) is set up.
 #[test]
-fn daemon_refuses_a_tiny_umem() {
+fn daemon_refuses_a_tiny_umem_and_odd_frame_sizes() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("d.sock");
-    let out = std::process::Command::new(common::BIN)
-        .args(["daemon", "--frames", "10", "--socket"])
-        .arg(&sock)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--frames"), "{err}");
-    assert!(!sock.exists());
+    for (args, want) in [
+        (["--frames", "10"], "--frames"),
+        (["--frame-size", "3000"], "2048 or 4096"),
+        (["--frame-size", "1024"], "2048 or 4096"),
+    ] {
+        let out = std::process::Command::new(common::BIN)
+            .arg("daemon")
+            .args(args)
+            .arg("--socket")
+            .arg(&sock)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!sock.exists());
+    }
 }

@@ -98,6 +98,11 @@ fn a_network_of_256_ports_serves_every_port_and_refuses_the_next() {
         assert!(ping(na, &ib, 3), "port {a} -> port {b} ({ib})");
         assert!(ping(nb, &ia, 3), "port {b} -> port {a} ({ia})");
     }
+    // Every new container's link-up multicast is flooded to all the other ports: a burst of
+    // those must never run the switch out of chunks (the ports last in flood order lost their
+    // copies, ARP requests among them, when it did).
+    let drops = &d.json(&["stats", "--json"])["drops"];
+    assert_eq!(drops["no_free_frame"], 0, "{drops}");
     assert!(
         eventually(5, || d.json(&["stats", "--json"])["umem"]["balanced"]
             == true),

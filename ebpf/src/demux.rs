@@ -94,7 +94,7 @@ impl Demux {
     /// is missing, is a loopback or not Ethernet, or already has an XDP program.
     pub fn attach(ifname: &str, policy: ModePolicy) -> Result<Demux, DemuxError> {
         let ifindex = check_parent(ifname)?;
-        let mut ebpf = Ebpf::load(DEMUX_OBJECT).map_err(|e| DemuxError::Load(e.to_string()))?;
+        let mut ebpf = crate::object::load(DEMUX_OBJECT)?;
         let prog: &mut Xdp = ebpf
             .program_mut("demux")
             .ok_or_else(|| DemuxError::Load("program `demux` missing from object".into()))?

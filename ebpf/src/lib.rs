@@ -15,6 +15,7 @@ pub mod abi;
 mod demux;
 mod error;
 mod flood_tap;
+mod object;
 mod port;
 
 pub use demux::{AttachMode, Counters, Demux, ModePolicy, DEMUX_OBJECT};

@@ -45,7 +45,7 @@ impl std::fmt::Debug for PortRedirect {
 impl PortRedirect {
     /// Loads the program; nothing is attached yet. Do it in the namespace of the veths.
     pub fn load() -> Result<PortRedirect, DemuxError> {
-        let mut ebpf = Ebpf::load(PORT_OBJECT).map_err(|e| DemuxError::Load(e.to_string()))?;
+        let mut ebpf = crate::object::load(PORT_OBJECT)?;
         Self::program(&mut ebpf)?
             .load()
             .map_err(|e| DemuxError::Load(verifier_detail(&e)))?;

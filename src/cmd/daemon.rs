@@ -9,7 +9,7 @@ use mvdp_control::daemon::{
     call, ensure_no_daemon_at, serve, DaemonConfig, Request, DEFAULT_SOCKET,
 };
 
-use mvdp_engine::runtime::{PollMode, Runtime, RuntimeOptions, MAX_MTU};
+use mvdp_engine::runtime::{PollMode, Runtime, RuntimeOptions, FRAME_SIZES};
 
 /// How to reach the daemon (every client command).
 #[derive(Args, Clone)]
@@ -69,12 +69,16 @@ pub struct DaemonArgs {
     /// XDP attach mode on parents.
     #[arg(long, value_enum, default_value = "auto")]
     xdp_mode: XdpMode,
-    /// UMEM frames (4 KiB each) shared by all sockets. An eighth is kept for frames in flight;
+    /// UMEM frames shared by all sockets (--frame-size bytes each, pinned in memory). An eighth is kept for frames in flight;
     /// each parent queue is promised 512 and each port 8 (an idle port's fill ring), so the
     /// default serves 1,000 ports with room to spare; under load a port's fill ring grows to
     /// 2,048 from frames nobody else needs. A port the frames cannot cover is refused.
     #[arg(long, env = "MVDP_FRAMES", default_value_t = 16384, value_parser = clap::value_parser!(u32).range(1024..=1_048_576))]
     frames: u32,
+    /// Bytes per UMEM frame: 2048 (the default) carries MTUs up to 1742 in half the memory of
+    /// 4096, which carries MTUs up to 3790 (jumbo parents). A port above the limit is refused.
+    #[arg(long, env = "MVDP_FRAME_SIZE", default_value_t = 2048, value_parser = parse_frame_size)]
+    frame_size: u32,
     /// Adaptive poll: microseconds a worker keeps spinning after its last frame before sleeping in
     /// poll(2). Longer trades CPU for fewer wake-ups on request/response traffic.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
@@ -88,6 +92,15 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true,
           default_missing_value = mvdp_control::docker::DEFAULT_PLUGIN_SOCKET)]
     docker_plugin: Option<PathBuf>,
+}
+
+fn parse_frame_size(s: &str) -> std::result::Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if FRAME_SIZES.contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a frame size mvdp can use: 2048 or 4096"
+        )),
+    }
 }
 
 /// A list of CPU numbers.
@@ -139,16 +152,18 @@ pub fn run(a: DaemonArgs) -> Result<()> {
             XdpMode::Generic => mvdp_ebpf::ModePolicy::Generic,
         },
         frames: a.frames,
+        frame_size: a.frame_size,
         spin: std::time::Duration::from_micros(a.spin_us),
         cpus: a.cpu.map(|c| c.0).unwrap_or_default(),
         ..RuntimeOptions::default()
     })
     .context("starting the AF_XDP runtime")?;
+    let max_mtu = runtime.max_mtu();
     let server = serve(
         runtime,
         DaemonConfig {
             state_dir: Some(a.state_dir.clone()),
-            max_mtu: MAX_MTU,
+            max_mtu,
             netns: None,
         },
         &a.socket,

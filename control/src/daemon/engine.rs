@@ -58,7 +58,7 @@ fn invalid<T>(msg: impl Into<String>) -> Result<T> {
 pub struct DaemonConfig {
     /// Where state.json lives; `None`: nothing persisted (tests).
     pub state_dir: Option<PathBuf>,
-    /// The dataplane's MTU limit (`mvdp_engine::runtime::MAX_MTU`).
+    /// The dataplane's MTU limit (`mvdp_engine::runtime::max_mtu` of its frame size).
     pub max_mtu: u32,
     /// Act in this netns instead of the process's own (tests).
     pub netns: Option<NetNs>,

@@ -314,7 +314,7 @@ impl Network {
                 self.parent
             )),
             Some(m) if m > max_mtu => bad(format!(
-                "MTU {m} is above mvdp's limit of {max_mtu} (one UMEM frame per packet)"
+                "MTU {m} is above mvdp's limit of {max_mtu} (one UMEM frame per packet; `mvdp daemon --frame-size 4096` raises it)"
             )),
             Some(m) if m < 68 => bad(format!("MTU {m} is below the IPv4 minimum of 68")),
             Some(m) => Ok(m),

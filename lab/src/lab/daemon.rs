@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use mvdp_control::daemon::{call, serve, DaemonConfig, NetworkCreate, PortAdd, Request, Server};
 use mvdp_control::{Mode, NetNs};
-use mvdp_engine::runtime::{PollMode, Runtime, RuntimeOptions, MAX_MTU};
+use mvdp_engine::runtime::{PollMode, Runtime, RuntimeOptions};
 use nix::sys::signal::Signal;
 
 use super::addressing::{LAB_NET, LAB_PREFIX_LEN};
@@ -186,7 +186,7 @@ impl InProcessDaemon {
                 let tids = rt.worker_tids();
                 let cfg = DaemonConfig {
                     state_dir: None,
-                    max_mtu: MAX_MTU,
+                    max_mtu: rt.max_mtu(),
                     netns: None,
                 };
                 Ok((serve(rt, cfg, &sock)?, tids))

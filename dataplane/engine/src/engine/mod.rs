@@ -70,7 +70,7 @@ impl Default for EngineConfig {
             workers: 1,
             poll: PollMode::Adaptive,
             frames: 16384,
-            frame_size: 4096,
+            frame_size: 2048,
             batch: 64,
             spin: Duration::from_micros(50),
         }
@@ -221,7 +221,7 @@ impl Engine {
         let umem = Umem::new(UmemConfig {
             frames: cfg.frames,
             frame_size: cfg.frame_size,
-            ring_size: 4096,
+            ring_size: 64,
         })?;
         let shared = Arc::new(Shared::new(cfg.frames));
         let inboxes: Vec<_> = (0..cfg.workers)

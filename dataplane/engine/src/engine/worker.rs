@@ -323,7 +323,28 @@ impl Worker {
             return Some(c);
         }
         self.free.balance(&self.shared, self.cfg.batch);
+        if let Some(c) = self.free.pop() {
+            return Some(c);
+        }
+        self.replenish();
         self.free.pop()
+    }
+
+    /// Out of chunks mid-turn: sends what is staged and takes back what the kernel finished.
+    /// A flood stages one copy per port before anything is sent, so a burst of broadcasts on a
+    /// network of a thousand ports ran the free stack dry and the ports last in flood order
+    /// never got their copies (an ARP request among them). Copy-mode TX is synchronous, so the
+    /// chunks of what was just sent are on the completion rings when `flush` returns.
+    #[cold]
+    fn replenish(&mut self) {
+        self.flush_all();
+        let fs = self.frame_size;
+        for k in 0..self.active.len() {
+            let i = self.active[k] as usize;
+            if let Some(dev) = self.devices[i].as_deref_mut() {
+                reap(dev, &mut self.free, &self.shared, &mut self.addrs, fs);
+            }
+        }
     }
 
     /// One device's share of a turn; returns the frames handled.

@@ -27,9 +27,16 @@ use mvdp_switch::{DropReason, Ingress, Mac, Mode, NetworkSpec, ParentId, PortSpe
 
 pub use crate::engine::PollMode;
 
-/// Largest MTU a port (and its parent) may have: a 4 KiB UMEM frame less the kernel's XDP
-/// headroom (256 B), the Ethernet header and an 802.1Q tag, rounded down with margin.
-pub const MAX_MTU: u32 = 3500;
+/// UMEM frame sizes the runtime can use. 2 KiB halves the UMEM's memory and fits a 1,500-byte
+/// MTU; 4 KiB carries MTUs up to 3,790.
+pub const FRAME_SIZES: [u32; 2] = [2048, 4096];
+
+/// Largest MTU a port (and its parent) may have with `frame_size` frames: what the kernel copies
+/// into a frame is the frame less its XDP headroom (256 B); an Ethernet header and an 802.1Q tag
+/// ride on top of the MTU, and 32 bytes stay free for XDP metadata.
+pub const fn max_mtu(frame_size: u32) -> u32 {
+    frame_size - crate::xsk::XDP_PACKET_HEADROOM - 14 - 4 - 32
+}
 
 /// Chunks a parent queue's fill ring keeps when idle, and the most it grows to under load.
 const PARENT_FILL: FillBudget = FillBudget {
@@ -40,6 +47,15 @@ const PARENT_FILL: FillBudget = FillBudget {
 /// default UMEM; a port under load grows towards the most its fill ring holds (the engine's
 /// adaptive fill), from frames nobody else needs.
 pub const PORT_FILL: FillBudget = FillBudget { min: 8, max: 2048 };
+
+// Checked at compile time: a fill target beyond its fill ring could never be reached, and a
+// burst a port's full fill ring takes in must fit on its RX ring, or it is dropped there instead.
+const _: () = {
+    assert!(PORT_FILL.min < PORT_FILL.max && PARENT_FILL.min < PARENT_FILL.max);
+    assert!(PORT_FILL.max <= SocketConfig::PORT.fill_size);
+    assert!(PORT_FILL.max <= SocketConfig::PORT.rx_size);
+    assert!(PARENT_FILL.max <= SocketConfig::PARENT.fill_size);
+};
 /// Most rx queues of a parent the switch serves (the XSKMAP's width).
 const MAX_QUEUES: u32 = mvdp_ebpf::abi::MAX_QUEUES;
 
@@ -49,8 +65,10 @@ pub struct RuntimeOptions {
     pub workers: usize,
     pub poll: PollMode,
     pub xdp_mode: ModePolicy,
-    /// UMEM frames (4 KiB each) shared by every socket.
+    /// UMEM frames shared by every socket.
     pub frames: u32,
+    /// Bytes per UMEM frame, one of FRAME_SIZES; bounds the MTU (`max_mtu`).
+    pub frame_size: u32,
     /// Descriptors handled per ring per turn.
     pub batch: usize,
     /// Adaptive poll: how long a worker keeps spinning after its last frame before it sleeps.
@@ -66,6 +84,7 @@ impl Default for RuntimeOptions {
             poll: PollMode::Adaptive,
             xdp_mode: ModePolicy::NativeOrGeneric,
             frames: 16384,
+            frame_size: 2048,
             batch: 64,
             spin: EngineConfig::default().spin,
             cpus: Vec::new(),
@@ -233,9 +252,9 @@ impl Runtime {
             workers: opts.workers,
             poll: opts.poll,
             frames: opts.frames,
+            frame_size: opts.frame_size,
             batch: opts.batch,
             spin: opts.spin,
-            ..EngineConfig::default()
         })
         .map_err(|e| std::io::Error::new(e.kind(), format!("starting the AF_XDP engine: {e}")))?;
         pin_workers(&engine, &opts.cpus)?;
@@ -250,6 +269,11 @@ impl Runtime {
 
     pub fn options(&self) -> &RuntimeOptions {
         &self.opts
+    }
+
+    /// The largest MTU this runtime's frames carry (see `max_mtu`).
+    pub fn max_mtu(&self) -> u32 {
+        max_mtu(self.engine.umem().frame_size())
     }
 
     /// Kernel thread ids of the switch's worker threads (for CPU accounting).
@@ -442,8 +466,7 @@ impl Dataplane for Runtime {
         )?;
         let mut queues = Vec::new();
         for q in 0..rx_queues {
-            let sock = match XskSocket::new(self.engine.umem(), ifname, q, SocketConfig::default())
-            {
+            let sock = match XskSocket::new(self.engine.umem(), ifname, q, SocketConfig::PARENT) {
                 Ok(s) => s,
                 Err(e) => {
                     let devs: Vec<_> = queues.iter().map(|(d, _, _)| *d).collect();
@@ -516,18 +539,13 @@ impl Dataplane for Runtime {
 
     fn add_port(&mut self, cfg: &PortConfig) -> Result<PortHandle, DataplaneError> {
         let (ifindex, slot) = self.admit_port(cfg)?;
-        let sock = XskSocket::new(
-            self.engine.umem(),
-            &cfg.veth_ifname,
-            0,
-            SocketConfig::default(),
-        )
-        .map_err(|e| {
-            DataplaneError::system(
-                format!("binding an AF_XDP socket to {}", cfg.veth_ifname),
-                e,
-            )
-        })?;
+        let sock = XskSocket::new(self.engine.umem(), &cfg.veth_ifname, 0, SocketConfig::PORT)
+            .map_err(|e| {
+                DataplaneError::system(
+                    format!("binding an AF_XDP socket to {}", cfg.veth_ifname),
+                    e,
+                )
+            })?;
         let fd = sock.fd();
         let worker = self.engine.worker_for(slot);
         let (dev, stats) = self
@@ -741,6 +759,22 @@ impl Drop for Runtime {
         let parents: Vec<u16> = self.parents.keys().copied().collect();
         for p in parents {
             let _ = self.detach_parent(ParentHandle(p));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mtu_limit_follows_the_frame_size() {
+        // A 1,500-byte MTU (the common parent) fits 2 KiB frames with a tag pushed in place.
+        assert!(max_mtu(2048) >= 1500);
+        assert!(max_mtu(4096) > 3500);
+        for fs in FRAME_SIZES {
+            let frame = max_mtu(fs) + 14 + 4;
+            assert!(frame + crate::xsk::XDP_PACKET_HEADROOM < fs, "{fs}");
         }
     }
 }

@@ -26,7 +26,8 @@ pub struct UmemConfig {
     pub frames: u32,
     /// A power of two, 2048 or 4096.
     pub frame_size: u32,
-    /// Size of every fill and completion ring (a power of two).
+    /// Size of the anchor socket's fill and completion rings (a power of two). The anchor never
+    /// receives, so this can be small; the switch's sockets size their own rings (SocketConfig).
     pub ring_size: u32,
 }
 
@@ -196,10 +197,10 @@ impl Umem {
 }
 
 /// libxdp's socket options: copy mode, need_wakeup, no program loading (mvdp attaches its own).
-pub(crate) struct SocketConfigRaw(pub(crate) xsk_socket_config);
+struct SocketConfigRaw(xsk_socket_config);
 
 impl SocketConfigRaw {
-    pub(crate) fn copy_mode(rx_size: u32, tx_size: u32) -> SocketConfigRaw {
+    fn copy_mode(rx_size: u32, tx_size: u32) -> SocketConfigRaw {
         SocketConfigRaw(xsk_socket_config {
             rx_size,
             tx_size,

@@ -1,0 +1,32 @@
+//! Loading an embedded BPF object.
+
+use aya::Ebpf;
+
+use crate::DemuxError;
+
+/// Allocations from this size on are mapped on their own, and unmapped when freed.
+const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
+/// Free memory at the top of a heap beyond this goes back to the system.
+const TRIM_THRESHOLD: libc::c_int = 1024 * 1024;
+
+/// Loads `bytes` with aya without leaving its parse of the kernel's BTF resident.
+///
+/// aya parses the kernel's whole BTF (/sys/kernel/btf/vmlinux) for every object it loads:
+/// ~19 MiB of short-lived vectors on this kernel. Freeing a large mapped allocation makes glibc
+/// raise its mmap and trim thresholds to that size for the rest of the process, so afterwards
+/// the daemon's heap grew by the size of its largest buffers and was never trimmed: a 2-port
+/// daemon kept ~33 MiB it did not use. Fixed thresholds (setting them turns glibc's adaptation
+/// off) and a trim after the load keep the process near what it uses.
+pub(crate) fn load(bytes: &[u8]) -> Result<Ebpf, DemuxError> {
+    // SAFETY: mallopt only changes the allocator's tuning; it is thread-safe and touches no
+    // live allocation.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+    }
+    let ebpf = Ebpf::load(bytes).map_err(|e| DemuxError::Load(e.to_string()));
+    // SAFETY: malloc_trim only releases memory the allocator holds free; no live allocation
+    // is touched, and it is thread-safe (it takes each arena's lock).
+    unsafe { libc::malloc_trim(0) };
+    ebpf
+}
