@@ -18,7 +18,7 @@
 use crate::table::{PortId, SegmentId, Tables};
 
 /// Broadcasts one port may have flooded per refill (per worker turn in the engine).
-pub const PORT_FLOOD_SHARE: u16 = 8;
+pub const PORT_FLOOD_SHARE: u16 = 4;
 
 /// A port's share: how much of it was used in refill `epoch`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
