@@ -504,9 +504,22 @@ fn cli_refuses_bad_input_with_help() {
         &["lab", "up", "--help"],
         &["lab", "down", "--help"],
         &["lab", "ls", "--help"],
+        &["lab", "soak", "--help"],
     ] {
         let h = mvdp(args);
         assert!(h.status.success() && !h.stdout.is_empty(), "{args:?}");
+    }
+    // The soak's durations are checked before any lab is built.
+    for (args, needle) in [
+        (&["lab", "soak", "--minutes", "0"][..], "--minutes"),
+        (&["lab", "soak", "--restart-every=-1"], "--restart-every"),
+        (&["lab", "soak", "--churn-every", "NaN"], "--churn-every"),
+    ] {
+        let bad = mvdp(args);
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert!(!bad.status.success(), "{args:?}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
     }
 }
 

@@ -38,6 +38,7 @@ pub mod conformance;
 pub mod lab;
 pub mod probe;
 pub mod process;
+pub mod soak;
 pub mod testing;
 
 pub use backend::Backend;

@@ -61,6 +61,11 @@ pub struct BenchArgs {
     /// duration: 1, --quick: 0.3; rounds: 4, --quick: 1].
     #[arg(long, value_delimiter = ',', conflicts_with_all = ["backends", "modes", "no_ceiling"])]
     ports: Vec<u32>,
+    /// The broadcast-storm scenario instead: mvdp and kernel macvlan (bridge mode), two containers'
+    /// round trips idle and while a third broadcasts as fast as it can [round trips: 20000,
+    /// --quick: 2000; rounds: 4, --quick: 2].
+    #[arg(long, conflicts_with_all = ["backends", "modes", "no_ceiling", "ports"])]
+    storm: bool,
 }
 
 /// `--mvdp-poll`: how mvdp's workers wait.
@@ -203,6 +208,9 @@ fn config(args: &BenchArgs, modes: &[Mode]) -> Result<BenchConfig> {
     if !args.ports.is_empty() {
         density(args, &mut cfg)?;
     }
+    if args.storm {
+        storm(args, &mut cfg)?;
+    }
     cfg.command_line = std::env::args().collect::<Vec<_>>().join(" ");
     Ok(cfg)
 }
@@ -224,5 +232,26 @@ fn density(args: &BenchArgs, cfg: &mut BenchConfig) -> Result<()> {
     cfg.round_trips = args.round_trips.unwrap_or(if quick { 500 } else { 2_000 });
     let secs = args.duration.unwrap_or(if quick { 0.3 } else { 1.0 });
     cfg.duration = Duration::from_secs_f64(secs);
+    Ok(())
+}
+
+/// `--storm`: the storm scenario's backends and sizes, its daemon the running `mvdp` binary.
+fn storm(args: &BenchArgs, cfg: &mut BenchConfig) -> Result<()> {
+    if args.mvdp_poll != PollMode::Adaptive {
+        bail!(
+            "--mvdp-poll: the storm scenario runs `mvdp daemon` with its defaults (adaptive poll)"
+        );
+    }
+    let bin = std::env::current_exe().context("finding the mvdp binary")?;
+    cfg.storm = Some(mvdp_lab::bench::storm::StormConfig { mvdp_bin: bin });
+    cfg.backends = mvdp_lab::bench::storm::BACKENDS.to_vec();
+    let quick = args.quick;
+    cfg.rounds = args.rounds.unwrap_or(if quick { 2 } else { 4 });
+    cfg.payloads = vec![mvdp_lab::bench::density::measure::PAYLOAD];
+    cfg.flows = Vec::new();
+    cfg.warmup = 100;
+    cfg.round_trips = args
+        .round_trips
+        .unwrap_or(if quick { 2_000 } else { 20_000 });
     Ok(())
 }

@@ -17,6 +17,33 @@ pub enum LabCmd {
     Down(DownArgs),
     /// List the labs on this machine (found by their namespace names).
     Ls(LsArgs),
+    /// Soak an `mvdp daemon`: unicast and broadcast traffic on a lab of eight containers, port
+    /// churn and a daemon restart every few minutes; checks the UMEM books balance and the
+    /// daemon's RSS and open fds do not grow; writes soak.csv, report.json and summary.md and
+    /// exits non-zero when a check fails. Needs root; takes --minutes.
+    Soak(SoakArgs),
+}
+
+#[derive(Args)]
+pub struct SoakArgs {
+    /// How long to soak.
+    #[arg(long, default_value_t = 30.0)]
+    minutes: f64,
+    /// Seconds between daemon restarts.
+    #[arg(long, default_value_t = 180.0)]
+    restart_every: f64,
+    /// Seconds between port churns (one port removed and added again).
+    #[arg(long, default_value_t = 5.0)]
+    churn_every: f64,
+    /// Seconds between samples (books, RSS, fds).
+    #[arg(long, default_value_t = 15.0)]
+    sample_every: f64,
+    /// Lab name (its namespaces' prefix) [default: mvs<pid>].
+    #[arg(long)]
+    name: Option<String>,
+    /// Directory for soak.csv, report.json and summary.md.
+    #[arg(long, default_value = "soak-results")]
+    out: std::path::PathBuf,
 }
 
 #[derive(Args)]
@@ -87,7 +114,47 @@ pub fn run(cmd: LabCmd) -> Result<()> {
         LabCmd::Up(a) => up(a),
         LabCmd::Down(a) => down(a),
         LabCmd::Ls(a) => ls(a),
+        LabCmd::Soak(a) => soak(a),
     }
+}
+
+fn soak(a: SoakArgs) -> Result<()> {
+    let secs = |what: &str, v: f64| -> Result<std::time::Duration> {
+        anyhow::ensure!(
+            v.is_finite() && (0.5..=86_400.0).contains(&v),
+            "--{what} {v}: give 0.5..=86400 seconds"
+        );
+        Ok(std::time::Duration::from_secs_f64(v))
+    };
+    let cfg = mvdp_lab::soak::SoakConfig {
+        name: a
+            .name
+            .unwrap_or_else(|| format!("mvs{}", std::process::id())),
+        mvdp_bin: std::env::current_exe().context("finding the mvdp binary")?,
+        duration: secs("minutes", a.minutes * 60.0)?,
+        restart_every: secs("restart-every", a.restart_every)?,
+        churn_every: secs("churn-every", a.churn_every)?,
+        sample_every: secs("sample-every", a.sample_every)?,
+    };
+    anyhow::ensure!(
+        mvdp_control::is_root(),
+        "mvdp lab soak needs root (network namespaces, XDP, AF_XDP); run it with sudo"
+    );
+    // Ctrl-C stops the daemon and removes the lab.
+    mvdp_lab::install_signal_handler()?;
+    let report = mvdp_lab::soak::run(&cfg, |m| eprintln!("soak: {m}"))?;
+    let files = report.write(&a.out)?;
+    print!("{}", report.summary());
+    println!("\nwritten:");
+    for f in files {
+        println!("  {}", f.display());
+    }
+    anyhow::ensure!(
+        report.passed(),
+        "the soak failed: {}",
+        report.failures.join("; ")
+    );
+    Ok(())
 }
 
 fn up(a: UpArgs) -> Result<()> {

@@ -33,14 +33,14 @@ pub fn run(a: StatsArgs) -> Result<()> {
         }
     );
     let head = format!(
-        "{:>12} {:>14} {:>12} {:>14} {:>10} {:>10}",
-        "RX-FRAMES", "RX-BYTES", "TX-FRAMES", "TX-BYTES", "RX-DROP", "TX-DROP"
+        "{:>12} {:>14} {:>12} {:>14} {:>10} {:>10} {:>10}",
+        "RX-FRAMES", "RX-BYTES", "TX-FRAMES", "TX-BYTES", "RX-DROP", "TX-DROP", "STORM-DROP"
     );
     println!("\nNETWORK          PORTS {head}");
     for n in &s.networks {
         let t = &n.traffic;
         println!(
-            "{:<16} {:>5} {:>12} {:>14} {:>12} {:>14} {:>10} {:>10}",
+            "{:<16} {:>5} {:>12} {:>14} {:>12} {:>14} {:>10} {:>10} {:>10}",
             n.name,
             n.ports,
             t.rx_frames,
@@ -48,14 +48,15 @@ pub fn run(a: StatsArgs) -> Result<()> {
             t.tx_frames,
             t.tx_bytes,
             t.rx_dropped,
-            t.tx_dropped
+            t.tx_dropped,
+            t.flood_dropped
         );
     }
     println!("\nPORT NETWORK      HOST-IF  NETNS            {head}");
     for p in &s.ports {
         let t = &p.traffic;
         println!(
-            "{:<4} {:<12} {:<8} {:<16} {:>12} {:>14} {:>12} {:>14} {:>10} {:>10}",
+            "{:<4} {:<12} {:<8} {:<16} {:>12} {:>14} {:>12} {:>14} {:>10} {:>10} {:>10}",
             p.id,
             p.network,
             p.host_ifname,
@@ -65,7 +66,8 @@ pub fn run(a: StatsArgs) -> Result<()> {
             t.tx_frames,
             t.tx_bytes,
             t.rx_dropped,
-            t.tx_dropped
+            t.tx_dropped,
+            t.flood_dropped
         );
     }
     println!("\ndrops by reason:");

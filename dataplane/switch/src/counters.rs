@@ -25,6 +25,9 @@ pub enum DropReason {
     PortDown,
     /// The segment's broadcast budget was spent: port copies not made.
     FloodBudget,
+    /// A broadcast or multicast from a port whose flood share of the turn was spent (a storm):
+    /// dropped whole, neither flooded nor sent to the wire.
+    FloodShare,
     /// Consumed by a `nodst` source-mode port that is down.
     SourceNodst,
     /// Nothing left to do: e.g. the flood path's copy for the host, which
@@ -33,7 +36,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 11;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Runt,
         DropReason::TruncatedTag,
@@ -43,6 +46,7 @@ impl DropReason {
         DropReason::UnknownIngress,
         DropReason::PortDown,
         DropReason::FloodBudget,
+        DropReason::FloodShare,
         DropReason::SourceNodst,
         DropReason::NoReceiver,
     ];
@@ -57,6 +61,7 @@ impl DropReason {
             DropReason::UnknownIngress => "unknown_ingress",
             DropReason::PortDown => "port_down",
             DropReason::FloodBudget => "flood_budget",
+            DropReason::FloodShare => "flood_share",
             DropReason::SourceNodst => "source_nodst",
             DropReason::NoReceiver => "no_receiver",
         }
@@ -82,6 +87,10 @@ pub struct PortCounters {
     pub rx_dropped: u64,
     /// Frames for this port that found its TX ring full, or no free chunk to be copied into.
     pub tx_dropped: u64,
+    /// Of `rx_dropped`: broadcasts and multicasts beyond the port's flood share of a turn (a
+    /// storm from this port).
+    #[serde(default)]
+    pub flood_dropped: u64,
 }
 
 impl PortCounters {
@@ -93,6 +102,7 @@ impl PortCounters {
         self.tx_bytes += o.tx_bytes;
         self.rx_dropped += o.rx_dropped;
         self.tx_dropped += o.tx_dropped;
+        self.flood_dropped += o.flood_dropped;
     }
 }
 

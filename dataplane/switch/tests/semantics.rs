@@ -836,6 +836,55 @@ fn flood_budget_bounds_replication_but_not_unicast() {
 }
 
 #[test]
+fn a_ports_flood_share_bounds_its_storm_not_other_ports() {
+    let mut b = TablesBuilder::new();
+    let net = b.add_network(NetworkSpec::new(ParentId(0), 0, Mode::Bridge));
+    let p1 = b.add_port(PortSpec::new(net, port_mac(1)));
+    let p2 = b.add_port(PortSpec::new(net, port_mac(2)));
+    let p3 = b.add_port(PortSpec::new(net, port_mac(3)));
+    let t = b.build().unwrap();
+    let mut bud = FloodBudget::with_port_share(&t, 3);
+    let mut c = Counters::new(&t);
+    let storm = eth(Mac::BROADCAST, port_mac(3), None, 0x800);
+    for _ in 0..3 {
+        let v = decide(&t, Ingress::Port(p3), &storm, &mut bud, &mut c);
+        assert_eq!(outcome(&t, &v), to(&[P(p1.0), P(p2.0), Wire]));
+    }
+    // Port 3's share is spent: the rest of its storm is dropped whole, and counted on it.
+    for _ in 0..5 {
+        let v = decide(&t, Ingress::Port(p3), &storm, &mut bud, &mut c);
+        assert_eq!(v, Verdict::Drop(DropReason::FloodShare));
+    }
+    assert_eq!(c.dropped(DropReason::FloodShare), 5);
+    assert_eq!(c.port(p3).flood_dropped, 5);
+    assert_eq!(c.port(p3).rx_dropped, 5);
+    // Port 1's broadcast has its own share, and unicast between 1 and 2 no share at all.
+    let v = decide(
+        &t,
+        Ingress::Port(p1),
+        &eth(Mac::BROADCAST, port_mac(1), None, 0x800),
+        &mut bud,
+        &mut c,
+    );
+    assert_eq!(outcome(&t, &v), to(&[P(p2.0), P(p3.0), Wire]));
+    for _ in 0..10 {
+        let v = decide(
+            &t,
+            Ingress::Port(p1),
+            &eth(port_mac(2), port_mac(1), None, 0x800),
+            &mut bud,
+            &mut c,
+        );
+        assert_eq!(outcome(&t, &v), to(&[P(p2.0)]));
+    }
+    assert_eq!(c.port(p1).flood_dropped, 0);
+    // The next refill (the engine's next turn) gives port 3 its share again.
+    bud.refill(&t);
+    let v = decide(&t, Ingress::Port(p3), &storm, &mut bud, &mut c);
+    assert_eq!(outcome(&t, &v), to(&[P(p1.0), P(p2.0), Wire]));
+}
+
+#[test]
 fn batch_counts_and_bounds() {
     let t = lab(Mode::Bridge, 2);
     let mut bud = FloodBudget::new(&t);

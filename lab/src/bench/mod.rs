@@ -16,6 +16,7 @@ pub mod env;
 pub mod pinning;
 pub mod plot;
 pub mod report;
+pub mod storm;
 mod summary;
 pub mod targets;
 pub mod topology;
@@ -55,6 +56,8 @@ pub struct BenchConfig {
     pub progress: bool,
     /// `--ports`: run the density scenario instead of the cells.
     pub density: Option<density::DensityConfig>,
+    /// `--storm`: run the broadcast-storm scenario instead of the cells.
+    pub storm: Option<storm::StormConfig>,
 }
 
 impl BenchConfig {
@@ -79,6 +82,7 @@ impl BenchConfig {
             command_line: String::new(),
             progress: true,
             density: None,
+            storm: None,
         }
     }
 }
@@ -113,6 +117,9 @@ pub fn run(cfg: &BenchConfig) -> Result<Results> {
     if let Some(d) = &cfg.density {
         return run_density(cfg, d);
     }
+    if let Some(s) = &cfg.storm {
+        return run_storm(cfg, s);
+    }
     let pb = progress_bar(cfg.progress);
     let (mut labs, mut statuses) = build_labs(cfg, &pb)?;
     measure_idle(cfg, &labs, &mut statuses, &pb);
@@ -138,6 +145,7 @@ pub fn run(cfg: &BenchConfig) -> Result<Results> {
         mvdp_stats,
         ovs_statistics,
         density: None,
+        storm: None,
     };
     let (pairs, pps_pairs) = ratio_pairs(&cfg.backends);
     results.compute_ratios(&pairs, &pps_pairs);
@@ -169,6 +177,35 @@ fn run_density(cfg: &BenchConfig, d: &density::DensityConfig) -> Result<Results>
         mvdp_stats: BTreeMap::new(),
         ovs_statistics: BTreeMap::new(),
         density: Some(figures),
+        storm: None,
+    })
+}
+
+/// The storm scenario alone: its labs, figures and the environment, no cells.
+fn run_storm(cfg: &BenchConfig, s: &storm::StormConfig) -> Result<Results> {
+    let pb = progress_bar(cfg.progress);
+    let figures = storm::run(cfg, s, &pb)?;
+    pb.finish_and_clear();
+    Ok(Results {
+        environment: env::collect(cfg.command_line.clone()),
+        config: config_report(cfg),
+        backends: storm::BACKENDS
+            .iter()
+            .map(|b| BackendStatus {
+                backend: b.name(),
+                status: "ok".into(),
+                idle_switch_cpu_pct: None,
+            })
+            .collect(),
+        latency: Vec::new(),
+        throughput: Vec::new(),
+        ratios: Vec::new(),
+        targets: Vec::new(),
+        ceiling_counters: None,
+        mvdp_stats: BTreeMap::new(),
+        ovs_statistics: BTreeMap::new(),
+        density: None,
+        storm: Some(figures),
     })
 }
 

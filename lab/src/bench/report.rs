@@ -28,6 +28,9 @@ pub struct Results {
     /// The density scenario (`--ports`), when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub density: Option<super::density::report::DensityResults>,
+    /// The broadcast-storm scenario (`--storm`), when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storm: Option<super::storm::report::StormResults>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -624,6 +627,7 @@ mod tests {
             mvdp_stats: Default::default(),
             ovs_statistics: Default::default(),
             density: None,
+            storm: None,
         }
     }
 

@@ -15,6 +15,10 @@ impl Results {
             d.write_markdown(&mut s, &backends[0], &backends[1]);
             return s;
         }
+        if let Some(st) = &self.storm {
+            st.write_markdown(&mut s);
+            return s;
+        }
         self.write_latency(&mut s);
         self.write_throughput(&mut s);
         self.write_drops(&mut s);
@@ -39,7 +43,7 @@ impl Results {
             if self.config.quick { " · --quick" } else { "" }
         );
         let _ = writeln!(s, "Command: `{}`\n", e.command_line);
-        if self.density.is_some() {
+        if self.density.is_some() || self.storm.is_some() {
             return;
         }
         let _ = writeln!(

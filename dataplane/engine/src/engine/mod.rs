@@ -140,7 +140,10 @@ pub(crate) struct Device {
     pub(crate) quiet_turns: u32,
     pub(crate) fill_level: u32,
     pub(crate) tx_level: u32,
+    /// Frames staged for the TX ring this turn: unicast (and single copies) ...
     pub(crate) pending: Vec<Desc>,
+    /// ... and flood copies, pushed only after every device's unicast (see the worker's flush).
+    pub(crate) pending_flood: Vec<Desc>,
     pub(crate) stats: Arc<DeviceStats>,
 }
 
@@ -376,6 +379,7 @@ impl Engine {
             // bounds how much waits for one kick. Sized from the configured batch, not the
             // largest one allowed: at a thousand ports that was 8 MiB of staging nobody used.
             pending: Vec::with_capacity(self.cfg.batch * 2),
+            pending_flood: Vec::with_capacity(self.cfg.batch * 2),
             stats: stats.clone(),
         });
         let r = DevRef {

@@ -17,6 +17,8 @@ pub struct DeviceStats {
     pub rx_dropped: AtomicU64,
     /// Frames for this device that found its TX ring full, or no chunk to copy into.
     pub tx_dropped: AtomicU64,
+    /// Of `rx_dropped`: broadcasts beyond the device's flood share of a turn (a storm).
+    pub flood_dropped: AtomicU64,
 }
 
 impl DeviceStats {
@@ -29,6 +31,7 @@ impl DeviceStats {
             tx_bytes: r(&self.tx_bytes),
             rx_dropped: r(&self.rx_dropped),
             tx_dropped: r(&self.tx_dropped),
+            flood_dropped: r(&self.flood_dropped),
         }
     }
 

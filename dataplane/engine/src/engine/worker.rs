@@ -3,8 +3,9 @@
 //! flight, a fill ring below target, or traffic in its last few turns) reaps TX completions,
 //! tops up the fill ring, takes one batch from the RX ring, decides it and stages the results
 //! on the destinations' TX queues; then the flood taps and the handoffs from other workers;
-//! then flushes the staged TX queues and kicks the kernel. A device with nothing to do is not
-//! visited at all, so a turn costs the same with 2 ports or 1,000 of which 998 are idle.
+//! then flushes the staged TX queues, every device's unicast before any flood copy, and kicks
+//! the kernel. A device with nothing to do is not visited at all, so a turn costs the same with
+//! 2 ports or 1,000 of which 998 are idle.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +23,7 @@ use super::{
     FRAME_OFFSET, MAX_BATCH, MAX_DEVICES_PER_WORKER,
 };
 use crate::xsk::{Desc, Umem};
-use mvdp_switch::counters::Counters;
+use mvdp_switch::counters::{Counters, DropReason};
 use mvdp_switch::decide::{decide_batch, Delivery, Ingress, Ports, Verdict};
 use mvdp_switch::flood::FloodBudget;
 use mvdp_switch::table::ParentId;
@@ -288,11 +289,9 @@ impl Worker {
             &mut self.addrs,
             self.frame_size,
         );
-        for k in 0..dev.pending.len() {
-            let a = dev.pending[k].addr;
-            self.free_chunk(a);
+        for d in dev.pending.drain(..).chain(dev.pending_flood.drain(..)) {
+            self.free.push((d.addr / self.frame_size) as u32);
         }
-        dev.pending.clear();
         self.orphaned += u64::from(dev.fill_level) + u64::from(dev.tx_level);
         dev.fill_level = 0;
         dev.tx_level = 0;
@@ -411,14 +410,20 @@ impl Worker {
             DeviceStats::add(&stats.rx_dropped, n as u64);
             return n;
         };
-        let dropped = self.decide_and_deliver(ingress, &descs[..n], snap);
+        let (dropped, storm) = self.decide_and_deliver(ingress, &descs[..n], snap);
         DeviceStats::add(&stats.rx_dropped, dropped);
+        DeviceStats::add(&stats.flood_dropped, storm);
         n
     }
 
     /// Decides a batch of frames this worker owns and hands each to its destinations.
-    /// Returns how many were dropped.
-    fn decide_and_deliver(&mut self, ingress: Ingress, descs: &[Desc], snap: &Snapshot) -> u64 {
+    /// Returns how many were dropped, and how many of those for the sender's flood share.
+    fn decide_and_deliver(
+        &mut self,
+        ingress: Ingress,
+        descs: &[Desc],
+        snap: &Snapshot,
+    ) -> (u64, u64) {
         let n = descs.len();
         let mut views = [View::default(); MAX_BATCH];
         for (v, d) in views.iter_mut().zip(descs) {
@@ -442,17 +447,18 @@ impl Worker {
             &mut self.budget,
             &mut self.counters,
         );
-        let mut dropped = 0;
+        let (mut dropped, mut storm) = (0, 0);
         for (d, v) in descs.iter().zip(&verdicts[..n]) {
             match *v {
-                Verdict::Drop(_) => {
+                Verdict::Drop(r) => {
                     dropped += 1;
+                    storm += u64::from(r == DropReason::FloodShare);
                     self.free_chunk(d.addr);
                 }
                 Verdict::Deliver(del) => self.deliver(*d, &del, snap),
             }
         }
-        dropped
+        (dropped, storm)
     }
 
     fn deliver(&mut self, desc: Desc, del: &Delivery, snap: &Snapshot) {
@@ -477,17 +483,17 @@ impl Worker {
         }
         match del.ports {
             Ports::None => {}
-            Ports::One(p) => self.copy_to_port(desc, del.tagged, p.0, snap),
+            Ports::One(p) => self.copy_to_port(desc, del.tagged, p.0, snap, Staged::Unicast),
             Ports::Flood { modes, except } => {
                 for p in snap.tables.flood_ports(del.segment, modes, except) {
-                    self.copy_to_port(desc, del.tagged, p.0, snap);
+                    self.copy_to_port(desc, del.tagged, p.0, snap, Staged::Flood);
                     self.flood_copies += 1;
                 }
             }
         }
         if let Some(set) = del.taps {
             for &p in snap.tables.taps(set) {
-                self.copy_to_port(desc, del.tagged, p.0, snap);
+                self.copy_to_port(desc, del.tagged, p.0, snap, Staged::Unicast);
             }
         }
         let wire_to = snap
@@ -544,7 +550,7 @@ impl Worker {
     }
 
     /// Copies a frame into a fresh chunk for port `port` (without its tag when `strip`).
-    fn copy_to_port(&mut self, src: Desc, strip: bool, port: u32, snap: &Snapshot) {
+    fn copy_to_port(&mut self, src: Desc, strip: bool, port: u32, snap: &Snapshot, q: Staged) {
         let Some(&to) = snap.port_dev.get(port as usize) else {
             return;
         };
@@ -571,25 +577,34 @@ impl Worker {
             d[o..o + len].copy_from_slice(s);
             len
         };
-        self.enqueue(
+        self.enqueue_to(
             to,
             Desc {
                 addr: u64::from(c) * self.frame_size + o as u64,
                 len: out_len as u32,
             },
+            q,
         );
     }
 
     /// Stages a frame for a device's TX ring, here or on another worker.
     fn enqueue(&mut self, to: DevRef, desc: Desc) {
+        self.enqueue_to(to, desc, Staged::Unicast)
+    }
+
+    /// Stages a frame on one of a device's queues. Another worker's devices get it as unicast:
+    /// the handoff carries no queue, and a flood copy there is already bounded by the sender's
+    /// share.
+    fn enqueue_to(&mut self, to: DevRef, desc: Desc, q: Staged) {
         if to.worker == self.id {
             let fs = self.frame_size;
             match self.devices.get_mut(to.index as usize) {
                 Some(Some(dev)) if dev.uid == to.uid => {
-                    if dev.pending.len() == dev.pending.capacity() {
-                        flush(dev, &mut self.free, &self.shared, &mut self.addrs, fs);
+                    let staged = q.of(dev);
+                    if staged.len() == staged.capacity() {
+                        flush(dev, q, &mut self.free, &self.shared, &mut self.addrs, fs);
                     }
-                    dev.pending.push(desc);
+                    q.of(dev).push(desc);
                     self.make_hot(to.index);
                 }
                 _ => self.free_chunk(desc.addr),
@@ -657,14 +672,18 @@ impl Worker {
         n
     }
 
+    /// Pushes every device's unicast onto its TX ring and kicks, and only then the flood
+    /// copies: a turn's floods never go out ahead of any device's unicast.
     fn flush_all(&mut self) -> usize {
         let fs = self.frame_size;
         let mut work = 0;
-        for k in 0..self.active.len() {
-            let i = self.active[k] as usize;
-            if let Some(dev) = self.devices[i].as_deref_mut() {
-                if !dev.pending.is_empty() {
-                    work += flush(dev, &mut self.free, &self.shared, &mut self.addrs, fs);
+        for q in [Staged::Unicast, Staged::Flood] {
+            for k in 0..self.active.len() {
+                let i = self.active[k] as usize;
+                if let Some(dev) = self.devices[i].as_deref_mut() {
+                    if !q.of(dev).is_empty() {
+                        work += flush(dev, q, &mut self.free, &self.shared, &mut self.addrs, fs);
+                    }
                 }
             }
         }
@@ -690,7 +709,11 @@ impl Worker {
         if !std::mem::replace(&mut self.hot[i as usize], true) {
             self.active.push(i);
             // What it grew for a burst is given back as frames arrive after a long rest.
-            if dev.cold_since.take().is_some_and(|t| t.elapsed() >= IDLE_SPELL) {
+            if dev
+                .cold_since
+                .take()
+                .is_some_and(|t| t.elapsed() >= IDLE_SPELL)
+            {
                 dev.fill_target = dev.fill.min;
             }
         }
@@ -710,6 +733,7 @@ impl Worker {
                     let cold = d.quiet_turns >= QUIET_TURNS
                         && d.tx_level == 0
                         && d.pending.is_empty()
+                        && d.pending_flood.is_empty()
                         && d.sock.tx.pending() == 0
                         && refill_amount(d.fill_target, d.fill_level) == 0;
                     if cold {
@@ -888,21 +912,41 @@ fn refill(
     0
 }
 
-/// Moves staged frames onto the TX ring and kicks the kernel until it has taken them or the
-/// kick budget is spent. Frames that find the ring full after a reap are dropped and counted.
+/// Which of a device's staged queues.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Staged {
+    Unicast,
+    Flood,
+}
+
+impl Staged {
+    fn of(self, dev: &mut Device) -> &mut Vec<Desc> {
+        match self {
+            Staged::Unicast => &mut dev.pending,
+            Staged::Flood => &mut dev.pending_flood,
+        }
+    }
+}
+
+/// Moves one queue of staged frames onto the TX ring and kicks the kernel until it has taken
+/// them or the kick budget is spent. Frames that find the ring full after a reap are dropped and
+/// counted.
 fn flush(
     dev: &mut Device,
+    q: Staged,
     free: &mut FreeStack,
     shared: &Shared,
     addrs: &mut [u64],
     fs: u64,
 ) -> usize {
-    let staged = dev.pending.len();
+    // Taken out for the borrow and put back below: the same buffer, no allocation.
+    let mut pending = std::mem::take(q.of(dev));
+    let staged = pending.len();
     let mut sent = 0;
     for attempt in 0..2 {
-        let n = dev.sock.tx.push_descs(&dev.pending[sent..]);
+        let n = dev.sock.tx.push_descs(&pending[sent..]);
         let mut bytes = 0u64;
-        for d in &dev.pending[sent..sent + n] {
+        for d in &pending[sent..sent + n] {
             shared.tag((d.addr / fs) as u32, dev.uid | TAG_TX);
             bytes += u64::from(d.len);
         }
@@ -916,11 +960,12 @@ fn flush(
         }
         reap(dev, free, shared, addrs, fs);
     }
-    for d in &dev.pending[sent..] {
+    for d in &pending[sent..] {
         free.push((d.addr / fs) as u32);
     }
     DeviceStats::add(&dev.stats.tx_dropped, (staged - sent) as u64);
-    dev.pending.clear();
+    pending.clear();
+    *q.of(dev) = pending;
     staged
 }
 

@@ -1,0 +1,130 @@
+//! The broadcast-storm scenario of `mvdp bench` (`--storm`): on a three-container lab per backend
+//! (mvdp and kernel macvlan, bridge mode; the density scenario's [`DenseLab`]), containers 1 and 2
+//! measure UDP round trips while idle, then again while container 3 sends broadcasts as fast as
+//! its socket takes them ([`blast`]). Slices alternate idle and storm, backends interleaved.
+//! Figures: both latency distributions, their ratio (storm / idle), the storm's rate, and for
+//! mvdp the storming port's counters from `mvdp stats` (its floods dropped by the per-port
+//! flood share). [`report`] holds results.json's part and summary.md's table.
+
+pub mod blast;
+pub mod report;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use indicatif::ProgressBar;
+use mvdp_switch::Mode;
+
+use super::density::dense::{DenseLab, DENSE_NET, DENSE_PREFIX_LEN};
+use super::density::measure::busy_latency;
+use super::topology::Backend;
+use super::udp::RttStats;
+use super::BenchConfig;
+use blast::{Blasted, Blaster};
+use report::{StormResults, StormRow};
+
+/// The backends the storm scenario compares.
+pub const BACKENDS: [Backend; 2] = [Backend::Mvdp(Mode::Bridge), Backend::Macvlan(Mode::Bridge)];
+/// The storming container; 1 and 2 are the measured pair.
+pub const STORM_PORT: u32 = 3;
+/// How long the storm runs before round trips are timed under it.
+const SETTLE: Duration = Duration::from_millis(300);
+
+pub const METHOD: &str = "Each backend gets a lab of three containers in bridge mode on one parent (mvdp: the `mvdp daemon` binary with its defaults, \
+one worker, adaptive poll; kernel macvlan: children of the same parent). Containers 1 and 2 time UDP round trips (64-byte payload, one in flight, \
+container 2 echoes). Each slice measures a share of the round trips idle, then starts container 3 sending 64-byte UDP broadcasts to the subnet's \
+broadcast address from one thread as fast as its socket takes them, waits 0.3 s, and measures the same share again under the storm. Backends are \
+interleaved slice by slice. The ratio divides the storm's figure by the idle one of the same backend; the target is mvdp's p99 ratio <= 2. \
+The storming port's counters are mvdp's own (`mvdp stats`): flood_dropped is its broadcasts not copied to other ports because its flood share \
+per turn was spent.";
+
+/// What the storm scenario runs.
+#[derive(Debug, Clone)]
+pub struct StormConfig {
+    /// The `mvdp` binary whose `daemon` serves the mvdp lab.
+    pub mvdp_bin: PathBuf,
+}
+
+/// The subnet's broadcast address (the storm's destination).
+pub fn broadcast_addr() -> Ipv4Addr {
+    let host_bits = 32 - u32::from(DENSE_PREFIX_LEN);
+    Ipv4Addr::from(u32::from(DENSE_NET) | ((1u32 << host_bits) - 1))
+}
+
+/// One backend's measurements so far.
+struct Tally {
+    idle: RttStats,
+    storm: RttStats,
+    blasted: Blasted,
+    failed: Option<anyhow::Error>,
+}
+
+/// Builds both labs, measures them in `cfg.rounds` slices and removes them.
+pub(super) fn run(cfg: &BenchConfig, s: &StormConfig, pb: &ProgressBar) -> Result<StormResults> {
+    let mut labs = Vec::new();
+    for b in BACKENDS {
+        pb.set_message(format!("building the {} lab", b.name()));
+        let mut lab = DenseLab::build(&b.lab_name(&cfg.run_name), b, &s.mvdp_bin)?;
+        lab.grow(STORM_PORT, || {})?;
+        labs.push(lab);
+    }
+    let rounds = cfg.rounds.max(1);
+    pb.set_length(u64::from(rounds) * labs.len() as u64);
+    let mut tallies: Vec<Tally> = labs
+        .iter()
+        .map(|_| Tally {
+            idle: RttStats::new(),
+            storm: RttStats::new(),
+            blasted: Blasted::default(),
+            failed: None,
+        })
+        .collect();
+    let per_slice = cfg.round_trips.div_ceil(u64::from(rounds));
+    for round in 0..rounds as usize {
+        for i in (0..labs.len()).map(|k| (k + round) % labs.len()) {
+            pb.set_message(format!("{}: slice {}", labs[i].backend.name(), round + 1));
+            let t = &mut tallies[i];
+            if t.failed.is_none() {
+                if let Err(e) = slice(&labs[i], cfg, per_slice, t) {
+                    t.failed = Some(e);
+                }
+            }
+            pb.inc(1);
+        }
+    }
+    let rows: Vec<StormRow> = labs
+        .iter()
+        .zip(tallies)
+        .map(|(lab, t)| StormRow::new(lab, &t.idle, &t.storm, t.blasted, t.failed.as_ref()))
+        .collect();
+    pb.set_message("removing the labs");
+    drop(labs);
+    Ok(StormResults::new(cfg, rows))
+}
+
+/// One idle share of round trips, then one under a storm from container 3.
+fn slice(lab: &DenseLab, cfg: &BenchConfig, n: u64, t: &mut Tally) -> Result<()> {
+    t.idle.merge(&busy_latency(lab, cfg, n)?);
+    let storm = lab.endpoint(STORM_PORT);
+    let blaster = Blaster::start(&storm.ns, storm.ip, broadcast_addr())?;
+    blaster.settle(SETTLE);
+    let measured = busy_latency(lab, cfg, n);
+    let b = blaster.stop();
+    t.blasted.sent += b.sent;
+    t.blasted.refused += b.refused;
+    t.blasted.seconds += b.seconds;
+    t.storm.merge(&measured?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_storm_goes_to_the_subnets_broadcast_address() {
+        assert_eq!(broadcast_addr(), Ipv4Addr::new(198, 18, 31, 255));
+    }
+}
