@@ -26,8 +26,9 @@ pub struct BenchArgs {
     json: bool,
     /// Backends to compare (the AF_XDP ceiling is measured too unless --no-ceiling): mvdp (adaptive
     /// poll), macvlan, bridge, mvdp-busy (busy poll, worker on its own CPU), ovs-afxdp (Open vSwitch
-    /// userspace datapath, AF_XDP ports, PMD on its own CPU), ovs-afxdp-nonpmd.
-    #[arg(long, value_delimiter = ',', default_value = "mvdp,macvlan,bridge", value_parser = bench_backend_kind())]
+    /// userspace datapath, AF_XDP ports, PMD on its own CPU), ovs-afxdp-nonpmd. All by default; the
+    /// OVS backends are reported unavailable, with the reason, where OVS is not installed.
+    #[arg(long, value_delimiter = ',', default_value = "mvdp,macvlan,bridge,mvdp-busy,ovs-afxdp,ovs-afxdp-nonpmd", value_parser = bench_backend_kind())]
     backends: Vec<Backend>,
     /// macvlan modes for the mvdp and kernel macvlan backends (bridge, vepa, private, passthru).
     #[arg(long, value_delimiter = ',', default_value = "bridge")]
