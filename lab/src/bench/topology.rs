@@ -328,7 +328,8 @@ impl BenchLab {
     /// Marks the start/end of a measurement on this lab. The switches that spin (the ceiling,
     /// OVS's PMD, mvdp-busy's worker) do so at full priority only then, so they do not tax the
     /// backends measured meanwhile: the ceiling polls once a millisecond, vswitchd's threads and
-    /// mvdp-busy's worker run under SCHED_IDLE (only when their CPU has nothing else to do).
+    /// mvdp-busy's worker run under SCHED_IDLE (only when their CPU has nothing else to do), and
+    /// OVS's PMD sleeps when it polls nothing (see `OvsSwitch::set_pmd_resting`).
     pub fn set_measuring(&self, on: bool) {
         if let Some(f) = &self.forwarder {
             f.set_active(on);
@@ -340,6 +341,11 @@ impl BenchLab {
         };
         if let Err(e) = pinning::set_idle_priority(&spinners, !on) {
             tracing::warn!("{}: {e:#}", self.backend.name());
+        }
+        if let Some(o) = &self.ovs {
+            if let Err(e) = o.set_pmd_resting(!on) {
+                tracing::warn!("{}: {e:#}", self.backend.name());
+            }
         }
     }
 

@@ -32,6 +32,8 @@ const PROGRAMS: [&str; 5] = [
 ];
 /// How long ovs-vsctl may wait for vswitchd to apply a change (never forever).
 const VSCTL_TIMEOUT_S: u32 = 20;
+/// The longest OVS lets a PMD sleep when it polls nothing (`other_config:pmd-maxsleep`).
+const PMD_REST_US: u32 = 10_000;
 /// SIGTERM to exit: vswitchd takes 1.2–1.8 s with AF_XDP ports.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -270,6 +272,22 @@ impl OvsSwitch {
                 .args(self.vsctl_args(true))
                 .args(args),
         )
+    }
+
+    /// Lets the PMD thread sleep when it polls nothing (`rest`), or makes it spin again. A
+    /// lowered priority alone did not keep an idle PMD off its core: under SCHED_IDLE it still took
+    /// 70-80 % of the CPU mvdp-busy's worker was measured on, in slices of a scheduler tick. OVS 3.1's
+    /// load-based sleep (`other_config:pmd-maxsleep`, at most 10 ms) does. Waits until vswitchd
+    /// applied it, so a measurement starts with the PMD spinning.
+    pub fn set_pmd_resting(&self, rest: bool) -> Result<()> {
+        let us = if rest { PMD_REST_US } else { 0 };
+        self.vsctl(&[
+            "set",
+            "Open_vSwitch",
+            ".",
+            &format!("other_config:pmd-maxsleep={us}"),
+        ])
+        .map(|_| ())
     }
 
     /// ovs-appctl to vswitchd (bounded).
