@@ -12,26 +12,9 @@ use mvdp_control::daemon::api::{NetworkCreate, Request};
 use mvdp_control::daemon::state::State;
 use mvdp_switch::Mac;
 
-struct Rng(u64);
+mod fuzzing;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
+use fuzzing::Rng;
 
 fn count() -> u64 {
     std::env::var("MVDP_FUZZ_INPUTS")
@@ -78,36 +61,14 @@ const NASTY: &[&str] = &[
     "\"🦀\"",
 ];
 
-/// Mostly a sensible value for the field (`good`), now and then a nasty one: requests must get
-/// past the JSON decoding often enough to reach the checks behind it.
+/// Mostly a sensible value for the field (`good`), 30 % of the time a nasty one.
 fn field(r: &mut Rng, good: &[&str]) -> String {
-    if r.below(10) < 7 {
-        r.pick(good).to_string()
-    } else {
-        r.pick(NASTY).to_string()
-    }
+    fuzzing::field(r, good, NASTY, 30)
 }
 
+/// A request spoiled one way in five.
 fn mutate(r: &mut Rng, s: &str) -> String {
-    let mut b = s.as_bytes().to_vec();
-    match r.below(5) {
-        0 if !b.is_empty() => {
-            let i = r.below(b.len() as u64) as usize;
-            b[i] = r.next() as u8;
-        }
-        1 => b.truncate(r.below(b.len() as u64 + 1) as usize),
-        2 if b.len() > 1 => {
-            // A field nobody asked for, just after the opening brace.
-            let extra = format!(
-                "\"{}\":{},",
-                r.pick(&["evil", "op", "x", "name"]),
-                r.pick(NASTY)
-            );
-            b.splice(1..1, extra.into_bytes());
-        }
-        _ => {}
-    }
-    String::from_utf8_lossy(&b).into_owned()
+    fuzzing::mutate(r, s, 5, &["evil", "op", "x", "name"], NASTY)
 }
 
 fn request_line(r: &mut Rng) -> String {

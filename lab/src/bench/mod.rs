@@ -159,25 +159,8 @@ fn run_density(cfg: &BenchConfig, d: &density::DensityConfig) -> Result<Results>
     let figures = density::run(cfg, d, &pb)?;
     pb.finish_and_clear();
     Ok(Results {
-        environment: env::collect(cfg.command_line.clone()),
-        config: config_report(cfg),
-        backends: density::BACKENDS
-            .iter()
-            .map(|b| BackendStatus {
-                backend: b.name(),
-                status: "ok".into(),
-                idle_switch_cpu_pct: None,
-            })
-            .collect(),
-        latency: Vec::new(),
-        throughput: Vec::new(),
-        ratios: Vec::new(),
-        targets: Vec::new(),
-        ceiling_counters: None,
-        mvdp_stats: BTreeMap::new(),
-        ovs_statistics: BTreeMap::new(),
         density: Some(figures),
-        storm: None,
+        ..scenario_results(cfg, &density::BACKENDS)
     })
 }
 
@@ -187,9 +170,18 @@ fn run_storm(cfg: &BenchConfig, s: &storm::StormConfig) -> Result<Results> {
     let figures = storm::run(cfg, s, &pb)?;
     pb.finish_and_clear();
     Ok(Results {
+        storm: Some(figures),
+        ..scenario_results(cfg, &storm::BACKENDS)
+    })
+}
+
+/// The results of a scenario run on its own (density, storm): the environment and its
+/// backends, no cells; the caller adds its figures.
+fn scenario_results(cfg: &BenchConfig, backends: &[Backend]) -> Results {
+    Results {
         environment: env::collect(cfg.command_line.clone()),
         config: config_report(cfg),
-        backends: storm::BACKENDS
+        backends: backends
             .iter()
             .map(|b| BackendStatus {
                 backend: b.name(),
@@ -205,8 +197,8 @@ fn run_storm(cfg: &BenchConfig, s: &storm::StormConfig) -> Result<Results> {
         mvdp_stats: BTreeMap::new(),
         ovs_statistics: BTreeMap::new(),
         density: None,
-        storm: Some(figures),
-    })
+        storm: None,
+    }
 }
 
 fn progress_bar(visible: bool) -> ProgressBar {
