@@ -163,10 +163,11 @@ impl Forwarder {
             flood_budget: None,
             udp_rcvbuf: None,
         };
-        for fd in self.fds {
-            if let Some(st) = xsk_statistics(fd) {
+        // A socket already closed (fd -1, or its thread gone) reads as an error and adds nothing.
+        for fd in self.fds.into_iter().filter(|fd| *fd >= 0) {
+            if let Ok(st) = mvdp_engine::xsk::xsk_statistics(fd) {
                 let add = |s: &mut Option<u64>, n: u64| *s = Some(s.unwrap_or(0) + n);
-                add(&mut d.fill_ring_empty, st.rx_fill_ring_empty_descs);
+                add(&mut d.fill_ring_empty, st.rx_fill_ring_empty);
                 add(&mut d.rx_ring_full, st.rx_ring_full);
                 add(&mut d.xsk_rx_dropped, st.rx_dropped);
             }
@@ -250,29 +251,6 @@ struct Shared<'a> {
     cpu_ns: &'a AtomicU64,
     forwarded: &'a AtomicU64,
     tx_full: &'a AtomicU64,
-}
-
-/// The kernel's XDP_STATISTICS of AF_XDP socket `fd` (None when it cannot be read).
-fn xsk_statistics(fd: RawFd) -> Option<libc::xdp_statistics> {
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: an all-zero xdp_statistics (plain u64 fields) is valid.
-    let mut st: libc::xdp_statistics = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
-    // SAFETY: the kernel writes at most `len` bytes into `st`, which is that large and valid for
-    // writes. `fd` is one of the forwarder's sockets, open until its thread ends (after `stop`, or
-    // on a forwarding error: then the call fails, or reads another socket's figures, never memory).
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_XDP,
-            libc::XDP_STATISTICS,
-            (&mut st as *mut libc::xdp_statistics).cast(),
-            &mut len,
-        )
-    };
-    (r == 0).then_some(st)
 }
 
 fn forward(_umem: &Umem, mut sides: [Side; 2], sh: &Shared<'_>) -> Result<ForwardCounters> {
