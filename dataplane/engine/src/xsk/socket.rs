@@ -320,6 +320,9 @@ struct RingPointers {
     consumer: *mut u32,
     flags: *mut u32,
     ring: *mut libc::c_void,
+    /// The producer and consumer indices of the fresh ring.
+    prod: u32,
+    cons: u32,
 }
 
 fn map_ring(
@@ -347,13 +350,18 @@ fn map_ring(
         return Err(io::Error::last_os_error());
     }
     let base = ptr.cast::<u8>();
-    // SAFETY: the kernel's offsets lie within the `len` bytes just mapped.
+    // SAFETY: the kernel's offsets lie within the `len` bytes just mapped; a fresh ring's
+    // indices are read once here, as libxdp does.
     let pointers = unsafe {
+        let producer: *mut u32 = base.add(off.producer as usize).cast();
+        let consumer: *mut u32 = base.add(off.consumer as usize).cast();
         RingPointers {
-            producer: base.add(off.producer as usize).cast(),
-            consumer: base.add(off.consumer as usize).cast(),
+            producer,
+            consumer,
             flags: base.add(off.flags as usize).cast(),
             ring: base.add(off.desc as usize).cast(),
+            prod: std::ptr::read_volatile(producer),
+            cons: std::ptr::read_volatile(consumer),
         }
     };
     Ok((Mapping { ptr, len }, pointers))
@@ -369,17 +377,9 @@ fn map_prod(
     pgoff: libc::off_t,
 ) -> io::Result<(Mapping, ProdRing)> {
     let (map, p) = map_ring(fd, off, entries, entry_size, pgoff)?;
-    // SAFETY: producer and consumer point into the live mapping; a fresh ring's indices are
-    // read once here, as libxdp does.
-    let (prod, cons) = unsafe {
-        (
-            std::ptr::read_volatile(p.producer),
-            std::ptr::read_volatile(p.consumer),
-        )
-    };
     let ring = xsk_ring_prod {
-        cached_prod: prod,
-        cached_cons: cons.wrapping_add(entries),
+        cached_prod: p.prod,
+        cached_cons: p.cons.wrapping_add(entries),
         mask: entries - 1,
         size: entries,
         producer: p.producer,
@@ -399,16 +399,9 @@ fn map_cons(
     pgoff: libc::off_t,
 ) -> io::Result<(Mapping, ConsRing)> {
     let (map, p) = map_ring(fd, off, entries, entry_size, pgoff)?;
-    // SAFETY: as in map_prod.
-    let (prod, cons) = unsafe {
-        (
-            std::ptr::read_volatile(p.producer),
-            std::ptr::read_volatile(p.consumer),
-        )
-    };
     let ring = xsk_ring_cons {
-        cached_prod: prod,
-        cached_cons: cons,
+        cached_prod: p.prod,
+        cached_cons: p.cons,
         mask: entries - 1,
         size: entries,
         producer: p.producer,
