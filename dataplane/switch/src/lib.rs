@@ -13,6 +13,7 @@
 pub mod counters;
 pub mod decide;
 pub mod flood;
+pub mod hops;
 pub mod mac;
 mod macmap;
 pub mod plane;
