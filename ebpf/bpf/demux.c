@@ -79,6 +79,7 @@ static __always_inline int to_slot(struct xdp_md *ctx, __u32 slot)
 		return XDP_DROP;
 	}
 	key = slot * MVDP_MAX_QUEUES + queue;
+	mvdp_stamp(ctx);
 	/* On a miss the helper returns the low bits of flags: XDP_DROP. */
 	if (bpf_redirect_map(&xsks, key, XDP_DROP) != XDP_REDIRECT) {
 		count(MVDP_CNT_DROP_NO_SOCKET);

@@ -71,4 +71,36 @@ enum mvdp_port_counter {
 	MVDP_PORT_COUNTERS = 3,
 };
 
+/* XDP metadata written in front of a frame when hop tracing is on (`mvdp daemon --trace-hops`):
+ * copy-mode AF_XDP copies it into the UMEM chunk right before the frame (xsk_copy_xdp), so the
+ * worker finds it at rx desc addr - sizeof(struct mvdp_hop_meta). */
+#define MVDP_HOP_MAGIC 0x6d766470u /* "mvdp" */
+struct mvdp_hop_meta {
+	__u32 magic;
+	__u32 pad;
+	__u64 xdp_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+};
+
+#ifdef __BPF__
+/* Set by the loader before the program is loaded (read-only data): with 0 the verifier removes
+ * the stamping as dead code, so a daemon without --trace-hops runs exactly the old program. */
+volatile const __u32 mvdp_trace_hops = 0;
+
+static __always_inline void mvdp_stamp(struct xdp_md *ctx)
+{
+	struct mvdp_hop_meta *m;
+
+	if (!mvdp_trace_hops)
+		return;
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*m)))
+		return;
+	m = (void *)(long)ctx->data_meta;
+	if ((void *)(m + 1) > (void *)(long)ctx->data)
+		return;
+	m->magic = MVDP_HOP_MAGIC;
+	m->pad = 0;
+	m->xdp_ns = bpf_ktime_get_ns();
+}
+#endif
+
 #endif

@@ -52,6 +52,7 @@ int port_redirect(struct xdp_md *ctx)
 		count(MVDP_PORT_CNT_NO_PORT);
 		return XDP_DROP;
 	}
+	mvdp_stamp(ctx);
 	verdict = bpf_redirect_map(&port_xsks, *slot, XDP_DROP);
 	count(verdict == XDP_REDIRECT ? MVDP_PORT_CNT_REDIRECT : MVDP_PORT_CNT_NO_SOCKET);
 	return verdict;

@@ -26,6 +26,11 @@ pub const PORT_CNT_NO_PORT: u32 = 1;
 pub const PORT_CNT_NO_SOCKET: u32 = 2;
 pub const PORT_COUNTERS: u32 = 3;
 
+/// `struct mvdp_hop_meta`: the XDP metadata of a traced frame, right before its data.
+pub const HOP_MAGIC: u32 = 0x6d76_6470;
+/// Its size; its layout is `magic: u32, pad: u32, xdp_ns: u64` (host byte order).
+pub const HOP_META_LEN: usize = 16;
+
 /// Key of the `ports` map.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

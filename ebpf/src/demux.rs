@@ -93,8 +93,18 @@ impl Demux {
     /// program black-holing the parent). Fails without changing anything when the interface
     /// is missing, is a loopback or not Ethernet, or already has an XDP program.
     pub fn attach(ifname: &str, policy: ModePolicy) -> Result<Demux, DemuxError> {
+        Demux::attach_traced(ifname, policy, false)
+    }
+
+    /// [`Demux::attach`], with `trace_hops`: the program stamps every frame it redirects with
+    /// the time, in the XDP metadata (`mvdp daemon --trace-hops`).
+    pub fn attach_traced(
+        ifname: &str,
+        policy: ModePolicy,
+        trace_hops: bool,
+    ) -> Result<Demux, DemuxError> {
         let ifindex = check_parent(ifname)?;
-        let mut ebpf = crate::object::load(DEMUX_OBJECT)?;
+        let mut ebpf = crate::object::load(DEMUX_OBJECT, trace_hops)?;
         let prog: &mut Xdp = ebpf
             .program_mut("demux")
             .ok_or_else(|| DemuxError::Load("program `demux` missing from object".into()))?

@@ -1,6 +1,6 @@
 //! Loading an embedded BPF object.
 
-use aya::Ebpf;
+use aya::{Ebpf, EbpfLoader};
 
 use crate::DemuxError;
 
@@ -17,14 +17,22 @@ const TRIM_THRESHOLD: libc::c_int = 1024 * 1024;
 /// the daemon's heap grew by the size of its largest buffers and was never trimmed: a 2-port
 /// daemon kept ~33 MiB it did not use. Fixed thresholds (setting them turns glibc's adaptation
 /// off) and a trim after the load keep the process near what it uses.
-pub(crate) fn load(bytes: &[u8]) -> Result<Ebpf, DemuxError> {
+///
+/// `trace_hops` sets the programs' `mvdp_trace_hops` (read-only data, fixed at load): with it
+/// they stamp every frame they redirect with the time (see `mvdp_abi.h`); without it the
+/// verifier drops the stamping as dead code.
+pub(crate) fn load(bytes: &[u8], trace_hops: bool) -> Result<Ebpf, DemuxError> {
     // SAFETY: mallopt only changes the allocator's tuning; it is thread-safe and touches no
     // live allocation.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
         libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
     }
-    let ebpf = Ebpf::load(bytes).map_err(|e| DemuxError::Load(e.to_string()));
+    let flag = u32::from(trace_hops);
+    let ebpf = EbpfLoader::new()
+        .override_global("mvdp_trace_hops", &flag, true)
+        .load(bytes)
+        .map_err(|e| DemuxError::Load(e.to_string()));
     // SAFETY: malloc_trim only releases memory the allocator holds free; no live allocation
     // is touched, and it is thread-safe (it takes each arena's lock).
     unsafe { libc::malloc_trim(0) };

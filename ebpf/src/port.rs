@@ -45,7 +45,13 @@ impl std::fmt::Debug for PortRedirect {
 impl PortRedirect {
     /// Loads the program; nothing is attached yet. Do it in the namespace of the veths.
     pub fn load() -> Result<PortRedirect, DemuxError> {
-        let mut ebpf = crate::object::load(PORT_OBJECT)?;
+        PortRedirect::load_traced(false)
+    }
+
+    /// [`PortRedirect::load`], with `trace_hops`: the program stamps every frame it redirects
+    /// with the time, in the XDP metadata (`mvdp daemon --trace-hops`).
+    pub fn load_traced(trace_hops: bool) -> Result<PortRedirect, DemuxError> {
+        let mut ebpf = crate::object::load(PORT_OBJECT, trace_hops)?;
         Self::program(&mut ebpf)?
             .load()
             .map_err(|e| DemuxError::Load(verifier_detail(&e)))?;

@@ -204,7 +204,11 @@ mod tests {
             let b = bucket(v);
             assert!(b < BUCKETS, "{v}");
             let (lo, w) = bucket_range(b);
-            assert!(lo <= v && v < lo + w, "{v} not in bucket {b} [{lo}, {})", lo + w);
+            assert!(
+                lo <= v && v < lo + w,
+                "{v} not in bucket {b} [{lo}, {})",
+                lo + w
+            );
             // At most 12.5 % wide: the percentiles are that precise.
             assert!(w == 1 || w * 8 <= lo, "bucket {b} too wide");
             v = v * 9 / 8 + 1;

@@ -131,6 +131,8 @@ pub struct DataplaneStats {
     pub workers: usize,
     /// "busy-poll" or "adaptive".
     pub poll_mode: String,
+    /// `--trace-hops`: per-hop histograms of the sampled frames, summed over workers.
+    pub hops: crate::hops::HopStats,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

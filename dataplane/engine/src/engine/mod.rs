@@ -10,6 +10,7 @@
 mod budget;
 mod pool;
 mod stats;
+mod trace;
 mod worker;
 
 use std::io;
@@ -28,7 +29,7 @@ use mvdp_switch::plane::UmemBooks;
 use mvdp_switch::table::{ParentId, Tables};
 
 pub use budget::{FillBudget, FramePromises, FramesExhausted};
-pub use stats::{DeviceStats, WorkerStats};
+pub use stats::{DeviceStats, HopCounters, WorkerStats};
 
 use pool::Shared;
 
@@ -62,6 +63,8 @@ pub struct EngineConfig {
     pub batch: usize,
     /// How long an adaptive worker keeps spinning after its last frame.
     pub spin: Duration,
+    /// `--trace-hops`: follow one batch in this many through the worker (0: off).
+    pub trace_hops: u32,
 }
 
 impl Default for EngineConfig {
@@ -73,6 +76,7 @@ impl Default for EngineConfig {
             frame_size: 2048,
             batch: 64,
             spin: Duration::from_micros(50),
+            trace_hops: 0,
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use mvdp_switch::counters::{Counters, DropReason, PortCounters};
+use mvdp_switch::hops::{self, Hop};
 
 /// Per device (a parent queue's or a port's socket): [`PortCounters`] as atomics, which the
 /// worker publishes and [`DeviceStats::read`] snapshots.
@@ -73,6 +74,8 @@ pub struct WorkerStats {
     pub turns: AtomicU64,
     /// Devices visited every turn (those with work) at the last turn.
     pub hot_devices: AtomicU64,
+    /// `--trace-hops`: where the sampled frames' time went.
+    pub hops: HopCounters,
 }
 
 impl WorkerStats {
@@ -84,6 +87,48 @@ impl WorkerStats {
         s(&self.floods, c.floods);
         for (a, v) in self.drops.iter().zip(c.drops.iter()) {
             s(a, *v);
+        }
+    }
+}
+
+/// Per worker, with `--trace-hops`: the sampled frames' per-hop histograms, one row of
+/// [`hops::BUCKETS`] counts per [`Hop`]. Allocated once when the worker starts; written by the
+/// worker only for a sampled frame.
+#[derive(Debug)]
+pub struct HopCounters {
+    counts: Box<[AtomicU64]>,
+    /// Sampled frames without a usable XDP stamp.
+    pub no_stamp: AtomicU64,
+}
+
+impl Default for HopCounters {
+    fn default() -> Self {
+        HopCounters {
+            counts: (0..Hop::COUNT * hops::BUCKETS)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            no_stamp: AtomicU64::new(0),
+        }
+    }
+}
+
+impl HopCounters {
+    /// Counts one sample of `hop` taking `ns` nanoseconds.
+    #[inline]
+    pub(crate) fn record(&self, hop: Hop, ns: u64) {
+        let a = &self.counts[hop.index() * hops::BUCKETS + hops::bucket(ns)];
+        DeviceStats::add(a, 1);
+    }
+
+    /// Adds this worker's counts to `into` (one dense row per hop).
+    pub fn add_to(&self, into: &mut [Vec<u64>; Hop::COUNT]) {
+        for h in Hop::ALL {
+            let row = &self.counts[h.index() * hops::BUCKETS..(h.index() + 1) * hops::BUCKETS];
+            let dst = &mut into[h.index()];
+            dst.resize(hops::BUCKETS, 0);
+            for (d, a) in dst.iter_mut().zip(row) {
+                *d += a.load(Ordering::Relaxed);
+            }
         }
     }
 }

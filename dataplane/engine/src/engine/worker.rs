@@ -18,6 +18,7 @@ use crossbeam_queue::ArrayQueue;
 use super::budget::{next_fill_target, refill_amount};
 use super::pool::{FreeStack, Shared, TAG_TX};
 use super::stats::{DeviceStats, WorkerStats};
+use super::trace::HopTracer;
 use super::{
     Command, DevRef, Device, EngineConfig, FloodSource, Handoff, PollMode, Reply, Snapshot,
     FRAME_OFFSET, MAX_BATCH, MAX_DEVICES_PER_WORKER,
@@ -112,6 +113,8 @@ pub(crate) struct Worker {
     flood_copies: u64,
     sleeps: u64,
     turns: u64,
+    /// `--trace-hops`: follows one frame now and then through the turn.
+    trace: HopTracer,
 }
 
 impl Worker {
@@ -172,6 +175,7 @@ impl Worker {
             flood_copies: 0,
             sleeps: 0,
             turns: 0,
+            trace: HopTracer::new(cfg.trace_hops),
         })
     }
 
@@ -193,6 +197,9 @@ impl Worker {
             }
             work += self.drain_inbox();
             work += self.flush_all();
+            if self.trace.on() {
+                self.trace.kicked(&self.stats.hops);
+            }
             self.wake_others();
             let want = self.cool_down();
             self.free
@@ -395,6 +402,9 @@ impl Worker {
             }
             stats = dev.stats.clone();
         }
+        if self.trace.on() {
+            self.trace_pickup(descs[0]);
+        }
         let ingress = snap
             .ingress
             .get(self.id as usize)
@@ -411,9 +421,24 @@ impl Worker {
             return n;
         };
         let (dropped, storm) = self.decide_and_deliver(ingress, &descs[..n], snap);
+        if self.trace.on() {
+            self.trace.decided();
+        }
         DeviceStats::add(&stats.rx_dropped, dropped);
         DeviceStats::add(&stats.flood_dropped, storm);
         n
+    }
+
+    /// Hands the bytes in front of a batch's first frame (its XDP metadata) to the tracer.
+    fn trace_pickup(&mut self, d: Desc) {
+        let c = self.chunk(d.addr);
+        let off = (d.addr % self.frame_size) as usize;
+        // SAFETY: the chunk just came off an RX ring: this worker owns it, and nothing else
+        // writes the bytes in front of the frame.
+        let bytes = unsafe { self.umem.chunk_mut(c) };
+        if let Some(head) = bytes.get_mut(..off) {
+            self.trace.pickup(head, &self.stats.hops);
+        }
     }
 
     /// Decides a batch of frames this worker owns and hands each to its destinations.
@@ -829,6 +854,9 @@ impl Worker {
         if self.inboxes[self.id as usize].is_empty() && self.commands.is_empty() {
             self.sleeps += 1;
             self.take_readiness(POLL_TIMEOUT_MS);
+            if self.trace.on() {
+                self.trace.woke();
+            }
         }
         self.sleeping[self.id as usize].store(false, Ordering::SeqCst);
     }

@@ -15,10 +15,11 @@ use std::sync::Arc;
 
 use crate::engine::{
     AddDeviceError, DevRef, DeviceStats, Engine, EngineConfig, FillBudget, FramePromises,
-    FramesExhausted, Snapshot, MAX_DEVICES_PER_WORKER,
+    FramesExhausted, Snapshot, WorkerStats, MAX_DEVICES_PER_WORKER,
 };
 use crate::xsk::{SocketConfig, XskSocket};
 use mvdp_ebpf::{Demux, FloodTap, ModePolicy, PortRedirect};
+use mvdp_switch::hops::{Hop, HopHistogram, HopStats};
 use mvdp_switch::plane::{
     Capacity, Dataplane, DataplaneError, DataplaneStats, ParentHandle, ParentStats, PortConfig,
     PortHandle, PortStats, XskCounters,
@@ -75,6 +76,9 @@ pub struct RuntimeOptions {
     pub spin: std::time::Duration,
     /// CPUs the workers are pinned to, worker i to the i-th (round robin); empty: not pinned.
     pub cpus: Vec<usize>,
+    /// Hop tracing: the XDP programs stamp frames and one batch in this many is followed
+    /// through the worker (0: off, and the programs carry no stamping at all).
+    pub trace_hops: u32,
 }
 
 impl Default for RuntimeOptions {
@@ -88,6 +92,7 @@ impl Default for RuntimeOptions {
             batch: 64,
             spin: EngineConfig::default().spin,
             cpus: Vec::new(),
+            trace_hops: 0,
         }
     }
 }
@@ -255,6 +260,7 @@ impl Runtime {
             frame_size: opts.frame_size,
             batch: opts.batch,
             spin: opts.spin,
+            trace_hops: opts.trace_hops,
         })
         .map_err(|e| std::io::Error::new(e.kind(), format!("starting the AF_XDP engine: {e}")))?;
         pin_workers(&engine, &opts.cpus)?;
@@ -449,10 +455,14 @@ impl Dataplane for Runtime {
                 what: "parents",
                 limit: u64::from(u16::MAX),
             })?;
-        let demux = Demux::attach(ifname, self.opts.xdp_mode).map_err(|e| match e {
-            mvdp_ebpf::DemuxError::NoSuchInterface(n) => DataplaneError::NoSuchInterface(n),
-            other => DataplaneError::system(format!("attaching the XDP demux to {ifname}"), other),
-        })?;
+        let traced = self.opts.trace_hops > 0;
+        let demux =
+            Demux::attach_traced(ifname, self.opts.xdp_mode, traced).map_err(|e| match e {
+                mvdp_ebpf::DemuxError::NoSuchInterface(n) => DataplaneError::NoSuchInterface(n),
+                other => {
+                    DataplaneError::system(format!("attaching the XDP demux to {ifname}"), other)
+                }
+            })?;
         let tap = FloodTap::open(ifname)
             .map_err(|e| DataplaneError::system(format!("opening the flood tap on {ifname}"), e))?;
         tap.hold_promisc()
@@ -578,7 +588,7 @@ impl Dataplane for Runtime {
             return undo(self, e);
         }
         if self.redirect.is_none() {
-            match PortRedirect::load() {
+            match PortRedirect::load_traced(self.opts.trace_hops > 0) {
                 Ok(r) => self.redirect = Some(r),
                 Err(e) => {
                     return undo(
@@ -736,8 +746,30 @@ impl Dataplane for Runtime {
         out.drops.insert("handoff_full".into(), handoff_full);
         out.umem = self.engine.accounting();
         out.capacity = self.capacity();
+        out.hops = hop_stats(&workers, self.opts.trace_hops);
         out
     }
+}
+
+/// The workers' hop histograms summed (empty when tracing is off).
+fn hop_stats(workers: &[Arc<WorkerStats>], every: u32) -> HopStats {
+    let mut out = HopStats {
+        sample_every: every,
+        ..HopStats::default()
+    };
+    if every == 0 {
+        return out;
+    }
+    let mut rows: [Vec<u64>; Hop::COUNT] = Default::default();
+    for w in workers {
+        w.hops.add_to(&mut rows);
+        out.no_stamp += w.hops.no_stamp.load(std::sync::atomic::Ordering::Relaxed);
+    }
+    for (h, row) in Hop::ALL.iter().zip(rows) {
+        out.hops
+            .insert(h.name().into(), HopHistogram::from_counts(row));
+    }
+    out
 }
 
 fn add_xsk(into: &mut XskCounters, fd: RawFd) {
