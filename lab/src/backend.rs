@@ -35,6 +35,9 @@ pub enum Backend {
     OvsAfxdp,
     /// The same with `afxdp-nonpmd` ports: polled by vswitchd's main thread, no dedicated core.
     OvsAfxdpNonPmd,
+    /// `mvdp bench`: mvdp in bridge mode as the `mvdp` backend runs it, with `--trace-hops`: its
+    /// round trips are split per hop (latency cells only).
+    MvdpTraced,
 }
 
 impl Backend {
@@ -46,6 +49,7 @@ impl Backend {
             | Backend::Bridge
             | Backend::Ceiling
             | Backend::MvdpBusy
+            | Backend::MvdpTraced
             | Backend::OvsAfxdp
             | Backend::OvsAfxdpNonPmd => None,
         }
@@ -61,6 +65,7 @@ impl Backend {
             Backend::Mvdp(_) => "mvdp",
             Backend::Ceiling => "ceiling",
             Backend::MvdpBusy => "mvdp-busy",
+            Backend::MvdpTraced => "mvdp-traced",
             Backend::OvsAfxdp => "ovs-afxdp",
             Backend::OvsAfxdpNonPmd => "ovs-afxdp-nonpmd",
         }
@@ -88,6 +93,7 @@ impl Backend {
             "bridge" => modeless(Backend::Bridge),
             "ceiling" => modeless(Backend::Ceiling),
             "mvdp-busy" => modeless(Backend::MvdpBusy),
+            "mvdp-traced" => modeless(Backend::MvdpTraced),
             "ovs-afxdp" => modeless(Backend::OvsAfxdp),
             "ovs-afxdp-nonpmd" => modeless(Backend::OvsAfxdpNonPmd),
             "macvlan" => Ok(Backend::Macvlan(mode.unwrap_or(Mode::Bridge))),
@@ -95,7 +101,7 @@ impl Backend {
             other => Err(Error::invalid(
                 "backend",
                 other,
-                "expected none, macvlan, bridge, mvdp, ceiling, mvdp-busy, ovs-afxdp or ovs-afxdp-nonpmd",
+                "expected none, macvlan, bridge, mvdp, ceiling, mvdp-busy, mvdp-traced, ovs-afxdp or ovs-afxdp-nonpmd",
             )),
         }
     }
@@ -160,6 +166,7 @@ mod tests {
             Backend::Mvdp(Mode::Passthru),
             Backend::Ceiling,
             Backend::MvdpBusy,
+            Backend::MvdpTraced,
             Backend::OvsAfxdp,
             Backend::OvsAfxdpNonPmd,
         ] {

@@ -93,5 +93,34 @@ pub fn run(a: StatsArgs) -> Result<()> {
         "capacity: {} of {} ports (limited by {}); UMEM frames promised to fill rings {}, kept for frames in flight {}",
         c.ports, c.max_ports, c.limited_by, c.frames_promised, c.frames_reserve
     );
+    print_hops(&s.hops);
     Ok(())
+}
+
+/// Per-hop percentiles of `--trace-hops` (nothing when tracing is off).
+fn print_hops(h: &mvdp_switch::hops::HopStats) {
+    use mvdp_switch::hops::Hop;
+    if h.sample_every == 0 {
+        return;
+    }
+    println!(
+        "
+hops (one batch in {} followed; {} without an XDP stamp):",
+        h.sample_every, h.no_stamp
+    );
+    println!(
+        "  {:<16} {:>10} {:>10} {:>10}",
+        "HOP", "SAMPLES", "P50-US", "P99-US"
+    );
+    let us = |v: Option<u64>| v.map_or("-".to_string(), |n| format!("{:.2}", n as f64 / 1e3));
+    for hop in Hop::ALL {
+        let Some(x) = h.hop(hop) else { continue };
+        println!(
+            "  {:<16} {:>10} {:>10} {:>10}",
+            hop.name(),
+            x.samples,
+            us(x.quantile(0.5)),
+            us(x.quantile(0.99))
+        );
+    }
 }

@@ -298,6 +298,9 @@ pub struct StatsReply {
     pub poll_mode: String,
     /// Per parent: XDP mode, queues, the demux program's counters (as the dataplane reports them).
     pub parents: serde_json::Value,
+    /// `mvdp daemon --trace-hops`: where sampled frames spent their time in the switch.
+    #[serde(default)]
+    pub hops: mvdp_switch::hops::HopStats,
 }
 
 #[cfg(test)]

@@ -1007,6 +1007,7 @@ impl<D: Dataplane> Daemon<D> {
             workers: s.workers,
             poll_mode: s.poll_mode.clone(),
             parents: serde_json::to_value(&s.parents).unwrap_or_default(),
+            hops: s.hops.clone(),
         }
     }
 

@@ -16,6 +16,7 @@ use super::report::{
 use super::topology::{Backend, BenchLab, NotApplicable, Scenario};
 use super::udp::{measure_rtt, measure_throughput, RttClient, RttStats, Throughput};
 use super::BenchConfig;
+use mvdp_switch::hops::HopStats;
 
 /// Round trips lost in a row after which a latency cell gives up (a dead path must not turn
 /// 100,000 timeouts into hours).
@@ -77,6 +78,8 @@ struct Cell<T, R> {
     rounds: Vec<R>,
     /// Where frames were dropped during the cell's slices (throughput only).
     drops: DropSites,
+    /// What mvdp's `--trace-hops` counted during the cell's slices (traced backend only).
+    hops: Option<HopStats>,
 }
 
 impl<T, R> Cell<T, R> {
@@ -92,6 +95,7 @@ impl<T, R> Cell<T, R> {
             switch_cpu: None,
             rounds: Vec::new(),
             drops: DropSites::default(),
+            hops: None,
         }
     }
 }
@@ -111,6 +115,9 @@ impl Cells {
             for &p in &cfg.payloads {
                 for &b in &cfg.backends {
                     latency.push(Cell::new(b, sc, p, 1, RttStats::new()));
+                    if b.latency_only() {
+                        continue;
+                    }
                     for &f in &cfg.flows {
                         throughput.push(Cell::new(b, sc, p, f, Throughput::default()));
                     }
@@ -159,7 +166,8 @@ impl Cells {
                 pb.inc(1);
             }
         }
-        let n = cfg.backends.len() * cfg.flows.len().max(1);
+        let tput_backends = cfg.backends.iter().filter(|b| !b.latency_only()).count();
+        let n = tput_backends * cfg.flows.len().max(1);
         let slice = cfg.duration.div_f64(rounds as f64);
         for group in self.throughput.chunks_mut(n.max(1)) {
             for c in rotated_live(group, round) {
@@ -208,9 +216,17 @@ fn measure_latency_slice(
     let mut client = RttClient::new(&cl.ns, cl.ip, sv.ip, c.payload, cfg.timeout)?;
     let pinned = LoadPinned::new()?;
     lab.set_measuring(true);
-    let st = measure_rtt_bounded(&mut client, cfg.warmup, round_trips);
+    // The warm-up first, on its own, so the hop histograms below hold the measured trips only.
+    let warm = measure_rtt_bounded(&mut client, cfg.warmup, 0);
+    let traced = lab.backend == Backend::MvdpTraced;
+    let hops0 = traced.then(|| lab.mvdp_hops());
+    let st = warm.and_then(|_| measure_rtt_bounded(&mut client, 0, round_trips));
+    let hops = hops0.map(|h0| lab.mvdp_hops().since(&h0));
     lab.set_measuring(false);
     drop(pinned);
+    if let Some(h) = hops {
+        c.hops.get_or_insert_with(HopStats::default).merge(&h);
+    }
     match st {
         Ok(st) => {
             c.acc.merge(&st);
@@ -312,6 +328,7 @@ fn latency_cell(c: &Cell<RttStats, LatencyRound>) -> LatencyCell {
         status: status.to_string(),
         figures,
         rounds: c.rounds.clone(),
+        hops: c.hops.clone(),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod cpu;
 pub mod density;
 pub mod drops;
 pub mod env;
+pub mod hops;
 pub mod pinning;
 pub mod plot;
 pub mod report;
@@ -146,10 +147,12 @@ pub fn run(cfg: &BenchConfig) -> Result<Results> {
         ovs_statistics,
         density: None,
         storm: None,
+        hops: Vec::new(),
     };
     let (pairs, pps_pairs) = ratio_pairs(&cfg.backends);
     results.compute_ratios(&pairs, &pps_pairs);
     results.compute_targets();
+    results.hops = hops::breakdown(&results.latency);
     Ok(results)
 }
 
@@ -198,6 +201,7 @@ fn scenario_results(cfg: &BenchConfig, backends: &[Backend]) -> Results {
         ovs_statistics: BTreeMap::new(),
         density: None,
         storm: None,
+        hops: Vec::new(),
     }
 }
 

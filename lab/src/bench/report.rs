@@ -31,6 +31,9 @@ pub struct Results {
     /// The broadcast-storm scenario (`--storm`), when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storm: Option<super::storm::report::StormResults>,
+    /// Where mvdp's round trip goes, per latency cell of `mvdp-traced` (see `hops`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hops: Vec<super::hops::HopRow>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,6 +97,9 @@ pub struct LatencyCell {
     pub figures: Option<LatencyFigures>,
     /// Each round's (interleaved slice's) own figures.
     pub rounds: Vec<LatencyRound>,
+    /// mvdp's per-hop histograms over the cell (`mvdp-traced` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hops: Option<mvdp_switch::hops::HopStats>,
 }
 
 /// One round's latency figures of a cell.
@@ -578,6 +584,7 @@ mod tests {
                 },
                 rounds: figures.iter().map(LatencyRound::of).collect(),
                 figures,
+                hops: None,
             }
         };
         let tp_cell = |b: &str, pkts: Option<u64>| ThroughputCell {
@@ -628,6 +635,7 @@ mod tests {
             ovs_statistics: Default::default(),
             density: None,
             storm: None,
+            hops: Vec::new(),
         }
     }
 

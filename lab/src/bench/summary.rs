@@ -23,6 +23,7 @@ impl Results {
         self.write_throughput(&mut s);
         self.write_drops(&mut s);
         self.write_ratios(&mut s);
+        super::hops::write_markdown(&self.hops, &mut s);
         self.write_targets(&mut s);
         self.write_counters(&mut s);
         let _ = writeln!(s, "\n## Method\n\n{}", self.environment.cpu_method);

@@ -36,7 +36,10 @@ impl Backend {
             Backend::Bridge => "bridge".into(),
             Backend::Ceiling => "ceiling".into(),
             Backend::None => "none".into(),
-            Backend::MvdpBusy | Backend::OvsAfxdp | Backend::OvsAfxdpNonPmd => self.kind().into(),
+            Backend::MvdpBusy
+            | Backend::MvdpTraced
+            | Backend::OvsAfxdp
+            | Backend::OvsAfxdpNonPmd => self.kind().into(),
         }
     }
 
@@ -56,6 +59,7 @@ impl Backend {
             Backend::Ceiling => "x".into(),
             Backend::None => "n".into(),
             Backend::MvdpBusy => "dy".into(),
+            Backend::MvdpTraced => "dh".into(),
             Backend::OvsAfxdp => "o".into(),
             Backend::OvsAfxdpNonPmd => "on".into(),
         }
@@ -71,10 +75,16 @@ impl Backend {
             Backend::Bridge,
             Backend::Ceiling,
             Backend::MvdpBusy,
+            Backend::MvdpTraced,
             Backend::OvsAfxdp,
             Backend::OvsAfxdpNonPmd,
         ]);
         v
+    }
+
+    /// Measured in the latency cells only (its throughput would only measure the tracing).
+    pub fn latency_only(&self) -> bool {
+        *self == Backend::MvdpTraced
     }
 
     /// The lab name this backend uses under run name `run`.
@@ -194,6 +204,7 @@ impl BenchLab {
             | Backend::Mvdp(_)
             | Backend::None
             | Backend::MvdpBusy
+            | Backend::MvdpTraced
             | Backend::OvsAfxdp
             | Backend::OvsAfxdpNonPmd => Backend::None,
         };
@@ -256,6 +267,14 @@ impl BenchLab {
             };
             self.daemon = Some(start_mvdp(&self.lab, Mode::Bridge, opts)?);
         }
+        if self.backend == Backend::MvdpTraced {
+            let opts = RuntimeOptions {
+                poll: mvdp_poll(),
+                trace_hops: 1,
+                ..RuntimeOptions::default()
+            };
+            self.daemon = Some(start_mvdp(&self.lab, Mode::Bridge, opts)?);
+        }
         if matches!(self.backend, Backend::OvsAfxdp | Backend::OvsAfxdpNonPmd) {
             let polling = match (self.backend, pinning::plan().switch_cpu) {
                 (Backend::OvsAfxdp, Some(cpu)) => OvsPolling::Pmd { cpu },
@@ -293,6 +312,16 @@ impl BenchLab {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// mvdp's hop histograms so far (`--trace-hops`; empty for other backends).
+    pub fn mvdp_hops(&self) -> mvdp_switch::hops::HopStats {
+        use mvdp_control::daemon::api::Request;
+        self.daemon
+            .as_ref()
+            .and_then(|d| mvdp_control::daemon::call(d.socket(), &Request::Stats {}).ok())
+            .and_then(|st| serde_json::from_value(st.get("hops")?.clone()).ok())
+            .unwrap_or_default()
     }
 
     pub fn lab(&self) -> &Lab {

@@ -157,7 +157,11 @@ impl LabBuilder {
         }
         if matches!(
             self.backend,
-            Backend::Ceiling | Backend::MvdpBusy | Backend::OvsAfxdp | Backend::OvsAfxdpNonPmd
+            Backend::Ceiling
+                | Backend::MvdpBusy
+                | Backend::MvdpTraced
+                | Backend::OvsAfxdp
+                | Backend::OvsAfxdpNonPmd
         ) {
             return Err(Error::invalid(
                 "backend",
@@ -291,6 +295,7 @@ impl LabBuilder {
             Backend::Mvdp(_)
             | Backend::Ceiling
             | Backend::MvdpBusy
+            | Backend::MvdpTraced
             | Backend::OvsAfxdp
             | Backend::OvsAfxdpNonPmd => {
                 unreachable!("validate refuses the mvdp and bench-only backends")

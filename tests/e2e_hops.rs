@@ -1,0 +1,80 @@
+//! `--trace-hops`: with it, frames crossing mvdp (container to container through the port
+//! programs, and from the wire through the parent's demux) are followed through the worker and
+//! every hop is counted; without it nothing is. Counts and order only: how long the hops take
+//! is measured by `mvdp bench` (its `mvdp-traced` backend).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mvdp_lab::bench::topology::{BenchLab, Scenario};
+use mvdp_lab::bench::udp::{measure_rtt, RttClient};
+use mvdp_lab::Backend;
+use mvdp_switch::hops::{Hop, HopStats};
+use mvdp_switch::Mode;
+
+const ROUND_TRIPS: u64 = 200;
+
+/// Round trips between the client and `scenario`'s server; the hop histograms they added.
+fn trips(lab: &BenchLab, scenario: Scenario) -> HopStats {
+    let before = lab.mvdp_hops();
+    let (c, s) = (lab.client(), lab.server(scenario));
+    let mut client = RttClient::new(&c.ns, c.ip, s.ip, 64, Duration::from_secs(1)).unwrap();
+    let rtt = measure_rtt(&mut client, 0, ROUND_TRIPS, |_| {});
+    assert!(
+        rtt.hist.len() as u64 >= ROUND_TRIPS * 9 / 10,
+        "{} of {ROUND_TRIPS} round trips came back",
+        rtt.hist.len()
+    );
+    lab.mvdp_hops().since(&before)
+}
+
+#[test]
+fn traced_frames_are_counted_in_every_hop_in_order() {
+    require_root!("e2e_hops");
+    let lab = BenchLab::build(&unique_prefix("hp"), Backend::MvdpTraced).unwrap();
+    for scenario in Scenario::ALL {
+        let h = trips(&lab, scenario);
+        let n = |hop: Hop| h.hop(hop).map_or(0, |x| x.samples);
+        assert_eq!(h.sample_every, 1, "{scenario:?}");
+        // Each round trip crosses the switch twice; every followed frame is counted once in
+        // each of these hops (a frame whose batch found no room is not followed).
+        let picked = n(Hop::XdpToPickup);
+        assert!(
+            picked >= ROUND_TRIPS,
+            "{scenario:?}: {picked} samples: {h:?}"
+        );
+        assert_eq!(n(Hop::Decision), picked, "{scenario:?}");
+        assert_eq!(n(Hop::TxKick), picked, "{scenario:?}");
+        // The wake-up split exists only for frames met right after a sleep, and is part of
+        // the XDP-to-pickup time: its parts cannot outnumber it.
+        assert_eq!(n(Hop::XdpToWake), n(Hop::WakeToPickup), "{scenario:?}");
+        assert!(n(Hop::XdpToWake) <= picked, "{scenario:?}");
+        assert!(
+            h.no_stamp <= picked / 10,
+            "{scenario:?}: {} sampled frames had no XDP stamp",
+            h.no_stamp
+        );
+        // Percentiles exist and keep their order.
+        for hop in [Hop::XdpToPickup, Hop::Decision, Hop::TxKick] {
+            let x = h.hop(hop).unwrap();
+            let (p50, p99) = (x.quantile(0.5).unwrap(), x.quantile(0.99).unwrap());
+            assert!(
+                p50 <= p99,
+                "{scenario:?} {}: p50 {p50} > p99 {p99}",
+                hop.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn without_the_flag_nothing_is_followed() {
+    require_root!("e2e_hops_off");
+    let lab = BenchLab::build(&unique_prefix("hq"), Backend::Mvdp(Mode::Bridge)).unwrap();
+    let h = trips(&lab, Scenario::ContainerContainer);
+    assert_eq!(h.sample_every, 0);
+    assert!(h.hops.values().all(|x| x.samples == 0), "{h:?}");
+    assert_eq!(h.no_stamp, 0);
+}
