@@ -21,12 +21,16 @@ fn trips(lab: &BenchLab, scenario: Scenario) -> HopStats {
     let before = lab.mvdp_hops();
     let (c, s) = (lab.client(), lab.server(scenario));
     let mut client = RttClient::new(&c.ns, c.ip, s.ip, 64, Duration::from_secs(1)).unwrap();
+    client.time_delivery().unwrap();
     let rtt = measure_rtt(&mut client, 0, ROUND_TRIPS, |_| {});
+    let back = rtt.hist.len();
     assert!(
-        rtt.hist.len() as u64 >= ROUND_TRIPS * 9 / 10,
-        "{} of {ROUND_TRIPS} round trips came back",
-        rtt.hist.len()
+        back >= ROUND_TRIPS * 9 / 10,
+        "{back} of {ROUND_TRIPS} round trips came back"
     );
+    // The client's own last stretch: every answer carried the kernel's receive timestamp.
+    let delivery = client.take_delivery().unwrap();
+    assert_eq!(delivery.samples, back, "{delivery:?}");
     lab.mvdp_hops().since(&before)
 }
 

@@ -214,14 +214,24 @@ fn measure_latency_slice(
 ) -> Result<()> {
     let (cl, sv) = (lab.client(), lab.server(c.scenario));
     let mut client = RttClient::new(&cl.ns, cl.ip, sv.ip, c.payload, cfg.timeout)?;
+    let traced = lab.backend == Backend::MvdpTraced;
+    if traced {
+        client.time_delivery()?;
+    }
     let pinned = LoadPinned::new()?;
     lab.set_measuring(true);
     // The warm-up first, on its own, so the hop histograms below hold the measured trips only.
     let warm = measure_rtt_bounded(&mut client, cfg.warmup, 0);
-    let traced = lab.backend == Backend::MvdpTraced;
+    client.take_delivery();
     let hops0 = traced.then(|| lab.mvdp_hops());
     let st = warm.and_then(|_| measure_rtt_bounded(&mut client, 0, round_trips));
-    let hops = hops0.map(|h0| lab.mvdp_hops().since(&h0));
+    let hops = hops0.map(|h0| {
+        let mut h = lab.mvdp_hops().since(&h0);
+        if let Some(d) = client.take_delivery() {
+            h.hops.insert(super::hops::DELIVERY.into(), d);
+        }
+        h
+    });
     lab.set_measuring(false);
     drop(pinned);
     if let Some(h) = hops {

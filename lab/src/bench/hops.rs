@@ -3,9 +3,14 @@
 //! same cell for untraced mvdp, kernel macvlan and the bare AF_XDP forwarder (the ceiling).
 //!
 //! One way through mvdp is about half a round trip (the echo server answers through the same
-//! switch). Of it, the hops are measured in the switch (XDP program to TX kick returned); the
-//! remainder is the sender's stack up to the host end's XDP program and, after the kick, the
-//! receiver's wake-up and its `recv` returning.
+//! switch): the sender's stack up to the host end's XDP program (S), XDP to RX pickup (P), the
+//! decision (D), the TX kick up to the frame entering the receiver's stack (K1), and from there
+//! to the receiver's `recv` returning (W). P and D are measured in the worker, W by the client
+//! (the kernel's receive timestamp of the answer, SO_TIMESTAMPNS, to `recv` returning). The kick
+//! is measured whole (K, until `sendto` returns), and it is longer than K1: copy-mode TX into a
+//! veth whose peer has no XDP program runs the receiver's stack inside the `sendto` (netif_rx,
+//! then the softirq when bottom halves are enabled again), so the receiver may already answer
+//! while the kick is returning. Hence the remainder RTT/2 − P − D − W is S + K1.
 
 use std::fmt::Write;
 
@@ -34,15 +39,18 @@ pub struct HopRow {
     /// Sampled frames without a usable XDP stamp.
     pub no_stamp: u64,
     pub hops: Vec<HopFigure>,
+    /// The client's side: the answer's kernel receive timestamp to `recv` returning (W).
+    pub delivery: HopFigure,
     /// Round trip p50 of the traced backend, and of the same mvdp untraced (the tracing's cost).
     pub traced_rtt_p50_us: Option<f64>,
     pub untraced_rtt_p50_us: Option<f64>,
     /// Half the traced round trip's p50.
     pub one_way_us: Option<f64>,
-    /// p50s of XDP to pickup, decision and TX kick added: the time a frame spends from the XDP
-    /// program to the end of the kick (p50s do not add exactly; a sum of medians).
+    /// p50 of XDP to pickup plus p50 of the decision: XDP program to the frame staged for TX
+    /// (a sum of medians, not the median of sums).
     pub switch_us: Option<f64>,
-    /// `one_way_us - switch_us`: sender stack up to XDP, receiver wake-up and recv.
+    /// `one_way_us - switch_us - delivery p50`: the sender's stack up to the XDP program plus
+    /// the TX kick up to the frame entering the receiver's stack (S + K1).
     pub remainder_us: Option<f64>,
     pub macvlan_rtt_p50_us: Option<f64>,
     /// The bare AF_XDP forwarder (busy-polling while measured; container <-> container only).
@@ -78,10 +86,11 @@ pub fn breakdown(latency: &[LatencyCell]) -> Vec<HopRow> {
         let (sc, p) = (c.scenario, c.payload);
         let hops = figures(h);
         let median = |hop: Hop| hops[hop.index()].p50_us;
-        let switch_us = [Hop::XdpToPickup, Hop::Decision, Hop::TxKick]
+        let switch_us = [Hop::XdpToPickup, Hop::Decision]
             .iter()
             .map(|&x| median(x))
             .sum::<Option<f64>>();
+        let delivery = figure(DELIVERY, h.hops.get(DELIVERY));
         let traced_p50 = p50(&traced, sc, p);
         let untraced = p50(&Backend::Mvdp(mvdp_switch::Mode::Bridge).name(), sc, p);
         let ceiling = p50(&Backend::Ceiling.name(), sc, p);
@@ -96,7 +105,11 @@ pub fn breakdown(latency: &[LatencyCell]) -> Vec<HopRow> {
             untraced_rtt_p50_us: untraced,
             one_way_us: one_way,
             switch_us,
-            remainder_us: one_way.zip(switch_us).map(|(a, b)| a - b),
+            remainder_us: match (one_way, switch_us, delivery.p50_us) {
+                (Some(o), Some(s), Some(w)) => Some(o - s - w),
+                _ => None,
+            },
+            delivery,
             macvlan_rtt_p50_us: p50(&Backend::Macvlan(mvdp_switch::Mode::Bridge).name(), sc, p),
             ceiling_rtt_p50_us: ceiling,
             mvdp_busy_rtt_p50_us: busy,
@@ -108,20 +121,25 @@ pub fn breakdown(latency: &[LatencyCell]) -> Vec<HopRow> {
     rows
 }
 
+/// The key of the client's delivery histogram among a cell's hops (measured by the bench's
+/// client, not the switch).
+pub const DELIVERY: &str = "delivery";
+
 /// Every hop's figures, in [`Hop::ALL`] order.
 fn figures(h: &HopStats) -> Vec<HopFigure> {
     Hop::ALL
         .iter()
-        .map(|&hop| {
-            let x = h.hop(hop);
-            HopFigure {
-                hop: hop.name(),
-                samples: x.map_or(0, |x| x.samples),
-                p50_us: us(x.and_then(|x| x.quantile(0.5))),
-                p99_us: us(x.and_then(|x| x.quantile(0.99))),
-            }
-        })
+        .map(|&hop| figure(hop.name(), h.hop(hop)))
         .collect()
+}
+
+fn figure(name: &'static str, x: Option<&mvdp_switch::hops::HopHistogram>) -> HopFigure {
+    HopFigure {
+        hop: name,
+        samples: x.map_or(0, |x| x.samples),
+        p50_us: us(x.and_then(|x| x.quantile(0.5))),
+        p99_us: us(x.and_then(|x| x.quantile(0.99))),
+    }
 }
 
 /// The "Where mvdp's round trip goes" section of summary.md (nothing without rows).
@@ -136,8 +154,11 @@ pub fn write_markdown(rows: &[HopRow], s: &mut String) {
         s,
         "`mvdp-traced` is mvdp (bridge mode, {} poll) with `--trace-hops`: the XDP programs stamp \
          every frame they redirect and the worker reads the same clock at RX pickup, after the \
-         decision and after the TX kick returns. One way ≈ RTT/2; the remainder is the sender's \
-         stack up to the XDP program plus the receiver's wake-up and recv. µs; hop cells are p50 / p99.\n",
+         decision and after the TX kick returns; `delivery` is the client's, from the answer's \
+         kernel receive timestamp to `recv` returning. One way ≈ RTT/2; switch = xdp_to_pickup + \
+         decision; remainder = one way − switch − delivery = the sender's stack up to the XDP \
+         program + the TX kick up to the receiver's stack (the whole kick, `tx_kick`, ends later: \
+         the receiver's stack runs inside it). µs; hop cells are p50 / p99.\n",
         rows[0].mvdp_poll
     );
     let mut head = String::from("| cell | samples |");
@@ -146,8 +167,8 @@ pub fn write_markdown(rows: &[HopRow], s: &mut String) {
         let _ = write!(head, " {} |", h.name());
         rule.push_str("---:|");
     }
-    head.push_str(" switch (sum of p50) | one way (RTT/2) | remainder | RTT p50 traced / untraced | macvlan RTT p50 | ceiling RTT p50 | mvdp ÷ ceiling | mvdp-busy ÷ ceiling |");
-    rule.push_str("---:|---:|---:|---:|---:|---:|---:|---:|");
+    head.push_str(" delivery | switch | one way (RTT/2) | remainder | RTT p50 traced / untraced | macvlan RTT p50 | ceiling RTT p50 | mvdp ÷ ceiling | mvdp-busy ÷ ceiling |");
+    rule.push_str("---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let _ = writeln!(s, "{head}\n{rule}");
     for row in rows {
         let mut line = format!(
@@ -161,7 +182,9 @@ pub fn write_markdown(rows: &[HopRow], s: &mut String) {
         }
         let _ = writeln!(
             s,
-            "{line} {} | {} | {} | {} / {} | {} | {} | {} | {} |",
+            "{line} {} / {} | {} | {} | {} | {} / {} | {} | {} | {} | {} |",
+            f(row.delivery.p50_us),
+            f(row.delivery.p99_us),
             f(row.switch_us),
             f(row.one_way_us),
             f(row.remainder_us),
@@ -215,6 +238,10 @@ mod tests {
             h.hops
                 .insert(hop.name().into(), HopHistogram::from_counts(counts));
         }
+        let mut counts = vec![0u64; BUCKETS];
+        counts[bucket(2_000)] = 10;
+        h.hops
+            .insert(DELIVERY.into(), HopHistogram::from_counts(counts));
         let latency = vec![
             cell("mvdp-traced", 40_000, Some(h)),
             cell("mvdp-bridge", 38_000, None),
@@ -226,8 +253,10 @@ mod tests {
         let one_way = r.one_way_us.unwrap();
         let switch = r.switch_us.unwrap();
         assert!((one_way - r.traced_rtt_p50_us.unwrap() / 2.0).abs() < 1e-9);
-        assert!((15.0..17.0).contains(&switch), "{switch}");
-        assert!((r.remainder_us.unwrap() - (one_way - switch)).abs() < 1e-9);
+        assert!((10.0..12.0).contains(&switch), "{switch}");
+        let w = r.delivery.p50_us.unwrap();
+        assert!((1.8..2.2).contains(&w), "{w}");
+        assert!((r.remainder_us.unwrap() - (one_way - switch - w)).abs() < 1e-9);
         let ratio = r.mvdp_vs_ceiling.unwrap();
         assert!((1.9..2.1).contains(&ratio), "{ratio}");
         assert_eq!(r.hops[Hop::XdpToWake.index()].samples, 0);

@@ -110,6 +110,10 @@ pub struct RttClient {
     seq: u64,
     /// Stale answers skipped so far.
     pub late: u64,
+    /// With [`RttClient::time_delivery`]: per answer, from the kernel's receive time of its
+    /// frame (SO_TIMESTAMPNS: when it entered this netns's stack, i.e. when the switch's TX
+    /// reached the veth) to `recv` returning here, as dense counts over `hops::BUCKETS`.
+    delivery: Option<Vec<u64>>,
 }
 
 impl RttClient {
@@ -135,7 +139,67 @@ impl RttClient {
             rx: vec![0; 2048],
             seq: 0,
             late: 0,
+            delivery: None,
         })
+    }
+
+    /// Times the last stretch of every answer from now on: the kernel's receive timestamp of
+    /// its frame to `recv` returning (see [`RttClient::take_delivery`]). The kernel then stamps
+    /// every frame entering any stack while this socket lives (its timestamps are global), so
+    /// only the backend whose hops are traced asks for it.
+    pub fn time_delivery(&mut self) -> Result<()> {
+        nix::sys::socket::setsockopt(
+            &self.sock,
+            nix::sys::socket::sockopt::ReceiveTimestampns,
+            &true,
+        )
+        .context("SO_TIMESTAMPNS")?;
+        self.delivery = Some(vec![0; mvdp_switch::hops::BUCKETS]);
+        Ok(())
+    }
+
+    /// What [`RttClient::time_delivery`] counted so far, and starts afresh.
+    pub fn take_delivery(&mut self) -> Option<mvdp_switch::hops::HopHistogram> {
+        let d = self.delivery.as_mut()?;
+        let h = mvdp_switch::hops::HopHistogram::from_counts(d.iter().copied());
+        d.fill(0);
+        Some(h)
+    }
+
+    /// `recv`, and with delivery timing on, the time from the frame's kernel receive stamp.
+    fn recv(&mut self) -> std::io::Result<usize> {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        use std::os::fd::AsRawFd;
+        let Some(counts) = self.delivery.as_mut() else {
+            return self.sock.recv(&mut self.rx);
+        };
+        let mut iov = [std::io::IoSliceMut::new(&mut self.rx)];
+        let mut space = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        let msg = recvmsg::<()>(
+            self.sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::empty(),
+        )
+        .map_err(std::io::Error::from)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let stamp = msg
+            .cmsgs()
+            .ok()
+            .into_iter()
+            .flatten()
+            .find_map(|c| match c {
+                ControlMessageOwned::ScmTimestampns(ts) => {
+                    Some(ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64)
+                }
+                _ => None,
+            });
+        if let Some(t) = stamp.filter(|&t| t > 0 && t <= now) {
+            counts[mvdp_switch::hops::bucket(now - t)] += 1;
+        }
+        Ok(msg.bytes)
     }
 
     /// One round trip: its duration, or why there is none. Never blocks longer than about the
@@ -148,7 +212,7 @@ impl RttClient {
             return Err(Miss::SendFailed);
         }
         loop {
-            match self.sock.recv(&mut self.rx) {
+            match self.recv() {
                 Ok(n) if n >= 8 && self.rx[..8] == self.seq.to_le_bytes() => {
                     return Ok(t0.elapsed())
                 }
