@@ -38,6 +38,8 @@ pub enum Backend {
     /// `mvdp bench`: mvdp in bridge mode as the `mvdp` backend runs it, with `--trace-hops`: its
     /// round trips are split per hop (latency cells only).
     MvdpTraced,
+    /// `mvdp bench`: the ceiling with the same hop tracing (latency cells only).
+    CeilingTraced,
 }
 
 impl Backend {
@@ -50,6 +52,7 @@ impl Backend {
             | Backend::Ceiling
             | Backend::MvdpBusy
             | Backend::MvdpTraced
+            | Backend::CeilingTraced
             | Backend::OvsAfxdp
             | Backend::OvsAfxdpNonPmd => None,
         }
@@ -66,6 +69,7 @@ impl Backend {
             Backend::Ceiling => "ceiling",
             Backend::MvdpBusy => "mvdp-busy",
             Backend::MvdpTraced => "mvdp-traced",
+            Backend::CeilingTraced => "ceiling-traced",
             Backend::OvsAfxdp => "ovs-afxdp",
             Backend::OvsAfxdpNonPmd => "ovs-afxdp-nonpmd",
         }
@@ -94,6 +98,7 @@ impl Backend {
             "ceiling" => modeless(Backend::Ceiling),
             "mvdp-busy" => modeless(Backend::MvdpBusy),
             "mvdp-traced" => modeless(Backend::MvdpTraced),
+            "ceiling-traced" => modeless(Backend::CeilingTraced),
             "ovs-afxdp" => modeless(Backend::OvsAfxdp),
             "ovs-afxdp-nonpmd" => modeless(Backend::OvsAfxdpNonPmd),
             "macvlan" => Ok(Backend::Macvlan(mode.unwrap_or(Mode::Bridge))),
@@ -101,7 +106,7 @@ impl Backend {
             other => Err(Error::invalid(
                 "backend",
                 other,
-                "expected none, macvlan, bridge, mvdp, ceiling, mvdp-busy, mvdp-traced, ovs-afxdp or ovs-afxdp-nonpmd",
+                "expected none, macvlan, bridge, mvdp, ceiling, mvdp-busy, mvdp-traced, ceiling-traced, ovs-afxdp or ovs-afxdp-nonpmd",
             )),
         }
     }
@@ -167,6 +172,7 @@ mod tests {
             Backend::Ceiling,
             Backend::MvdpBusy,
             Backend::MvdpTraced,
+            Backend::CeilingTraced,
             Backend::OvsAfxdp,
             Backend::OvsAfxdpNonPmd,
         ] {

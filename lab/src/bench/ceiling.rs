@@ -18,6 +18,8 @@ use xsk_rs::config::{BindFlags, Interface, LibxdpFlags, SocketConfig, UmemConfig
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
 
 use super::cpu::thread_cpu;
+use mvdp_engine::engine::HopCounters;
+use mvdp_switch::hops::{Hop, HopStats};
 
 /// Descriptors moved per ring operation.
 pub const BATCH: usize = 64;
@@ -53,6 +55,9 @@ pub struct Forwarder {
     tx_full: Arc<AtomicU64>,
     /// The two sockets (alive while the thread runs), for their kernel statistics.
     fds: [RawFd; 2],
+    /// With [`Forwarder::start_traced`]: the first frame of every batch timed from its XDP
+    /// stamp to pickup (`xdp_to_pickup`) and from pickup to the TX kick returning (`tx_kick`).
+    hops: Option<Arc<HopCounters>>,
     handle: Option<JoinHandle<Result<ForwardCounters>>>,
 }
 
@@ -70,6 +75,15 @@ impl Forwarder {
     /// every millisecond, so they cost nothing while other backends are measured; see
     /// [`Forwarder::set_active`].
     pub fn start(ns: &NetNs, a: &str, b: &str) -> Result<Forwarder> {
+        Forwarder::start_traced(ns, a, b, false)
+    }
+
+    /// [`Forwarder::start`], with `trace`: the XDP program stamps every frame and the forwarder
+    /// splits the first frame of every batch into hops like `mvdp daemon --trace-hops` (no
+    /// decision: the pickup-to-kick time is all `tx_kick`); see [`Forwarder::hops`].
+    pub fn start_traced(ns: &NetNs, a: &str, b: &str, trace: bool) -> Result<Forwarder> {
+        let hops = trace.then(|| Arc::new(HopCounters::default()));
+        let thread_hops = hops.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let active = Arc::new(AtomicBool::new(false));
         let cpu_ns = Arc::new(AtomicU64::new(0));
@@ -88,7 +102,7 @@ impl Forwarder {
             .name("bench-xsk-fwd".into())
             .spawn(move || -> Result<ForwardCounters> {
                 ns.run(|| {
-                    let setup = setup(&a, &b);
+                    let setup = setup(&a, &b, thread_hops.is_some());
                     match setup {
                         Err(e) => {
                             let msg = format!("{e:#}");
@@ -104,6 +118,7 @@ impl Forwarder {
                                 cpu_ns: &cpu,
                                 forwarded: &fwd,
                                 tx_full: &full,
+                                hops: thread_hops.as_deref(),
                             };
                             let r = forward(&umem, sides, &shared);
                             // The program goes before the sockets it redirects to.
@@ -121,6 +136,7 @@ impl Forwarder {
             forwarded,
             tx_full,
             fds: [-1, -1],
+            hops,
             handle: Some(handle),
         };
         match ready_rx.recv_timeout(Duration::from_secs(10)) {
@@ -147,6 +163,11 @@ impl Forwarder {
     /// CPU time the forwarding thread has used so far (updated every 256 polls).
     pub fn cpu(&self) -> Duration {
         Duration::from_nanos(self.cpu_ns.load(Ordering::Relaxed))
+    }
+
+    /// The hop histograms so far (empty when not traced).
+    pub fn hops(&self) -> HopStats {
+        HopCounters::stats(self.hops.as_deref(), u32::from(self.hops.is_some()))
     }
 
     pub fn forwarded(&self) -> u64 {
@@ -197,7 +218,7 @@ impl Drop for Forwarder {
     }
 }
 
-fn setup(a: &str, b: &str) -> Result<(Umem, [Side; 2], PortRedirect)> {
+fn setup(a: &str, b: &str, trace: bool) -> Result<(Umem, [Side; 2], PortRedirect)> {
     let (umem, descs) = Umem::new(
         UmemConfig::default(),
         NonZeroU32::new(FRAMES).expect("non-zero"),
@@ -208,7 +229,8 @@ fn setup(a: &str, b: &str) -> Result<(Umem, [Side; 2], PortRedirect)> {
         .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
         .bind_flags(BindFlags::XDP_COPY)
         .build();
-    let mut prog = PortRedirect::load().map_err(|e| anyhow!("loading port_redirect: {e}"))?;
+    let mut prog =
+        PortRedirect::load_traced(trace).map_err(|e| anyhow!("loading port_redirect: {e}"))?;
     let mut sides = Vec::new();
     for (slot, ifname) in [a, b].into_iter().enumerate() {
         let iface: Interface = ifname
@@ -251,9 +273,10 @@ struct Shared<'a> {
     cpu_ns: &'a AtomicU64,
     forwarded: &'a AtomicU64,
     tx_full: &'a AtomicU64,
+    hops: Option<&'a HopCounters>,
 }
 
-fn forward(_umem: &Umem, mut sides: [Side; 2], sh: &Shared<'_>) -> Result<ForwardCounters> {
+fn forward(umem: &Umem, mut sides: [Side; 2], sh: &Shared<'_>) -> Result<ForwardCounters> {
     let (stop, active, cpu_ns, forwarded) = (sh.stop, sh.active, sh.cpu_ns, sh.forwarded);
     let mut c = ForwardCounters::default();
     let mut descs = [FrameDesc::default(); BATCH];
@@ -269,7 +292,8 @@ fn forward(_umem: &Umem, mut sides: [Side; 2], sh: &Shared<'_>) -> Result<Forwar
                 (&mut hi[0], &mut lo[0])
             };
             let full = c.tx_ring_full;
-            work |= forward_one_way(src, dst, 1 - from, &mut descs, &mut c)?;
+            let trace = sh.hops.map(|h| (umem, h));
+            work |= forward_one_way(src, dst, 1 - from, &mut descs, &mut c, trace)?;
             if c.tx_ring_full != full {
                 sh.tx_full.store(c.tx_ring_full, Ordering::Relaxed);
             }
@@ -295,6 +319,7 @@ fn forward_one_way(
     to: usize,
     descs: &mut [FrameDesc; BATCH],
     c: &mut ForwardCounters,
+    trace: Option<(&Umem, &HopCounters)>,
 ) -> Result<bool> {
     let mut work = false;
     // Frames `dst` finished sending came from `src`'s fill ring: they go back there,
@@ -309,6 +334,18 @@ fn forward_one_way(
     }
     // SAFETY: received descriptors are moved to the other socket's TX ring unchanged.
     let got = unsafe { src.rx.consume(descs) };
+    // The first frame's XDP stamp and its pickup time, when traced.
+    let mut picked = None;
+    if let (Some((umem, hops)), true) = (trace, got > 0) {
+        let now = mvdp_engine::engine::now_ns();
+        match xdp_stamp(umem, &mut descs[0], now) {
+            Some(xdp) => {
+                hops.record(Hop::XdpToPickup, now - xdp);
+                picked = Some((hops, now));
+            }
+            None => hops.missed(),
+        }
+    }
     if got > 0 {
         work = true;
         // SAFETY: as above; frames the TX ring refuses go straight back to fill.
@@ -336,7 +373,32 @@ fn forward_one_way(
         // SAFETY: as above.
         unsafe { src.fill.produce(&descs[..done]) };
     }
+    if let Some((hops, t)) = picked {
+        hops.record(Hop::TxKick, mvdp_engine::engine::now_ns().saturating_sub(t));
+    }
     Ok(work)
+}
+
+/// The XDP stamp in front of a received frame (see `mvdp_abi.h`), cleared once read.
+fn xdp_stamp(umem: &Umem, desc: &mut FrameDesc, now: u64) -> Option<u64> {
+    // Copy-mode RX puts a frame XDP_PACKET_HEADROOM (256 B) into its chunk (this UMEM has no
+    // frame headroom of its own), the metadata right before it.
+    let off = desc.addr() % FRAME_SIZE as usize;
+    if off < mvdp_ebpf::abi::HOP_META_LEN {
+        return None;
+    }
+    // SAFETY: `desc` was just received: this thread owns its chunk, and the
+    // HOP_META_LEN bytes in front of the data (checked to be within the chunk above) are
+    // part of it; nothing else reads or writes them until the frame is queued for TX.
+    let head = unsafe {
+        let mut data = umem.data_mut(desc);
+        let p = data.contents_mut().as_mut_ptr();
+        std::slice::from_raw_parts_mut(
+            p.sub(mvdp_ebpf::abi::HOP_META_LEN),
+            mvdp_ebpf::abi::HOP_META_LEN,
+        )
+    };
+    mvdp_engine::engine::take_stamp(head, now)
 }
 
 /// After a pass without work: sleep while not measuring, else spin and now and then yield.

@@ -214,7 +214,7 @@ fn measure_latency_slice(
 ) -> Result<()> {
     let (cl, sv) = (lab.client(), lab.server(c.scenario));
     let mut client = RttClient::new(&cl.ns, cl.ip, sv.ip, c.payload, cfg.timeout)?;
-    let traced = lab.backend == Backend::MvdpTraced;
+    let traced = lab.backend.traced();
     if traced {
         client.time_delivery()?;
     }
@@ -223,10 +223,10 @@ fn measure_latency_slice(
     // The warm-up first, on its own, so the hop histograms below hold the measured trips only.
     let warm = measure_rtt_bounded(&mut client, cfg.warmup, 0);
     client.take_delivery();
-    let hops0 = traced.then(|| lab.mvdp_hops());
+    let hops0 = traced.then(|| lab.hops());
     let st = warm.and_then(|_| measure_rtt_bounded(&mut client, 0, round_trips));
     let hops = hops0.map(|h0| {
-        let mut h = lab.mvdp_hops().since(&h0);
+        let mut h = lab.hops().since(&h0);
         if let Some(d) = client.take_delivery() {
             h.hops.insert(super::hops::DELIVERY.into(), d);
         }

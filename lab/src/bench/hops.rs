@@ -32,6 +32,8 @@ pub struct HopFigure {
 /// The breakdown of one (scenario, payload) cell.
 #[derive(Debug, Clone, Serialize)]
 pub struct HopRow {
+    /// `mvdp-traced` or `ceiling-traced`.
+    pub backend: String,
     pub scenario: Scenario,
     pub payload: usize,
     /// How mvdp's workers waited (the traced and the untraced backend alike).
@@ -41,7 +43,8 @@ pub struct HopRow {
     pub hops: Vec<HopFigure>,
     /// The client's side: the answer's kernel receive timestamp to `recv` returning (W).
     pub delivery: HopFigure,
-    /// Round trip p50 of the traced backend, and of the same mvdp untraced (the tracing's cost).
+    /// Round trip p50 of the traced backend, and of the same switch untraced (mvdp-bridge, the
+    /// ceiling): the tracing's cost.
     pub traced_rtt_p50_us: Option<f64>,
     pub untraced_rtt_p50_us: Option<f64>,
     /// Half the traced round trip's p50.
@@ -66,9 +69,13 @@ fn us(ns: Option<u64>) -> Option<f64> {
     ns.map(|n| n as f64 / 1e3)
 }
 
-/// One row per latency cell of `mvdp-traced` that counted samples.
+/// One row per latency cell of `mvdp-traced` and `ceiling-traced` that counted samples.
 pub fn breakdown(latency: &[LatencyCell]) -> Vec<HopRow> {
-    let traced = Backend::MvdpTraced.name();
+    let mvdp = Backend::Mvdp(mvdp_switch::Mode::Bridge).name();
+    let pairs = [
+        (Backend::MvdpTraced.name(), mvdp.clone()),
+        (Backend::CeilingTraced.name(), Backend::Ceiling.name()),
+    ];
     let p50 = |backend: &str, sc: Scenario, payload: usize| {
         latency
             .iter()
@@ -81,8 +88,12 @@ pub fn breakdown(latency: &[LatencyCell]) -> Vec<HopRow> {
         _ => None,
     };
     let mut rows = Vec::new();
-    for c in latency.iter().filter(|c| c.backend == traced) {
+    for c in latency {
+        let Some((traced, plain)) = pairs.iter().find(|(t, _)| *t == c.backend) else {
+            continue;
+        };
         let Some(h) = &c.hops else { continue };
+        let is_mvdp = *plain == mvdp;
         let (sc, p) = (c.scenario, c.payload);
         let hops = figures(h);
         let median = |hop: Hop| hops[hop.index()].p50_us;
@@ -91,12 +102,13 @@ pub fn breakdown(latency: &[LatencyCell]) -> Vec<HopRow> {
             .map(|&x| median(x))
             .sum::<Option<f64>>();
         let delivery = figure(DELIVERY, h.hops.get(DELIVERY));
-        let traced_p50 = p50(&traced, sc, p);
-        let untraced = p50(&Backend::Mvdp(mvdp_switch::Mode::Bridge).name(), sc, p);
+        let traced_p50 = p50(traced, sc, p);
+        let untraced = p50(plain, sc, p);
         let ceiling = p50(&Backend::Ceiling.name(), sc, p);
         let busy = p50(&Backend::MvdpBusy.name(), sc, p);
         let one_way = traced_p50.map(|v| v / 2.0);
         rows.push(HopRow {
+            backend: traced.clone(),
             scenario: sc,
             payload: p,
             mvdp_poll: super::topology::mvdp_poll().name(),
@@ -113,8 +125,8 @@ pub fn breakdown(latency: &[LatencyCell]) -> Vec<HopRow> {
             macvlan_rtt_p50_us: p50(&Backend::Macvlan(mvdp_switch::Mode::Bridge).name(), sc, p),
             ceiling_rtt_p50_us: ceiling,
             mvdp_busy_rtt_p50_us: busy,
-            mvdp_vs_ceiling: ratio(untraced, ceiling),
-            mvdp_busy_vs_ceiling: ratio(busy, ceiling),
+            mvdp_vs_ceiling: ratio(untraced, ceiling).filter(|_| is_mvdp),
+            mvdp_busy_vs_ceiling: ratio(busy, ceiling).filter(|_| is_mvdp),
             hops,
         });
     }
@@ -152,7 +164,8 @@ pub fn write_markdown(rows: &[HopRow], s: &mut String) {
     let _ = writeln!(s, "\n## Where mvdp's round trip goes\n");
     let _ = writeln!(
         s,
-        "`mvdp-traced` is mvdp (bridge mode, {} poll) with `--trace-hops`: the XDP programs stamp \
+        "`mvdp-traced` is mvdp (bridge mode, {} poll) with `--trace-hops`, `ceiling-traced` the \
+         bare forwarder with the same split (no decision: its pickup-to-kick time is `tx_kick`): the XDP programs stamp \
          every frame they redirect and the worker reads the same clock at RX pickup, after the \
          decision and after the TX kick returns; `delivery` is the client's, from the answer's \
          kernel receive timestamp to `recv` returning. One way ≈ RTT/2; switch = xdp_to_pickup + \
@@ -161,8 +174,8 @@ pub fn write_markdown(rows: &[HopRow], s: &mut String) {
          the receiver's stack runs inside it). µs; hop cells are p50 / p99.\n",
         rows[0].mvdp_poll
     );
-    let mut head = String::from("| cell | samples |");
-    let mut rule = String::from("|---|---:|");
+    let mut head = String::from("| backend | cell | samples |");
+    let mut rule = String::from("|---|---|---:|");
     for h in Hop::ALL {
         let _ = write!(head, " {} |", h.name());
         rule.push_str("---:|");
@@ -172,7 +185,8 @@ pub fn write_markdown(rows: &[HopRow], s: &mut String) {
     let _ = writeln!(s, "{head}\n{rule}");
     for row in rows {
         let mut line = format!(
-            "| {} {} B | {} |",
+            "| {} | {} {} B | {} |",
+            row.backend,
             row.scenario.name(),
             row.payload,
             row.hops.first().map_or(0, |h| h.samples)

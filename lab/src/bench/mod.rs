@@ -297,7 +297,9 @@ fn collect_counters(
             ovs.insert(lab.backend.name(), st.into_iter().collect());
         }
         match lab.stop_forwarder() {
-            Some(Ok(c)) => ceiling_counters = Some(c),
+            // The traced ceiling's are not the ceiling's.
+            Some(Ok(c)) if lab.backend == Backend::Ceiling => ceiling_counters = Some(c),
+            Some(Ok(_)) => {}
             Some(Err(e)) => tracing::warn!("ceiling forwarder: {e:#}"),
             None => {}
         }

@@ -38,6 +38,7 @@ impl Backend {
             Backend::None => "none".into(),
             Backend::MvdpBusy
             | Backend::MvdpTraced
+            | Backend::CeilingTraced
             | Backend::OvsAfxdp
             | Backend::OvsAfxdpNonPmd => self.kind().into(),
         }
@@ -60,6 +61,7 @@ impl Backend {
             Backend::None => "n".into(),
             Backend::MvdpBusy => "dy".into(),
             Backend::MvdpTraced => "dh".into(),
+            Backend::CeilingTraced => "xh".into(),
             Backend::OvsAfxdp => "o".into(),
             Backend::OvsAfxdpNonPmd => "on".into(),
         }
@@ -76,6 +78,7 @@ impl Backend {
             Backend::Ceiling,
             Backend::MvdpBusy,
             Backend::MvdpTraced,
+            Backend::CeilingTraced,
             Backend::OvsAfxdp,
             Backend::OvsAfxdpNonPmd,
         ]);
@@ -84,7 +87,12 @@ impl Backend {
 
     /// Measured in the latency cells only (its throughput would only measure the tracing).
     pub fn latency_only(&self) -> bool {
-        *self == Backend::MvdpTraced
+        self.traced()
+    }
+
+    /// Its switch splits round trips into hops (see `bench::hops`).
+    pub fn traced(&self) -> bool {
+        matches!(self, Backend::MvdpTraced | Backend::CeilingTraced)
     }
 
     /// The lab name this backend uses under run name `run`.
@@ -112,9 +120,9 @@ impl Backend {
     /// `Err(reason)` when `scenario` does not exist for this backend.
     pub fn supports(&self, scenario: Scenario) -> Result<(), NotApplicable> {
         match (self, scenario) {
-            (Backend::Ceiling, Scenario::ContainerExternal) => Err(NotApplicable(
-                "the ceiling forwards between the two container veths only",
-            )),
+            (Backend::Ceiling | Backend::CeilingTraced, Scenario::ContainerExternal) => Err(
+                NotApplicable("the ceiling forwards between the two container veths only"),
+            ),
             (
                 Backend::Macvlan(Mode::Passthru) | Backend::Mvdp(Mode::Passthru),
                 Scenario::ContainerContainer,
@@ -205,6 +213,7 @@ impl BenchLab {
             | Backend::None
             | Backend::MvdpBusy
             | Backend::MvdpTraced
+            | Backend::CeilingTraced
             | Backend::OvsAfxdp
             | Backend::OvsAfxdpNonPmd => Backend::None,
         };
@@ -217,7 +226,10 @@ impl BenchLab {
             ))
             .container_veths(matches!(
                 backend,
-                Backend::Ceiling | Backend::OvsAfxdp | Backend::OvsAfxdpNonPmd
+                Backend::Ceiling
+                    | Backend::CeilingTraced
+                    | Backend::OvsAfxdp
+                    | Backend::OvsAfxdpNonPmd
             ))
             .backend(lab_backend)
             .build()
@@ -290,10 +302,11 @@ impl BenchLab {
             ];
             self.ovs = Some(OvsSwitch::start(lab.host(), &dir, &ports, polling)?);
         }
-        if self.backend == Backend::Ceiling {
+        if matches!(self.backend, Backend::Ceiling | Backend::CeilingTraced) {
             let lab = &self.lab;
             let (a, b) = (&lab.container(1).host_ifname, &lab.container(2).host_ifname);
-            self.forwarder = Some(Forwarder::start(lab.host(), a, b)?);
+            let trace = self.backend == Backend::CeilingTraced;
+            self.forwarder = Some(Forwarder::start_traced(lab.host(), a, b, trace)?);
         }
         Ok(())
     }
@@ -314,9 +327,13 @@ impl BenchLab {
         }
     }
 
-    /// mvdp's hop histograms so far (`--trace-hops`; empty for other backends).
-    pub fn mvdp_hops(&self) -> mvdp_switch::hops::HopStats {
+    /// The switch's hop histograms so far (mvdp's `--trace-hops`, the traced ceiling's; empty
+    /// for other backends).
+    pub fn hops(&self) -> mvdp_switch::hops::HopStats {
         use mvdp_control::daemon::api::Request;
+        if let Some(f) = &self.forwarder {
+            return f.hops();
+        }
         self.daemon
             .as_ref()
             .and_then(|d| mvdp_control::daemon::call(d.socket(), &Request::Stats {}).ok())
@@ -476,7 +493,7 @@ mod tests {
         assert!(Backend::Macvlan(Mode::Vepa).supports(cc).is_ok());
         for b in Backend::bench_all() {
             assert!(
-                b.supports(ce).is_ok() || b == Backend::Ceiling,
+                b.supports(ce).is_ok() || b == Backend::Ceiling || b == Backend::CeilingTraced,
                 "{}",
                 b.name()
             );

@@ -160,6 +160,7 @@ impl LabBuilder {
             Backend::Ceiling
                 | Backend::MvdpBusy
                 | Backend::MvdpTraced
+                | Backend::CeilingTraced
                 | Backend::OvsAfxdp
                 | Backend::OvsAfxdpNonPmd
         ) {
@@ -296,6 +297,7 @@ impl LabBuilder {
             | Backend::Ceiling
             | Backend::MvdpBusy
             | Backend::MvdpTraced
+            | Backend::CeilingTraced
             | Backend::OvsAfxdp
             | Backend::OvsAfxdpNonPmd => {
                 unreachable!("validate refuses the mvdp and bench-only backends")

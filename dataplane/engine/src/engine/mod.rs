@@ -30,6 +30,7 @@ use mvdp_switch::table::{ParentId, Tables};
 
 pub use budget::{FillBudget, FramePromises, FramesExhausted};
 pub use stats::{DeviceStats, HopCounters, WorkerStats};
+pub use trace::{now_ns, take_stamp};
 
 use pool::Shared;
 

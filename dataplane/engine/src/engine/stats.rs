@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use mvdp_switch::counters::{Counters, DropReason, PortCounters};
-use mvdp_switch::hops::{self, Hop};
+use mvdp_switch::hops::{self, Hop, HopHistogram, HopStats};
 
 /// Per device (a parent queue's or a port's socket): [`PortCounters`] as atomics, which the
 /// worker publishes and [`DeviceStats::read`] snapshots.
@@ -113,11 +113,38 @@ impl Default for HopCounters {
 }
 
 impl HopCounters {
-    /// Counts one sample of `hop` taking `ns` nanoseconds.
+    /// Counts one sample of `hop` taking `ns` nanoseconds. Single writer: one thread records.
     #[inline]
-    pub(crate) fn record(&self, hop: Hop, ns: u64) {
+    pub fn record(&self, hop: Hop, ns: u64) {
         let a = &self.counts[hop.index() * hops::BUCKETS + hops::bucket(ns)];
         DeviceStats::add(a, 1);
+    }
+
+    /// Counts a sampled frame that had no usable XDP stamp. Single writer.
+    #[inline]
+    pub fn missed(&self) {
+        DeviceStats::add(&self.no_stamp, 1);
+    }
+
+    /// The sum of `counters` as `mvdp stats` shows it; `every` is the sampling (0: off, empty).
+    pub fn stats<'a>(counters: impl IntoIterator<Item = &'a HopCounters>, every: u32) -> HopStats {
+        let mut out = HopStats {
+            sample_every: every,
+            ..HopStats::default()
+        };
+        if every == 0 {
+            return out;
+        }
+        let mut rows: [Vec<u64>; Hop::COUNT] = Default::default();
+        for c in counters {
+            c.add_to(&mut rows);
+            out.no_stamp += c.no_stamp.load(Ordering::Relaxed);
+        }
+        for (h, row) in Hop::ALL.iter().zip(rows) {
+            out.hops
+                .insert(h.name().into(), HopHistogram::from_counts(row));
+        }
+        out
     }
 
     /// Adds this worker's counts to `into` (one dense row per hop).

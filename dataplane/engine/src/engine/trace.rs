@@ -15,10 +15,22 @@ const STALE_NS: u64 = 1_000_000_000;
 
 /// The clock the XDP programs stamp with (bpf_ktime_get_ns is CLOCK_MONOTONIC), in ns.
 #[inline]
-pub(crate) fn now_ns() -> u64 {
+pub fn now_ns() -> u64 {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64);
     t.unwrap_or(0)
+}
+
+/// The XDP stamp at the end of `head` (the bytes in front of a received frame), if it is one
+/// and not older than a second at `now`; cleared once read, so a later frame in the same chunk
+/// without one is not taken for it.
+pub fn take_stamp(head: &mut [u8], now: u64) -> Option<u64> {
+    let at = head.len().checked_sub(HOP_META_LEN)?;
+    let m = &mut head[at..];
+    let magic = u32::from_ne_bytes(m[0..4].try_into().ok()?);
+    let xdp = u64::from_ne_bytes(m[8..16].try_into().ok()?);
+    m[0..4].fill(0);
+    (magic == HOP_MAGIC && xdp <= now && now - xdp < STALE_NS).then_some(xdp)
 }
 
 /// The times of the frame followed this turn.
@@ -73,17 +85,7 @@ impl HopTracer {
         }
         self.countdown = self.every - 1;
         let now = now_ns();
-        let stamp = head
-            .len()
-            .checked_sub(HOP_META_LEN)
-            .map(|at| &mut head[at..])
-            .and_then(|m| {
-                let magic = u32::from_ne_bytes(m[0..4].try_into().ok()?);
-                let xdp = u64::from_ne_bytes(m[8..16].try_into().ok()?);
-                m[0..4].fill(0);
-                (magic == HOP_MAGIC && xdp <= now && now - xdp < STALE_NS).then_some(xdp)
-            });
-        match stamp {
+        match take_stamp(head, now) {
             Some(xdp) => {
                 self.sample = Some(Sample {
                     xdp,
@@ -92,7 +94,7 @@ impl HopTracer {
                     decided: None,
                 })
             }
-            None => super::stats::DeviceStats::add(&counters.no_stamp, 1),
+            None => counters.missed(),
         }
     }
 

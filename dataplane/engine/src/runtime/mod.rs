@@ -15,11 +15,10 @@ use std::sync::Arc;
 
 use crate::engine::{
     AddDeviceError, DevRef, DeviceStats, Engine, EngineConfig, FillBudget, FramePromises,
-    FramesExhausted, Snapshot, WorkerStats, MAX_DEVICES_PER_WORKER,
+    FramesExhausted, HopCounters, Snapshot, MAX_DEVICES_PER_WORKER,
 };
 use crate::xsk::{SocketConfig, XskSocket};
 use mvdp_ebpf::{Demux, FloodTap, ModePolicy, PortRedirect};
-use mvdp_switch::hops::{Hop, HopHistogram, HopStats};
 use mvdp_switch::plane::{
     Capacity, Dataplane, DataplaneError, DataplaneStats, ParentHandle, ParentStats, PortConfig,
     PortHandle, PortStats, XskCounters,
@@ -746,30 +745,9 @@ impl Dataplane for Runtime {
         out.drops.insert("handoff_full".into(), handoff_full);
         out.umem = self.engine.accounting();
         out.capacity = self.capacity();
-        out.hops = hop_stats(&workers, self.opts.trace_hops);
+        out.hops = HopCounters::stats(workers.iter().map(|w| &w.hops), self.opts.trace_hops);
         out
     }
-}
-
-/// The workers' hop histograms summed (empty when tracing is off).
-fn hop_stats(workers: &[Arc<WorkerStats>], every: u32) -> HopStats {
-    let mut out = HopStats {
-        sample_every: every,
-        ..HopStats::default()
-    };
-    if every == 0 {
-        return out;
-    }
-    let mut rows: [Vec<u64>; Hop::COUNT] = Default::default();
-    for w in workers {
-        w.hops.add_to(&mut rows);
-        out.no_stamp += w.hops.no_stamp.load(std::sync::atomic::Ordering::Relaxed);
-    }
-    for (h, row) in Hop::ALL.iter().zip(rows) {
-        out.hops
-            .insert(h.name().into(), HopHistogram::from_counts(row));
-    }
-    out
 }
 
 fn add_xsk(into: &mut XskCounters, fd: RawFd) {
