@@ -38,6 +38,8 @@ pub enum Backend {
     /// `mvdp bench`: mvdp in bridge mode as the `mvdp` backend runs it, with `--trace-hops`: its
     /// round trips are split per hop (latency cells only).
     MvdpTraced,
+    /// `mvdp bench`: mvdp-busy (busy poll, worker on its own CPU) with `--trace-hops`.
+    MvdpBusyTraced,
     /// `mvdp bench`: the ceiling with the same hop tracing (latency cells only).
     CeilingTraced,
 }
@@ -52,6 +54,7 @@ impl Backend {
             | Backend::Ceiling
             | Backend::MvdpBusy
             | Backend::MvdpTraced
+            | Backend::MvdpBusyTraced
             | Backend::CeilingTraced
             | Backend::OvsAfxdp
             | Backend::OvsAfxdpNonPmd => None,
@@ -69,6 +72,7 @@ impl Backend {
             Backend::Ceiling => "ceiling",
             Backend::MvdpBusy => "mvdp-busy",
             Backend::MvdpTraced => "mvdp-traced",
+            Backend::MvdpBusyTraced => "mvdp-busy-traced",
             Backend::CeilingTraced => "ceiling-traced",
             Backend::OvsAfxdp => "ovs-afxdp",
             Backend::OvsAfxdpNonPmd => "ovs-afxdp-nonpmd",
@@ -78,7 +82,10 @@ impl Backend {
     /// True for the backends whose switching thread owns a core (busy polling), measured with the
     /// load generators kept off that core.
     pub fn dedicated_core(self) -> bool {
-        matches!(self, Backend::MvdpBusy | Backend::OvsAfxdp)
+        matches!(
+            self,
+            Backend::MvdpBusy | Backend::MvdpBusyTraced | Backend::OvsAfxdp
+        )
     }
 
     /// Builds a backend from its kind and an optional mode (default bridge), as the CLI gets them.
@@ -99,6 +106,7 @@ impl Backend {
             "mvdp-busy" => modeless(Backend::MvdpBusy),
             "mvdp-traced" => modeless(Backend::MvdpTraced),
             "ceiling-traced" => modeless(Backend::CeilingTraced),
+            "mvdp-busy-traced" => modeless(Backend::MvdpBusyTraced),
             "ovs-afxdp" => modeless(Backend::OvsAfxdp),
             "ovs-afxdp-nonpmd" => modeless(Backend::OvsAfxdpNonPmd),
             "macvlan" => Ok(Backend::Macvlan(mode.unwrap_or(Mode::Bridge))),
@@ -106,7 +114,7 @@ impl Backend {
             other => Err(Error::invalid(
                 "backend",
                 other,
-                "expected none, macvlan, bridge, mvdp, ceiling, mvdp-busy, mvdp-traced, ceiling-traced, ovs-afxdp or ovs-afxdp-nonpmd",
+                "expected none, macvlan, bridge, mvdp, ceiling, mvdp-busy, mvdp-traced, mvdp-busy-traced, ceiling-traced, ovs-afxdp or ovs-afxdp-nonpmd",
             )),
         }
     }
@@ -173,6 +181,7 @@ mod tests {
             Backend::MvdpBusy,
             Backend::MvdpTraced,
             Backend::CeilingTraced,
+            Backend::MvdpBusyTraced,
             Backend::OvsAfxdp,
             Backend::OvsAfxdpNonPmd,
         ] {

@@ -27,10 +27,10 @@ pub struct BenchArgs {
     /// Backends to compare (the AF_XDP ceiling is measured too unless --no-ceiling): mvdp (adaptive
     /// poll), macvlan, bridge, mvdp-busy (busy poll, worker on its own CPU), mvdp-traced (mvdp with
     /// --trace-hops, latency cells only: where its round trip goes), ceiling-traced (the ceiling
-    /// with the same split), ovs-afxdp (Open vSwitch
+    /// with the same split; mvdp-busy-traced: mvdp-busy with it), ovs-afxdp (Open vSwitch
     /// userspace datapath, AF_XDP ports, PMD on its own CPU), ovs-afxdp-nonpmd. All by default; the
     /// OVS backends are reported unavailable, with the reason, where OVS is not installed.
-    #[arg(long, value_delimiter = ',', default_value = "mvdp,macvlan,bridge,mvdp-busy,mvdp-traced,ceiling-traced,ovs-afxdp,ovs-afxdp-nonpmd", value_parser = bench_backend_kind())]
+    #[arg(long, value_delimiter = ',', default_value = "mvdp,macvlan,bridge,mvdp-busy,mvdp-traced,mvdp-busy-traced,ceiling-traced,ovs-afxdp,ovs-afxdp-nonpmd", value_parser = bench_backend_kind())]
     backends: Vec<Backend>,
     /// macvlan modes for the mvdp and kernel macvlan backends (bridge, vepa, private, passthru).
     #[arg(long, value_delimiter = ',', default_value = "bridge")]
@@ -88,6 +88,7 @@ fn bench_backend_kind() -> impl TypedValueParser<Value = Backend> {
         "mvdp-busy",
         "mvdp-traced",
         "ceiling-traced",
+        "mvdp-busy-traced",
         "ovs-afxdp",
         "ovs-afxdp-nonpmd",
     ])

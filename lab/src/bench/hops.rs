@@ -74,6 +74,7 @@ pub fn breakdown(latency: &[LatencyCell]) -> Vec<HopRow> {
     let mvdp = Backend::Mvdp(mvdp_switch::Mode::Bridge).name();
     let pairs = [
         (Backend::MvdpTraced.name(), mvdp.clone()),
+        (Backend::MvdpBusyTraced.name(), Backend::MvdpBusy.name()),
         (Backend::CeilingTraced.name(), Backend::Ceiling.name()),
     ];
     let p50 = |backend: &str, sc: Scenario, payload: usize| {
@@ -93,7 +94,7 @@ pub fn breakdown(latency: &[LatencyCell]) -> Vec<HopRow> {
             continue;
         };
         let Some(h) = &c.hops else { continue };
-        let is_mvdp = *plain == mvdp;
+        let is_mvdp = *traced == Backend::MvdpTraced.name();
         let (sc, p) = (c.scenario, c.payload);
         let hops = figures(h);
         let median = |hop: Hop| hops[hop.index()].p50_us;
@@ -164,7 +165,8 @@ pub fn write_markdown(rows: &[HopRow], s: &mut String) {
     let _ = writeln!(s, "\n## Where mvdp's round trip goes\n");
     let _ = writeln!(
         s,
-        "`mvdp-traced` is mvdp (bridge mode, {} poll) with `--trace-hops`, `ceiling-traced` the \
+        "`mvdp-traced` is mvdp (bridge mode, {} poll) with `--trace-hops`, `mvdp-busy-traced` \
+         mvdp-busy with it, `ceiling-traced` the \
          bare forwarder with the same split (no decision: its pickup-to-kick time is `tx_kick`): the XDP programs stamp \
          every frame they redirect and the worker reads the same clock at RX pickup, after the \
          decision and after the TX kick returns; `delivery` is the client's, from the answer's \

@@ -39,6 +39,7 @@ impl Backend {
             Backend::MvdpBusy
             | Backend::MvdpTraced
             | Backend::CeilingTraced
+            | Backend::MvdpBusyTraced
             | Backend::OvsAfxdp
             | Backend::OvsAfxdpNonPmd => self.kind().into(),
         }
@@ -62,6 +63,7 @@ impl Backend {
             Backend::MvdpBusy => "dy".into(),
             Backend::MvdpTraced => "dh".into(),
             Backend::CeilingTraced => "xh".into(),
+            Backend::MvdpBusyTraced => "dyh".into(),
             Backend::OvsAfxdp => "o".into(),
             Backend::OvsAfxdpNonPmd => "on".into(),
         }
@@ -79,6 +81,7 @@ impl Backend {
             Backend::MvdpBusy,
             Backend::MvdpTraced,
             Backend::CeilingTraced,
+            Backend::MvdpBusyTraced,
             Backend::OvsAfxdp,
             Backend::OvsAfxdpNonPmd,
         ]);
@@ -92,7 +95,10 @@ impl Backend {
 
     /// Its switch splits round trips into hops (see `bench::hops`).
     pub fn traced(&self) -> bool {
-        matches!(self, Backend::MvdpTraced | Backend::CeilingTraced)
+        matches!(
+            self,
+            Backend::MvdpTraced | Backend::MvdpBusyTraced | Backend::CeilingTraced
+        )
     }
 
     /// The lab name this backend uses under run name `run`.
@@ -214,6 +220,7 @@ impl BenchLab {
             | Backend::MvdpBusy
             | Backend::MvdpTraced
             | Backend::CeilingTraced
+            | Backend::MvdpBusyTraced
             | Backend::OvsAfxdp
             | Backend::OvsAfxdpNonPmd => Backend::None,
         };
@@ -271,10 +278,11 @@ impl BenchLab {
             };
             self.daemon = Some(start_mvdp(&self.lab, mode, opts)?);
         }
-        if self.backend == Backend::MvdpBusy {
+        if matches!(self.backend, Backend::MvdpBusy | Backend::MvdpBusyTraced) {
             let opts = RuntimeOptions {
                 poll: PollMode::BusyPoll,
                 cpus: pinning::plan().switch_cpu.into_iter().collect(),
+                trace_hops: u32::from(self.backend == Backend::MvdpBusyTraced),
                 ..RuntimeOptions::default()
             };
             self.daemon = Some(start_mvdp(&self.lab, Mode::Bridge, opts)?);
@@ -382,7 +390,7 @@ impl BenchLab {
         }
         let spinners = match (&self.ovs, &self.daemon) {
             (Some(o), _) => o.vswitchd_threads(),
-            (None, Some(d)) if self.backend == Backend::MvdpBusy => d.worker_tids().to_vec(),
+            (None, Some(d)) if self.backend.dedicated_core() => d.worker_tids().to_vec(),
             _ => Vec::new(),
         };
         if let Err(e) = pinning::set_idle_priority(&spinners, !on) {

@@ -161,6 +161,7 @@ impl LabBuilder {
                 | Backend::MvdpBusy
                 | Backend::MvdpTraced
                 | Backend::CeilingTraced
+                | Backend::MvdpBusyTraced
                 | Backend::OvsAfxdp
                 | Backend::OvsAfxdpNonPmd
         ) {
@@ -298,6 +299,7 @@ impl LabBuilder {
             | Backend::MvdpBusy
             | Backend::MvdpTraced
             | Backend::CeilingTraced
+            | Backend::MvdpBusyTraced
             | Backend::OvsAfxdp
             | Backend::OvsAfxdpNonPmd => {
                 unreachable!("validate refuses the mvdp and bench-only backends")
