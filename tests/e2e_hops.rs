@@ -107,3 +107,24 @@ fn the_traced_ceiling_splits_its_frames_too() {
     assert_eq!(n(Hop::Decision), 0);
     assert_eq!(n(Hop::XdpToWake), 0);
 }
+
+/// The daemon binary's flag (through its environment variable, which the spawned daemon
+/// inherits) reaches the dataplane, and `mvdp stats` prints the hops.
+#[test]
+fn the_daemon_flag_turns_tracing_on_and_stats_show_the_hops() {
+    require_root!("e2e_hops_daemon");
+    std::env::set_var("MVDP_TRACE_HOPS", "1");
+    let d = DaemonLab::start(BIN, &unique_prefix("hd"), 2, false);
+    std::env::remove_var("MVDP_TRACE_HOPS");
+    d.create_lan("198.18.0.32/28");
+    d.add_port("lan", 1, "198.18.0.33");
+    d.add_port("lan", 2, "198.18.0.34");
+    assert!(ping(&d.c(1), "198.18.0.34", 3), "c1 -> c2");
+    let st = d.json(&["stats", "--json"]);
+    let h: HopStats = serde_json::from_value(st["hops"].clone()).unwrap();
+    assert_eq!(h.sample_every, 1);
+    assert!(h.hop(Hop::Decision).is_some_and(|x| x.samples > 0), "{h:?}");
+    let text = d.ok(&["stats"]);
+    assert!(text.contains("hops (one batch in 1 followed"), "{text}");
+    assert!(text.contains("xdp_to_pickup"), "{text}");
+}
