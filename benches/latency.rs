@@ -81,7 +81,8 @@ fn main() {
 /// The lab of every available backend under run name `run`; exits when one cannot be built.
 fn build_labs(run: &str) -> Vec<BenchLab> {
     let mut labs = Vec::new();
-    for b in Backend::bench_all() {
+    // The traced backends are for `mvdp bench`'s hop breakdown, which criterion does not report.
+    for b in Backend::bench_all().into_iter().filter(|b| !b.traced()) {
         if let Some(why) = b.unavailable() {
             eprintln!("latency bench: {}: skipped: {why}", b.name());
             continue;

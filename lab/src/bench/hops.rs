@@ -49,8 +49,8 @@ pub struct HopRow {
     pub untraced_rtt_p50_us: Option<f64>,
     /// Half the traced round trip's p50.
     pub one_way_us: Option<f64>,
-    /// p50 of XDP to pickup plus p50 of the decision: XDP program to the frame staged for TX
-    /// (a sum of medians, not the median of sums).
+    /// p50 of XDP to pickup plus p50 of the decision (none for the ceiling): XDP program to the
+    /// frame staged for TX (a sum of medians, not the median of sums).
     pub switch_us: Option<f64>,
     /// `one_way_us - switch_us - delivery p50`: the sender's stack up to the XDP program plus
     /// the TX kick up to the frame entering the receiver's stack (S + K1).
@@ -98,10 +98,8 @@ pub fn breakdown(latency: &[LatencyCell]) -> Vec<HopRow> {
         let (sc, p) = (c.scenario, c.payload);
         let hops = figures(h);
         let median = |hop: Hop| hops[hop.index()].p50_us;
-        let switch_us = [Hop::XdpToPickup, Hop::Decision]
-            .iter()
-            .map(|&x| median(x))
-            .sum::<Option<f64>>();
+        // The bare forwarder has no decision: 0, not unknown.
+        let switch_us = median(Hop::XdpToPickup).map(|p| p + median(Hop::Decision).unwrap_or(0.0));
         let delivery = figure(DELIVERY, h.hops.get(DELIVERY));
         let traced_p50 = p50(traced, sc, p);
         let untraced = p50(plain, sc, p);
