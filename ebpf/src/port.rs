@@ -148,3 +148,35 @@ impl PortRedirect {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn translated_size(trace_hops: bool) -> u32 {
+        let r = PortRedirect::load_traced(trace_hops).expect("the kernel loads port_redirect");
+        let prog: &Xdp = r
+            .ebpf
+            .program("port_redirect")
+            .expect("program")
+            .try_into()
+            .expect("an XDP program");
+        prog.info()
+            .expect("program info")
+            .size_translated()
+            .expect("translated size")
+    }
+
+    /// Without --trace-hops the stamping is pruned by the verifier (the flag is read-only data
+    /// fixed at load), so a daemon without tracing runs a program without it.
+    #[test]
+    fn the_stamping_is_only_in_the_traced_program() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: loading BPF programs needs root");
+            return;
+        }
+        let (plain, traced) = (translated_size(false), translated_size(true));
+        assert!(plain < traced, "untraced {plain} B, traced {traced} B");
+    }
+}
