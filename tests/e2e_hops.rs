@@ -35,9 +35,10 @@ fn trips(lab: &BenchLab, scenario: Scenario) -> HopStats {
         back >= ROUND_TRIPS * 9 / 10,
         "{back} of {ROUND_TRIPS} round trips came back"
     );
-    // The client's own last stretch: every answer carried the kernel's receive timestamp.
+    // The client's own last stretch: every answer carried the kernel's receive timestamp (late
+    // answers to earlier requests are timed too, so there may be more).
     let delivery = client.take_delivery().unwrap();
-    assert_eq!(delivery.samples, back, "{delivery:?}");
+    assert!(delivery.samples >= back, "{back} answers: {delivery:?}");
     lab.hops().since(&before)
 }
 
