@@ -113,14 +113,16 @@ impl PortRedirect {
         }
     }
 
-    /// Detaches from `ifindex` and forgets its slot. Frames arriving meanwhile are dropped.
-    pub fn detach(&mut self, ifindex: u32) {
+    /// Forgets `ifindex`'s slot (frames arriving from then on are dropped) and hands back its XDP
+    /// link: dropping it detaches the program, which waits for the kernel, so the caller picks
+    /// the thread.
+    pub fn detach(&mut self, ifindex: u32) -> Option<XdpLink> {
         let slot = self.slots.get(&ifindex, 0).ok();
         let _ = self.slots.remove(&ifindex);
         if let Some(slot) = slot {
             let _ = self.xsks.unset(slot);
         }
-        self.links.remove(&ifindex);
+        self.links.remove(&ifindex)
     }
 
     pub fn counters(&self) -> Result<PortCounters, DemuxError> {

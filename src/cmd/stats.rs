@@ -93,5 +93,11 @@ pub fn run(a: StatsArgs) -> Result<()> {
         "capacity: {} of {} ports (limited by {}); UMEM frames promised to fill rings {}, kept for frames in flight {}",
         c.ports, c.max_ports, c.limited_by, c.frames_promised, c.frames_reserve
     );
+    if s.veths_deleting > 0 {
+        println!(
+            "removed ports' veths still being deleted: {}",
+            s.veths_deleting
+        );
+    }
     Ok(())
 }

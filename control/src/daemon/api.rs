@@ -294,6 +294,9 @@ pub struct StatsReply {
     /// Ports served and the most the dataplane can serve.
     #[serde(default)]
     pub capacity: Capacity,
+    /// Removed ports whose veth is still being deleted (behind the `port rm` reply).
+    #[serde(default)]
+    pub veths_deleting: usize,
     pub workers: usize,
     pub poll_mode: String,
     /// Per parent: XDP mode, queues, the demux program's counters (as the dataplane reports them).

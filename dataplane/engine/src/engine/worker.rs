@@ -234,10 +234,7 @@ impl Worker {
                     }
                     let _ = self.replies.send(Reply::Removed(dev));
                 }
-                Command::Reclaim(uid) => {
-                    let n = self.reclaim(uid);
-                    let _ = self.replies.send(Reply::Reclaimed(n));
-                }
+                Command::Reclaim(uid) => self.reclaim(uid),
                 Command::Snapshot(s) => {
                     let old = std::mem::replace(&mut self.snap, s);
                     self.counters.fit(&self.snap.tables);
@@ -298,7 +295,7 @@ impl Worker {
     }
 
     /// Takes back every chunk still tagged as on the rings of the (deleted) device `uid`.
-    fn reclaim(&mut self, uid: u32) -> u64 {
+    fn reclaim(&mut self, uid: u32) {
         let mut n = 0;
         for (c, t) in self.shared.tags.iter().enumerate() {
             let v = t.load(Ordering::Relaxed);
@@ -309,7 +306,6 @@ impl Worker {
             }
         }
         self.orphaned = self.orphaned.saturating_sub(n);
-        n
     }
 
     #[inline]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::engine::{
     AddDeviceError, DevRef, DeviceStats, Engine, EngineConfig, FillBudget, FramePromises,
-    FramesExhausted, Snapshot, MAX_DEVICES_PER_WORKER,
+    FramesExhausted, Keepsake, Snapshot, MAX_DEVICES_PER_WORKER,
 };
 use crate::xsk::{SocketConfig, XskSocket};
 use mvdp_ebpf::{Demux, FloodTap, ModePolicy, PortRedirect};
@@ -343,7 +343,7 @@ impl Runtime {
 
     fn remove_devices(&mut self, devs: &[DevRef]) {
         for d in devs {
-            if let Err(e) = self.engine.remove_device(*d) {
+            if let Err(e) = self.engine.remove_device(*d, None) {
                 tracing::error!(error = %e, "removing a device from its worker");
             }
         }
@@ -533,6 +533,9 @@ impl Dataplane for Runtime {
         self.publish()?;
         let devs: Vec<_> = p.queues.iter().map(|(d, _, _)| *d).collect();
         self.remove_devices(&devs);
+        // Attaching the parent again binds its queues again, which the kernel refuses while the
+        // old sockets are still bound: wait for them here (a parent detach is rare).
+        self.engine.settle();
         tracing::info!(parent = p.ifname, "detached");
         Ok(())
     }
@@ -611,12 +614,15 @@ impl Dataplane for Runtime {
         };
         let (ifindex, dev) = (p.ifindex, p.dev);
         self.unprogram_demux(slot);
-        if let Some(r) = self.redirect.as_mut() {
-            r.detach(ifindex);
-        }
+        // The veth's XDP program stays attached until the socket is closed, dropping what
+        // arrives meanwhile (its slot is gone); detaching waits for the kernel, off this thread.
+        let link = self.redirect.as_mut().and_then(|r| r.detach(ifindex));
         let p = self.ports.remove(&slot).expect("checked above");
         self.publish()?;
-        self.remove_devices(&[dev]);
+        let keep = link.map(|l| Box::new(l) as Keepsake);
+        if let Err(e) = self.engine.remove_device(dev, keep) {
+            tracing::error!(error = %e, "removing a device from its worker");
+        }
         tracing::info!(port = p.cfg.veth_ifname, slot, "port removed");
         Ok(())
     }
