@@ -1006,6 +1006,7 @@ impl<D: Dataplane> Daemon<D> {
             capacity: s.capacity.clone(),
             workers: s.workers,
             poll_mode: s.poll_mode.clone(),
+            flood_rate: s.flood_rate,
             parents: serde_json::to_value(&s.parents).unwrap_or_default(),
         }
     }
