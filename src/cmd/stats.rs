@@ -24,13 +24,14 @@ pub fn run(a: StatsArgs) -> Result<()> {
     }
     let s: StatsReply = serde_json::from_value(v)?;
     println!(
-        "workers {}, poll mode {}",
+        "workers {}, poll mode {}, flood rate per port {}",
         s.workers,
         if s.poll_mode.is_empty() {
             "-"
         } else {
             &s.poll_mode
-        }
+        },
+        s.flood_rate.map_or("-".to_string(), |r| r.to_string())
     );
     let head = format!(
         "{:>12} {:>14} {:>12} {:>14} {:>10} {:>10} {:>10}",

@@ -299,6 +299,9 @@ pub struct StatsReply {
     pub veths_deleting: usize,
     pub workers: usize,
     pub poll_mode: String,
+    /// Each port's flood rate cap (null: the dataplane has none).
+    #[serde(default)]
+    pub flood_rate: Option<mvdp_switch::FloodRate>,
     /// Per parent: XDP mode, queues, the demux program's counters (as the dataplane reports them).
     pub parents: serde_json::Value,
 }

@@ -1049,6 +1049,7 @@ impl<D: Dataplane> Daemon<D> {
             veths_deleting: self.reaper.pending(),
             workers: s.workers,
             poll_mode: s.poll_mode.clone(),
+            flood_rate: s.flood_rate,
             parents: serde_json::to_value(&s.parents).unwrap_or_default(),
         }
     }

@@ -25,6 +25,7 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::xsk::{Desc, Umem, UmemConfig, XskSocket};
 use mvdp_switch::decide::Ingress;
+use mvdp_switch::flood::FloodRate;
 use mvdp_switch::plane::UmemBooks;
 use mvdp_switch::table::{ParentId, Tables};
 
@@ -65,6 +66,8 @@ pub struct EngineConfig {
     pub batch: usize,
     /// How long an adaptive worker keeps spinning after its last frame.
     pub spin: Duration,
+    /// Each port's cap on broadcasts/multicasts per second (its token bucket).
+    pub flood_rate: FloodRate,
 }
 
 impl Default for EngineConfig {
@@ -76,6 +79,7 @@ impl Default for EngineConfig {
             frame_size: 2048,
             batch: 64,
             spin: Duration::from_micros(50),
+            flood_rate: FloodRate::DEFAULT,
         }
     }
 }

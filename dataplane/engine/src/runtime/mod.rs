@@ -23,7 +23,9 @@ use mvdp_switch::plane::{
     Capacity, Dataplane, DataplaneError, DataplaneStats, ParentHandle, ParentStats, PortConfig,
     PortHandle, PortStats, XskCounters,
 };
-use mvdp_switch::{DropReason, Ingress, Mac, Mode, NetworkSpec, ParentId, PortSpec, TablesBuilder};
+use mvdp_switch::{
+    DropReason, FloodRate, Ingress, Mac, Mode, NetworkSpec, ParentId, PortSpec, TablesBuilder,
+};
 
 pub use crate::engine::PollMode;
 
@@ -75,6 +77,8 @@ pub struct RuntimeOptions {
     pub spin: std::time::Duration,
     /// CPUs the workers are pinned to, worker i to the i-th (round robin); empty: not pinned.
     pub cpus: Vec<usize>,
+    /// Each port's cap on broadcasts/multicasts per second, on top of its share per turn.
+    pub flood_rate: FloodRate,
 }
 
 impl Default for RuntimeOptions {
@@ -88,6 +92,7 @@ impl Default for RuntimeOptions {
             batch: 64,
             spin: EngineConfig::default().spin,
             cpus: Vec::new(),
+            flood_rate: FloodRate::DEFAULT,
         }
     }
 }
@@ -255,6 +260,7 @@ impl Runtime {
             frame_size: opts.frame_size,
             batch: opts.batch,
             spin: opts.spin,
+            flood_rate: opts.flood_rate,
         })
         .map_err(|e| std::io::Error::new(e.kind(), format!("starting the AF_XDP engine: {e}")))?;
         pin_workers(&engine, &opts.cpus)?;
@@ -684,6 +690,7 @@ impl Dataplane for Runtime {
         let mut out = DataplaneStats {
             workers: self.engine.workers(),
             poll_mode: self.opts.poll.name().into(),
+            flood_rate: Some(self.opts.flood_rate),
             ..Default::default()
         };
         for p in self.parents.values() {

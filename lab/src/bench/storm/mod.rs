@@ -3,8 +3,9 @@
 //! measure UDP round trips while idle, then again while container 3 sends broadcasts as fast as
 //! its socket takes them ([`blast`]). Slices alternate idle and storm, backends interleaved.
 //! Figures: both latency distributions, their ratio (storm / idle), the storm's rate, and for
-//! mvdp the storming port's counters from `mvdp stats` (its floods dropped by the per-port
-//! flood share). [`report`] holds results.json's part and summary.md's table.
+//! mvdp the flood rate cap it ran with and the storming port's counters from `mvdp stats` (its
+//! floods dropped by the per-port flood share and rate). [`report`] holds results.json's part
+//! and summary.md's table.
 
 pub mod blast;
 pub mod report;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use indicatif::ProgressBar;
-use mvdp_switch::Mode;
+use mvdp_switch::{FloodRate, Mode};
 
 use super::density::dense::{DenseLab, DENSE_NET, DENSE_PREFIX_LEN};
 use super::density::measure::busy_latency;
@@ -37,14 +38,27 @@ one worker, adaptive poll; kernel macvlan: children of the same parent). Contain
 container 2 echoes). Each slice measures a share of the round trips idle, then starts container 3 sending 64-byte UDP broadcasts to the subnet's \
 broadcast address from one thread as fast as its socket takes them, waits 0.3 s, and measures the same share again under the storm. Backends are \
 interleaved slice by slice. The ratio divides the storm's figure by the idle one of the same backend; the target is mvdp's p99 ratio <= 2. \
-The storming port's counters are mvdp's own (`mvdp stats`): flood_dropped is its broadcasts not copied to other ports because its flood share \
-per turn was spent.";
+The storming port's counters are mvdp's own (`mvdp stats`): flood_dropped is its broadcasts dropped whole because its flood share per turn \
+(flood_share) or its flood rate per second (flood_rate, the cap shown: `mvdp daemon --flood-rate`, the daemon's default unless `mvdp bench \
+--flood-rate` set one) was spent.";
 
 /// What the storm scenario runs.
 #[derive(Debug, Clone)]
 pub struct StormConfig {
     /// The `mvdp` binary whose `daemon` serves the mvdp lab.
     pub mvdp_bin: PathBuf,
+    /// `mvdp daemon --flood-rate` for the mvdp lab (`None`: the daemon's default).
+    pub flood_rate: Option<FloodRate>,
+}
+
+impl StormConfig {
+    /// The options the mvdp lab's daemon gets.
+    fn daemon_args(&self) -> Vec<String> {
+        match self.flood_rate {
+            Some(r) => vec!["--flood-rate".into(), format!("{},{}", r.pps, r.burst)],
+            None => Vec::new(),
+        }
+    }
 }
 
 /// The subnet's broadcast address (the storm's destination).
@@ -66,7 +80,8 @@ pub(super) fn run(cfg: &BenchConfig, s: &StormConfig, pb: &ProgressBar) -> Resul
     let mut labs = Vec::new();
     for b in BACKENDS {
         pb.set_message(format!("building the {} lab", b.name()));
-        let mut lab = DenseLab::build(&b.lab_name(&cfg.run_name), b, &s.mvdp_bin)?;
+        let mut lab =
+            DenseLab::build_with(&b.lab_name(&cfg.run_name), b, &s.mvdp_bin, &s.daemon_args())?;
         lab.grow(STORM_PORT, || {})?;
         labs.push(lab);
     }
@@ -126,5 +141,23 @@ mod tests {
     #[test]
     fn the_storm_goes_to_the_subnets_broadcast_address() {
         assert_eq!(broadcast_addr(), Ipv4Addr::new(198, 18, 31, 255));
+    }
+
+    #[test]
+    fn the_daemon_gets_the_flood_rate_asked_for_and_parses_it_back() {
+        let mut s = StormConfig {
+            mvdp_bin: "mvdp".into(),
+            flood_rate: None,
+        };
+        assert!(s.daemon_args().is_empty());
+        s.flood_rate = Some(FloodRate::new(300, 7).unwrap());
+        let a = s.daemon_args();
+        assert_eq!(a[0], "--flood-rate");
+        assert_eq!(
+            a[1].parse::<FloodRate>(),
+            Ok(FloodRate::new(300, 7).unwrap())
+        );
+        s.flood_rate = Some(FloodRate::UNLIMITED);
+        assert_eq!(s.daemon_args()[1].parse(), Ok(FloodRate::UNLIMITED));
     }
 }
