@@ -62,7 +62,7 @@ fn a_storm_is_dropped_and_counted_on_its_port_and_unicast_still_flows() {
     );
 
     let started = Instant::now();
-    let storm = Blaster::start(&s.ns, s.ip, broadcast_addr()).unwrap();
+    let storm = Blaster::start(&s.ns, s.ip, broadcast_addr(), None).unwrap();
     storm.settle(Duration::from_millis(300));
     let mut client = RttClient::new(&a.ns, a.ip, b.ip, 64, Duration::from_secs(1)).unwrap();
     let rtt = measure_rtt(&mut client, 0, ROUND_TRIPS, |_| {});
@@ -86,21 +86,21 @@ fn a_storm_is_dropped_and_counted_on_its_port_and_unicast_still_flows() {
         dropped > 0,
         "the storming port's floods beyond its share were dropped: {storm_row}"
     );
-    assert!(n(storm_row, "rx_dropped") >= dropped, "{storm_row}");
     assert!(
-        n(storm_row, "rx_frames") > dropped,
-        "some of the storm was within the share and forwarded: {storm_row}"
+        n(storm_row, "rx_frames") > n(storm_row, "rx_dropped"),
+        "some of the storm was within the cap and forwarded: {storm_row}"
     );
     for ep in [&a, &b] {
         let row = port_row(&st, ep.ns.name());
         assert_eq!(n(row, "flood_dropped"), 0, "{row}");
     }
-    // Both limits dropped some of it, and both are counted on the storming port.
+    // The rate dropped most of it (in the port program, and what got past it in the switch),
+    // the share maybe some; all of it is counted on the storming port.
     let (share, rate) = (
         n(&st["drops"], "flood_share"),
         n(&st["drops"], "flood_rate"),
     );
-    assert!(share > 0 && rate > 0, "{}", st["drops"]);
+    assert!(rate > 0, "{}", st["drops"]);
     assert_eq!(share + rate, dropped, "{}", st["drops"]);
     // What the storming port got through is within its bucket: the burst and the rate over the
     // time the storm ran (an upper bound: the clock ran before the storm and after it).
@@ -110,6 +110,14 @@ fn a_storm_is_dropped_and_counted_on_its_port_and_unicast_still_flows() {
     assert!(
         forwarded <= cap,
         "{forwarded} of the storm forwarded in {elapsed:?}, more than the rate allows ({cap})"
+    );
+    // And the port program kept the rest from the worker: it took off its ring hardly more than
+    // the bucket lets through (CPUs racing on the bucket may let a few extra past).
+    let taken = n(storm_row, "rx_frames") - n(&s_before, "rx_frames");
+    assert!(
+        taken <= 2 * cap,
+        "the worker took {taken} of the storm's {} frames off the port's ring (cap {cap})",
+        sent.sent
     );
     // Port 1 received the storm's broadcasts that were within the share, besides the echoes.
     let tx1 = n(port_row(&st, a.ns.name()), "tx_frames") - tx1_before;

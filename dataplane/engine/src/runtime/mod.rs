@@ -587,7 +587,12 @@ impl Dataplane for Runtime {
             return undo(self, e);
         }
         if self.redirect.is_none() {
-            match PortRedirect::load() {
+            let rate = self.opts.flood_rate;
+            let loaded = PortRedirect::load().and_then(|mut r| {
+                r.set_flood_cap(u64::from(rate.pps), u64::from(rate.burst))?;
+                Ok(r)
+            });
+            match loaded {
                 Ok(r) => self.redirect = Some(r),
                 Err(e) => {
                     return undo(
@@ -721,8 +726,16 @@ impl Dataplane for Runtime {
                 ps.flood_frames = parent_tapped;
             }
         }
+        let mut capped = 0;
         for (slot, p) in &self.ports {
-            let c = p.stats.read();
+            let mut c = p.stats.read();
+            // What the port program dropped over the flood cap never reached a worker.
+            let early = self
+                .redirect
+                .as_ref()
+                .map_or(0, |r| r.flood_cap_dropped(*slot));
+            c.flood_dropped += early;
+            capped += early;
             out.ports.insert(
                 *slot,
                 PortStats {
@@ -742,6 +755,9 @@ impl Dataplane for Runtime {
                 .sum();
             out.drops.insert(r.name().into(), n);
         }
+        *out.drops
+            .entry(DropReason::FloodRate.name().into())
+            .or_default() += capped;
         let ld = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         let no_chunk = workers.iter().map(|w| ld(&w.no_chunk)).sum();
         let handoff_full = workers.iter().map(|w| ld(&w.handoff_full)).sum();
