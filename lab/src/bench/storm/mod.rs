@@ -20,6 +20,7 @@ use mvdp_switch::{FloodRate, Mode};
 
 use super::density::dense::{DenseLab, DENSE_NET, DENSE_PREFIX_LEN};
 use super::density::measure::busy_latency;
+use super::pinning::{self, LoadPinned};
 use super::topology::Backend;
 use super::udp::RttStats;
 use super::BenchConfig;
@@ -120,10 +121,14 @@ pub(super) fn run(cfg: &BenchConfig, s: &StormConfig, pb: &ProgressBar) -> Resul
 }
 
 /// One idle share of round trips, then one under a storm from container 3.
+/// The measured pair (client and echo server) runs on the load CPUs and the storm's sender on
+/// the CPU apart from them (`pinning::plan`), as a storming container and its neighbours have
+/// CPUs of their own on a real host: what is left between them is the switch.
 fn slice(lab: &DenseLab, cfg: &BenchConfig, n: u64, t: &mut Tally) -> Result<()> {
+    let _pinned = LoadPinned::new()?;
     t.idle.merge(&busy_latency(lab, cfg, n)?);
     let storm = lab.endpoint(STORM_PORT);
-    let blaster = Blaster::start(&storm.ns, storm.ip, broadcast_addr())?;
+    let blaster = Blaster::start(&storm.ns, storm.ip, broadcast_addr(), storm_cpu())?;
     blaster.settle(SETTLE);
     let measured = busy_latency(lab, cfg, n);
     let b = blaster.stop();
@@ -132,6 +137,23 @@ fn slice(lab: &DenseLab, cfg: &BenchConfig, n: u64, t: &mut Tally) -> Result<()>
     t.blasted.seconds += b.seconds;
     t.storm.merge(&measured?);
     Ok(())
+}
+
+/// The storm sender's CPU: the one the run keeps apart from the load (None: not pinned).
+fn storm_cpu() -> Option<usize> {
+    let plan = pinning::plan();
+    plan.switch_cpu.filter(|_| !plan.load_cpus.is_empty())
+}
+
+/// Where the scenario's threads ran, for the report.
+pub fn placement() -> String {
+    match storm_cpu() {
+        Some(c) => format!(
+            "measured pair (client, echo server) pinned to CPU {:?}, storm sender to CPU {c}; mvdp's worker not pinned (the daemon's default)",
+            pinning::plan().load_cpus
+        ),
+        None => "nothing pinned (one CPU, or --load-cpus none)".into(),
+    }
 }
 
 #[cfg(test)]

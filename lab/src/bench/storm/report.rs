@@ -21,6 +21,8 @@ pub struct StormResults {
     pub round_trips: u64,
     pub rounds: u32,
     pub method: String,
+    /// Which CPUs the measured pair and the storm's sender ran on.
+    pub cpus: String,
     pub rows: Vec<StormRow>,
     /// Whether mvdp's p99 ratio met [`P99_RATIO_TARGET`] (null when it has no figure).
     pub target_met: Option<bool>,
@@ -116,6 +118,7 @@ impl StormResults {
             round_trips: cfg.round_trips,
             rounds: cfg.rounds.max(1),
             method: METHOD.into(),
+            cpus: super::placement(),
             rows,
             target_met,
         }
@@ -179,8 +182,8 @@ impl StormResults {
         };
         let _ = writeln!(
             s,
-            "\nTarget: mvdp's unicast p99 under the storm <= {P99_RATIO_TARGET}x idle: **{verdict}**.\n\n{}",
-            self.method
+            "\nTarget: mvdp's unicast p99 under the storm <= {P99_RATIO_TARGET}x idle: **{verdict}**.\n\n{} CPUs: {}.",
+            self.method, self.cpus
         );
     }
 }
