@@ -229,10 +229,12 @@ impl Engine {
                 format!("batch must be 1..={MAX_BATCH}"),
             ));
         }
-        let umem = Umem::new(UmemConfig {
-            frames: cfg.frames,
-            frame_size: cfg.frame_size,
-            ring_size: 64,
+        let umem = crate::xsk::retry_busy(|| {
+            Umem::new(UmemConfig {
+                frames: cfg.frames,
+                frame_size: cfg.frame_size,
+                ring_size: 64,
+            })
         })?;
         let shared = Arc::new(Shared::new(cfg.frames));
         let inboxes: Vec<_> = (0..cfg.workers)
