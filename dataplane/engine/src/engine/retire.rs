@@ -13,10 +13,14 @@ use std::any::Any;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
-use crossbeam_channel::{unbounded, Sender};
+use crossbeam_channel::{unbounded, RecvTimeoutError, Sender};
 
 use super::{wake, Command, Device};
+
+/// How long without a removal ends a spell of them (then the heap is trimmed).
+const QUIET: Duration = Duration::from_secs(1);
 
 /// Something to drop once the socket is closed, along with it (a port's XDP link, say).
 pub type Keepsake = Box<dyn Any + Send>;
@@ -60,12 +64,22 @@ impl Retirer {
         let thread = std::thread::Builder::new()
             .name("mvdp-retire".into())
             .spawn(move || {
-                for job in rx {
-                    match job {
-                        Job::Retire(r) => r.finish(),
-                        Job::Flush(done) => {
+                let mut retired = false;
+                loop {
+                    match rx.recv_timeout(QUIET) {
+                        Ok(Job::Retire(r)) => {
+                            r.finish();
+                            retired = true;
+                        }
+                        Ok(Job::Flush(done)) => {
                             let _ = done.send(());
                         }
+                        // A spell of removals is over: what they freed goes back to the kernel.
+                        Err(RecvTimeoutError::Timeout) if std::mem::take(&mut retired) => {
+                            mvdp_ebpf::release_free_heap();
+                        }
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => break,
                     }
                 }
             })?;
