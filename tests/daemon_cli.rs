@@ -362,6 +362,9 @@ fn daemon_refuses_a_tiny_umem_and_odd_frame_sizes() {
         (["--frames", "10"], "--frames"),
         (["--frame-size", "3000"], "2048 or 4096"),
         (["--frame-size", "1024"], "2048 or 4096"),
+        (["--flood-rate", "lots"], "PPS[,BURST]"),
+        (["--flood-rate", "0,10"], "a burst (10) needs a rate"),
+        (["--flood-rate", "99999999"], "above the most mvdp takes"),
     ] {
         let out = std::process::Command::new(common::BIN)
             .arg("daemon")

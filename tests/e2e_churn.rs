@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{eventually, in_netns, ping, require_root, unique_prefix, DaemonLab, BIN};
+use common::{eventually, in_netns, ip_n, ping, require_root, unique_prefix, DaemonLab, BIN};
 
 const FRAMES: u64 = 1_000_000;
 const CYCLES: u32 = 100;
@@ -85,4 +85,22 @@ fn no_umem_frame_is_lost_under_traffic_and_port_churn() {
         umem()
     );
     assert!(ping(&d.c(1), "198.18.0.254", 3), "forwarding still works");
+
+    // `port rm` answers before the veth is deleted: a port added again into the same netns at
+    // once gets the container end's name and forwards, while the old pair is still going.
+    d.add_port("lan", 2, "198.18.0.40");
+    d.ok(&["port", "rm", "lan", &c2]);
+    d.add_port("lan", 2, "198.18.0.40");
+    assert!(
+        ping(&d.c(2), "198.18.0.32", 3),
+        "a port added again at once forwards"
+    );
+    assert!(
+        eventually(5, || {
+            d.json(&["stats", "--json"])["veths_deleting"] == 0
+                && !ip_n(&c2, &["link", "show"]).contains("mvdprm")
+        }),
+        "removed ports' veths left behind: {}",
+        ip_n(&c2, &["link", "show"])
+    );
 }

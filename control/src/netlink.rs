@@ -481,6 +481,17 @@ impl Netlink {
         })
     }
 
+    /// Sets a link down and renames it, in one request: its name is free and its routes are gone
+    /// when this returns.
+    pub fn set_down_and_rename(&self, name: &str, new_name: &str) -> Result<()> {
+        validate_ifname(new_name)?;
+        self.change(
+            name,
+            &format!("setting down and renaming to {new_name}:"),
+            |b| b.down().name(new_name),
+        )
+    }
+
     /// Moves a link into another namespace (it arrives down and loses its addresses, as always).
     pub fn set_netns(&self, name: &str, ns: &NetNs) -> Result<()> {
         self.set_netns_fd(name, ns.fd(), ns.name())

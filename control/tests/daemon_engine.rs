@@ -161,6 +161,37 @@ fn port_add_builds_the_container_interface_and_port_rm_removes_it() {
 }
 
 #[test]
+fn port_rm_frees_the_container_ends_name_at_once_and_deletes_the_veth_behind_the_reply() {
+    require_root!(
+        "port_rm_frees_the_container_ends_name_at_once_and_deletes_the_veth_behind_the_reply"
+    );
+    let lab = lab("aside");
+    let fake = FakeDataplane::default();
+    let mut d = daemon(&lab, &fake, None);
+    let host = lab.host().name().to_string();
+    let c1 = lab.container(1).ns.name().to_string();
+    d.network_create(&net("lan", "eth1")).unwrap();
+    for round in 0..5 {
+        let p = d.port_add(&port("lan", &c1)).unwrap();
+        assert!(has_link(&c1, "eth0"), "round {round}");
+        d.port_rm("lan", &c1).unwrap();
+        // The name is free when the reply comes; what is left of the pair is down and renamed.
+        assert!(!has_link(&c1, "eth0"), "round {round}: eth0 still there");
+        let aside = format!("mvdprm{}", p.id);
+        if has_link(&c1, &aside) {
+            let l = ip_n(&c1, &["link", "show", "dev", &aside]);
+            assert!(!l.contains(",UP"), "set-aside end still up: {l}");
+        }
+    }
+    d.settle();
+    assert_eq!(d.stats().veths_deleting, 0);
+    let left = ip_n(&c1, &["link", "show"]);
+    assert!(!left.contains("mvdprm"), "{left}");
+    let left = ip_n(&host, &["link", "show"]);
+    assert!(!left.contains("mvp"), "{left}");
+}
+
+#[test]
 fn a_refused_port_leaves_nothing_behind() {
     require_root!("a_refused_port_leaves_nothing_behind");
     let lab = lab("rb");

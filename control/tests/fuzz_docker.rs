@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use mvdp_control::daemon::{serve, DaemonConfig, Request, Requester};
 use mvdp_control::docker::handlers::handle;
 use mvdp_lab::require_root;
-use mvdp_lab::testing::{links, temp_dir, unique_prefix, Call, FakeDataplane};
+use mvdp_lab::testing::{eventually, links, temp_dir, unique_prefix, Call, FakeDataplane};
 use mvdp_lab::Lab;
 use serde_json::Value;
 
@@ -243,6 +243,12 @@ fn daemon_list(d: &Requester, req: Request) -> Vec<Value> {
 /// Nothing half-made: the netns has a veth end only for ports the daemon lists (both ends, as
 /// Docker has not moved them), and the dataplane holds exactly the daemon's ports.
 fn check_whole(d: &Requester, fake: &FakeDataplane, host: &str, at: &str) {
+    // Removed ports' veths are deleted behind the replies: wait for those first.
+    let settled = eventually(10, || {
+        let r = d.call(Request::Stats {});
+        r.ok && r.result.is_some_and(|v| v["veths_deleting"] == 0)
+    });
+    assert!(settled, "{at}: removed ports' veths still being deleted");
     let ports = daemon_list(d, Request::PortLs {});
     let mut named = BTreeSet::new();
     for p in &ports {

@@ -49,6 +49,25 @@ struct mvdp_config {
 	__u32 pad1;
 };
 
+/* The single entry of the port program's `port_flood_cap` array map: the broadcasts and
+ * multicasts one port may send per second (`pps`, 0 = no cap) in bursts of up to `burst`.
+ * The switch's own per-port bucket (mvdp_switch::FloodRate) has the same figures; the port
+ * program applies them first, in the sender's softirq, so a storm's excess never costs the
+ * worker a frame off its ring. */
+struct mvdp_flood_cap {
+	__u64 pps;
+	__u64 burst;
+};
+
+/* One port's bucket in the `port_flood_buckets` array map (by slot). `credit` is in
+ * frame-nanoseconds: a frame costs 10^9, a nanosecond adds `pps`. Zeroed when a port takes
+ * the slot: a zero `stamp_ns` reads as a long idle spell, i.e. a full bucket. */
+struct mvdp_flood_bucket {
+	__u64 stamp_ns;
+	__u64 credit;
+	__u64 dropped; /* group frames dropped over the cap */
+};
+
 /* Index of the per-CPU `counters` array map. Append only: the numbers are ABI. */
 enum mvdp_counter {
 	MVDP_CNT_RX = 0, /* every frame the program saw */
@@ -68,7 +87,8 @@ enum mvdp_port_counter {
 	MVDP_PORT_CNT_REDIRECT = 0, /* handed to the port's AF_XDP socket */
 	MVDP_PORT_CNT_NO_PORT = 1, /* ingress ifindex not a registered port: dropped */
 	MVDP_PORT_CNT_NO_SOCKET = 2, /* port registered, socket missing: dropped */
-	MVDP_PORT_COUNTERS = 3,
+	MVDP_PORT_CNT_FLOOD_CAP = 3, /* group frame over its port's flood cap: dropped */
+	MVDP_PORT_COUNTERS = 4,
 };
 
 /* XDP metadata written in front of a frame when hop tracing is on (`mvdp daemon --trace-hops`):

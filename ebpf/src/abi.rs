@@ -24,7 +24,8 @@ pub const PORT_F_REFLECT_TO_SELF: u32 = 1;
 pub const PORT_CNT_REDIRECT: u32 = 0;
 pub const PORT_CNT_NO_PORT: u32 = 1;
 pub const PORT_CNT_NO_SOCKET: u32 = 2;
-pub const PORT_COUNTERS: u32 = 3;
+pub const PORT_CNT_FLOOD_CAP: u32 = 3;
+pub const PORT_COUNTERS: u32 = 4;
 
 /// `struct mvdp_hop_meta`: the XDP metadata of a traced frame, right before its data.
 pub const HOP_MAGIC: u32 = 0x6d76_6470;
@@ -60,7 +61,32 @@ pub struct Config {
     pub pad1: u32,
 }
 
+/// The single entry of the port program's `port_flood_cap` map (`struct mvdp_flood_cap`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FloodCap {
+    /// Group frames per second a port may send; 0 = no cap.
+    pub pps: u64,
+    pub burst: u64,
+}
+
+/// A port's bucket in `port_flood_buckets` (`struct mvdp_flood_bucket`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FloodBucket {
+    pub stamp_ns: u64,
+    /// Frame-nanoseconds: a frame costs 10^9.
+    pub credit: u64,
+    /// Group frames the port program dropped over the cap.
+    pub dropped: u64,
+}
+
 const _: () = {
+    assert!(size_of::<FloodCap>() == 16);
+    assert!(offset_of!(FloodCap, burst) == 8);
+    assert!(size_of::<FloodBucket>() == 24);
+    assert!(offset_of!(FloodBucket, credit) == 8);
+    assert!(offset_of!(FloodBucket, dropped) == 16);
     assert!(size_of::<PortKey>() == 8);
     assert!(offset_of!(PortKey, mac) == 0);
     assert!(offset_of!(PortKey, vlan) == 6);
@@ -80,6 +106,10 @@ unsafe impl aya::Pod for PortKey {}
 unsafe impl aya::Pod for PortVal {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Config {}
+// SAFETY: as above (u64 fields only, sizes checked above).
+unsafe impl aya::Pod for FloodCap {}
+// SAFETY: as above.
+unsafe impl aya::Pod for FloodBucket {}
 
 /// Per-CPU counters kept by the program, indexed as in `enum mvdp_counter`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -187,6 +217,7 @@ mod tests {
         assert_eq!(PORT_CNT_REDIRECT, enum_value("MVDP_PORT_CNT_REDIRECT"));
         assert_eq!(PORT_CNT_NO_PORT, enum_value("MVDP_PORT_CNT_NO_PORT"));
         assert_eq!(PORT_CNT_NO_SOCKET, enum_value("MVDP_PORT_CNT_NO_SOCKET"));
+        assert_eq!(PORT_CNT_FLOOD_CAP, enum_value("MVDP_PORT_CNT_FLOOD_CAP"));
         assert_eq!(PORT_COUNTERS, enum_value("MVDP_PORT_COUNTERS"));
     }
 }

@@ -21,4 +21,5 @@ mod port;
 pub use demux::{AttachMode, Counters, Demux, ModePolicy, DEMUX_OBJECT};
 pub use error::DemuxError;
 pub use flood_tap::{FloodTap, TappedFrame};
+pub use object::release_free_heap;
 pub use port::{PortCounters, PortRedirect, PORT_OBJECT};

@@ -4,7 +4,7 @@
 use std::collections::HashMap as StdHashMap;
 use std::os::fd::AsRawFd;
 
-use aya::maps::{HashMap, MapData, PerCpuArray, XskMap};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, XskMap};
 use aya::programs::xdp::XdpLink;
 use aya::programs::{Xdp, XdpMode};
 use aya::Ebpf;
@@ -22,6 +22,8 @@ pub struct PortCounters {
     pub redirect: u64,
     pub no_port: u64,
     pub no_socket: u64,
+    /// Group frames dropped over their port's flood cap, all ports.
+    pub flood_cap: u64,
 }
 
 /// The loaded program and its attachments. Dropping it detaches every port.
@@ -29,6 +31,8 @@ pub struct PortRedirect {
     slots: HashMap<MapData, u32, u32>,
     xsks: XskMap<MapData>,
     counters: PerCpuArray<MapData, u64>,
+    flood_cap: Array<MapData, abi::FloodCap>,
+    flood_buckets: Array<MapData, abi::FloodBucket>,
     // Links go first: detached before the program is unloaded.
     links: StdHashMap<u32, XdpLink>,
     ebpf: Ebpf,
@@ -59,6 +63,8 @@ impl PortRedirect {
             slots: take_map(&mut ebpf, "port_slots")?,
             xsks: take_map(&mut ebpf, "port_xsks")?,
             counters: take_map(&mut ebpf, "port_counters")?,
+            flood_cap: take_map(&mut ebpf, "port_flood_cap")?,
+            flood_buckets: take_map(&mut ebpf, "port_flood_buckets")?,
             links: StdHashMap::new(),
             ebpf,
         })
@@ -69,6 +75,23 @@ impl PortRedirect {
             .ok_or_else(|| DemuxError::Load("program `port_redirect` missing from object".into()))?
             .try_into()
             .map_err(|e: aya::programs::ProgramError| DemuxError::Load(e.to_string()))
+    }
+
+    /// Caps the broadcasts and multicasts each port may send: `pps` per second (0 = no cap) in
+    /// bursts of up to `burst`; the excess is dropped before it reaches the port's socket.
+    pub fn set_flood_cap(&mut self, pps: u64, burst: u64) -> Result<(), DemuxError> {
+        self.flood_cap
+            .set(0, abi::FloodCap { pps, burst }, 0)
+            .map_err(|e| DemuxError::Map {
+                map: "port_flood_cap",
+                detail: e.to_string(),
+            })
+    }
+
+    /// Group frames the program dropped over the flood cap for the port in `slot`, since that
+    /// port took the slot.
+    pub fn flood_cap_dropped(&self, slot: u32) -> u64 {
+        self.flood_buckets.get(&slot, 0).map_or(0, |b| b.dropped)
     }
 
     /// Sends everything arriving on `ifname` to the AF_XDP socket `fd` (bound to its queue 0),
@@ -83,6 +106,10 @@ impl PortRedirect {
                 detail: e.to_string(),
             }
         };
+        // A full bucket and no drops for the slot's new port.
+        self.flood_buckets
+            .set(slot, abi::FloodBucket::default(), 0)
+            .map_err(map_err("port_flood_buckets"))?;
         // Socket first, then the ifindex -> slot entry: a frame never finds a slot without a socket.
         self.xsks.set(slot, fd, 0).map_err(map_err("port_xsks"))?;
         if let Err(e) = self.slots.insert(ifindex, slot, 0) {
@@ -119,14 +146,16 @@ impl PortRedirect {
         }
     }
 
-    /// Detaches from `ifindex` and forgets its slot. Frames arriving meanwhile are dropped.
-    pub fn detach(&mut self, ifindex: u32) {
+    /// Forgets `ifindex`'s slot (frames arriving from then on are dropped) and hands back its XDP
+    /// link: dropping it detaches the program, which waits for the kernel, so the caller picks
+    /// the thread.
+    pub fn detach(&mut self, ifindex: u32) -> Option<XdpLink> {
         let slot = self.slots.get(&ifindex, 0).ok();
         let _ = self.slots.remove(&ifindex);
         if let Some(slot) = slot {
             let _ = self.xsks.unset(slot);
         }
-        self.links.remove(&ifindex);
+        self.links.remove(&ifindex)
     }
 
     pub fn counters(&self) -> Result<PortCounters, DemuxError> {
@@ -145,6 +174,7 @@ impl PortRedirect {
             redirect: get(abi::PORT_CNT_REDIRECT)?,
             no_port: get(abi::PORT_CNT_NO_PORT)?,
             no_socket: get(abi::PORT_CNT_NO_SOCKET)?,
+            flood_cap: get(abi::PORT_CNT_FLOOD_CAP)?,
         })
     }
 }

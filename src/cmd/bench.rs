@@ -69,6 +69,10 @@ pub struct BenchArgs {
     /// --quick: 2000; rounds: 4, --quick: 2].
     #[arg(long, conflicts_with_all = ["backends", "modes", "no_ceiling", "ports"])]
     storm: bool,
+    /// With --storm: the mvdp daemon's `--flood-rate PPS[,BURST]` (0: unlimited) [default: the
+    /// daemon's own].
+    #[arg(long, value_name = "PPS[,BURST]", requires = "storm")]
+    flood_rate: Option<mvdp_switch::FloodRate>,
 }
 
 /// `--mvdp-poll`: how mvdp's workers wait.
@@ -249,7 +253,10 @@ fn storm(args: &BenchArgs, cfg: &mut BenchConfig) -> Result<()> {
         );
     }
     let bin = std::env::current_exe().context("finding the mvdp binary")?;
-    cfg.storm = Some(mvdp_lab::bench::storm::StormConfig { mvdp_bin: bin });
+    cfg.storm = Some(mvdp_lab::bench::storm::StormConfig {
+        mvdp_bin: bin,
+        flood_rate: args.flood_rate,
+    });
     cfg.backends = mvdp_lab::bench::storm::BACKENDS.to_vec();
     let quick = args.quick;
     cfg.rounds = args.rounds.unwrap_or(if quick { 2 } else { 4 });

@@ -10,6 +10,7 @@ use mvdp_control::daemon::{
 };
 
 use mvdp_engine::runtime::{PollMode, Runtime, RuntimeOptions, FRAME_SIZES};
+use mvdp_switch::FloodRate;
 
 /// How to reach the daemon (every client command).
 #[derive(Args, Clone)]
@@ -87,6 +88,18 @@ pub struct DaemonArgs {
     /// i-th. With `--poll busy`, give a worker a core of its own, away from the containers' load.
     #[arg(long, env = "MVDP_CPU", value_name = "LIST", value_parser = parse_cpu_list)]
     cpu: Option<CpuList>,
+    /// Each port's cap on the broadcasts and multicasts it sends, per second, in bursts of up to
+    /// BURST (default: a tenth of PPS, at least 4); 0 for unlimited. What is beyond it is dropped
+    /// whole and counted on the port (STORM-DROP in `mvdp stats`, reason flood_rate). The default
+    /// is far above a container's ARP, neighbour discovery, DHCP and mDNS; raise it (or use 0) for
+    /// multicast applications. Passthru ports are exempt.
+    #[arg(
+        long,
+        env = "MVDP_FLOOD_RATE",
+        value_name = "PPS[,BURST]",
+        default_value = "2000,200"
+    )]
+    flood_rate: FloodRate,
     /// Also serve Docker's remote network driver protocol (`docker network create -d mvdp`) on
     /// this socket; dockerd finds the default by itself.
     #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true,
@@ -162,6 +175,7 @@ pub fn run(a: DaemonArgs) -> Result<()> {
         frame_size: a.frame_size,
         spin: std::time::Duration::from_micros(a.spin_us),
         cpus: a.cpu.map(|c| c.0).unwrap_or_default(),
+        flood_rate: a.flood_rate,
         trace_hops: a.trace_hops.unwrap_or(0),
         ..RuntimeOptions::default()
     })
@@ -207,4 +221,38 @@ pub fn run(a: DaemonArgs) -> Result<()> {
     drop(plugin);
     server.shutdown();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        d: DaemonArgs,
+    }
+
+    #[test]
+    fn the_flood_rate_defaults_to_the_switchs_and_takes_pps_and_burst() {
+        let rate = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("daemon").chain(args.iter().copied()))
+                .map(|c| c.d.flood_rate)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(rate(&[]), Ok(FloodRate::DEFAULT));
+        assert_eq!(rate(&["--flood-rate", "0"]), Ok(FloodRate::UNLIMITED));
+        assert_eq!(
+            rate(&["--flood-rate", "500,50"]),
+            Ok(FloodRate::new(500, 50).unwrap())
+        );
+        let e = rate(&["--flood-rate", "fast"]).unwrap_err();
+        assert!(
+            e.contains("--flood-rate") && e.contains("PPS[,BURST]"),
+            "{e}"
+        );
+        let e = rate(&["--flood-rate", "100,0"]).unwrap_err();
+        assert!(e.contains("burst 0 is out of range"), "{e}");
+    }
 }

@@ -24,13 +24,14 @@ pub fn run(a: StatsArgs) -> Result<()> {
     }
     let s: StatsReply = serde_json::from_value(v)?;
     println!(
-        "workers {}, poll mode {}",
+        "workers {}, poll mode {}, flood rate per port {}",
         s.workers,
         if s.poll_mode.is_empty() {
             "-"
         } else {
             &s.poll_mode
-        }
+        },
+        s.flood_rate.map_or("-".to_string(), |r| r.to_string())
     );
     let head = format!(
         "{:>12} {:>14} {:>12} {:>14} {:>10} {:>10} {:>10}",
@@ -93,6 +94,12 @@ pub fn run(a: StatsArgs) -> Result<()> {
         "capacity: {} of {} ports (limited by {}); UMEM frames promised to fill rings {}, kept for frames in flight {}",
         c.ports, c.max_ports, c.limited_by, c.frames_promised, c.frames_reserve
     );
+    if s.veths_deleting > 0 {
+        println!(
+            "removed ports' veths still being deleted: {}",
+            s.veths_deleting
+        );
+    }
     print_hops(&s.hops);
     Ok(())
 }

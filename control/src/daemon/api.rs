@@ -294,8 +294,14 @@ pub struct StatsReply {
     /// Ports served and the most the dataplane can serve.
     #[serde(default)]
     pub capacity: Capacity,
+    /// Removed ports whose veth is still being deleted (behind the `port rm` reply).
+    #[serde(default)]
+    pub veths_deleting: usize,
     pub workers: usize,
     pub poll_mode: String,
+    /// Each port's flood rate cap (null: the dataplane has none).
+    #[serde(default)]
+    pub flood_rate: Option<mvdp_switch::FloodRate>,
     /// Per parent: XDP mode, queues, the demux program's counters (as the dataplane reports them).
     pub parents: serde_json::Value,
     /// `mvdp daemon --trace-hops`: where sampled frames spent their time in the switch.

@@ -14,6 +14,7 @@ use super::api::{
 use super::peers;
 use super::persist;
 use super::ports::{self, HostNs, TargetNs, TargetNsError};
+use super::reaper::Reaper;
 use super::state::{Invalid, Network, Port, PortPlan, State};
 use crate::linkwatch::{LinkCache, LinkWatch};
 use crate::netlink::Link;
@@ -88,6 +89,8 @@ pub struct Daemon<D: Dataplane> {
     /// The daemon netns's links, kept current from the kernel's notifications; `None` only
     /// while a poll uses it.
     links: Option<LinkCache>,
+    /// Deletes removed ports' veths behind the replies.
+    reaper: Reaper,
 }
 
 impl<D: Dataplane> Daemon<D> {
@@ -95,6 +98,8 @@ impl<D: Dataplane> Daemon<D> {
     /// veth still exists are re-adopted; the rest is dropped with a warning.
     pub fn new(dp: D, cfg: DaemonConfig) -> Result<Daemon<D>> {
         let host = HostNs::new(cfg.netns.clone())?;
+        let reaper = Reaper::start(HostNs::new(cfg.netns.clone())?.nl)
+            .map_err(|e| crate::Error::io("starting the veth reaper thread", e))?;
         let watch = host
             .run(LinkWatch::open)?
             .map_err(|e| crate::Error::io("subscribing to link notifications", e))?;
@@ -116,6 +121,7 @@ impl<D: Dataplane> Daemon<D> {
             refused_mac: BTreeMap::new(),
             mac_rota: peers::MacRota::default(),
             links: Some(LinkCache::new(watch)),
+            reaper,
         };
         let dropped = d.adopt(saved);
         if let (true, Some(dir)) = (dropped > 0, &d.cfg.state_dir) {
@@ -665,11 +671,47 @@ impl<D: Dataplane> Daemon<D> {
             .ports
             .remove(&id)
             .expect("port exists");
-        ports::remove(&self.host, &port);
+        self.delete_veth(&port);
         if let (Some(ip), Some(shim)) = (port.ip, self.shim_of(network)) {
             self.host.del_host_route(ip, &shim);
         }
         tracing::info!(network, port = id, "port removed");
+    }
+
+    /// Deletes a removed port's veth, behind the reply where that is safe: deleting a link waits
+    /// for the kernel (see `reaper`), and all that must be done before answering is to free the
+    /// names a client may use again at once. The host end's name (`mvp<id>`, `mvc<id>`) is never
+    /// reused; the container end's (`eth0`) is, by the next port added to the same netns, so it
+    /// is renamed out of the way and set down (its routes go) in its netns first. When that netns
+    /// cannot be entered (gone, or a runtime's path the daemon cannot see), and for the host
+    /// port, whose shim name is the network's, the veth is deleted before answering, as before.
+    fn delete_veth(&self, port: &Port) {
+        let freed = if port.host {
+            false
+        } else if port.docker {
+            true
+        } else {
+            port.netns
+                .as_deref()
+                .is_some_and(|spec| match ports::set_aside(spec, port) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::debug!(port = port.id, "container end not set aside: {e}");
+                        false
+                    }
+                })
+        };
+        if freed {
+            self.reaper.delete(port.host_ifname.clone());
+        } else {
+            ports::remove(&self.host, port);
+        }
+    }
+
+    /// Waits until the veths of removed ports are deleted and the dataplane has closed their
+    /// sockets (tests, shutdown).
+    pub fn settle(&self) {
+        self.reaper.flush();
     }
 
     fn shim_of(&self, network: &str) -> Option<String> {
@@ -1004,8 +1046,10 @@ impl<D: Dataplane> Daemon<D> {
                 balanced: u.balanced(),
             },
             capacity: s.capacity.clone(),
+            veths_deleting: self.reaper.pending(),
             workers: s.workers,
             poll_mode: s.poll_mode.clone(),
+            flood_rate: s.flood_rate,
             parents: serde_json::to_value(&s.parents).unwrap_or_default(),
             hops: s.hops.clone(),
         }

@@ -13,6 +13,7 @@ pub mod ipam;
 pub mod peers;
 pub mod persist;
 pub mod ports;
+pub mod reaper;
 pub mod server;
 pub mod state;
 

@@ -225,14 +225,45 @@ pub fn create(
 
 /// Deletes the port's veth pair (both ends go with the one in the daemon's netns); absent is fine.
 pub fn remove(host: &HostNs, port: &Port) {
-    match host.nl.try_link(&port.host_ifname) {
+    delete_veth(&host.nl, &port.host_ifname);
+}
+
+/// The name a removed port's container end takes while its veth waits to be deleted.
+pub fn set_aside_ifname(id: u32) -> String {
+    format!("mvdprm{id}")
+}
+
+/// Frees the container end's name in its netns `spec` at once: renamed to
+/// [`set_aside_ifname`] and set down (its addresses' routes go with it), for the veth to be
+/// deleted later. Absent (the container took it away) counts as done.
+pub fn set_aside(spec: &str, port: &Port) -> Result<(), SetAsideError> {
+    let nl = TargetNs::open(spec)?.netlink()?;
+    if nl.try_link(&port.ifname)?.is_some() {
+        nl.set_down_and_rename(&port.ifname, &set_aside_ifname(port.id))?;
+    }
+    Ok(())
+}
+
+/// Why a removed port's container end could not be set aside (its veth is then deleted at once).
+#[derive(Debug, thiserror::Error)]
+pub enum SetAsideError {
+    #[error(transparent)]
+    Netns(#[from] TargetNsError),
+    #[error(transparent)]
+    Netlink(#[from] Error),
+}
+
+/// Deletes a veth by its end `ifname`; already gone (its container's netns was deleted, taking
+/// the pair with it) is fine.
+pub fn delete_veth(nl: &Netlink, ifname: &str) {
+    match nl.try_link(ifname) {
         Ok(Some(_)) => {
-            if let Err(e) = host.nl.del_link(&port.host_ifname) {
-                tracing::warn!("removing {}: {e}", port.host_ifname);
+            if let Err(e) = nl.del_link(ifname) {
+                tracing::warn!("removing {ifname}: {e}");
             }
         }
         Ok(None) => {}
-        Err(e) => tracing::warn!("looking up {}: {e}", port.host_ifname),
+        Err(e) => tracing::warn!("looking up {ifname}: {e}"),
     }
 }
 

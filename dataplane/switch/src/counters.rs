@@ -28,6 +28,9 @@ pub enum DropReason {
     /// A broadcast or multicast from a port whose flood share of the turn was spent (a storm):
     /// dropped whole, neither flooded nor sent to the wire.
     FloodShare,
+    /// A broadcast or multicast from a port whose flood rate (its token bucket) was spent: dropped
+    /// whole, as for `FloodShare`.
+    FloodRate,
     /// Consumed by a `nodst` source-mode port that is down.
     SourceNodst,
     /// Nothing left to do: e.g. the flood path's copy for the host, which
@@ -36,7 +39,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 12;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Runt,
         DropReason::TruncatedTag,
@@ -47,6 +50,7 @@ impl DropReason {
         DropReason::PortDown,
         DropReason::FloodBudget,
         DropReason::FloodShare,
+        DropReason::FloodRate,
         DropReason::SourceNodst,
         DropReason::NoReceiver,
     ];
@@ -62,6 +66,7 @@ impl DropReason {
             DropReason::PortDown => "port_down",
             DropReason::FloodBudget => "flood_budget",
             DropReason::FloodShare => "flood_share",
+            DropReason::FloodRate => "flood_rate",
             DropReason::SourceNodst => "source_nodst",
             DropReason::NoReceiver => "no_receiver",
         }
@@ -70,6 +75,13 @@ impl DropReason {
     #[inline]
     pub const fn index(self) -> usize {
         self as usize
+    }
+
+    /// A port's own flood limits (its share of a turn, its rate): the drops `flood_dropped`
+    /// counts on the sending port.
+    #[inline]
+    pub const fn is_port_flood_limit(self) -> bool {
+        matches!(self, DropReason::FloodShare | DropReason::FloodRate)
     }
 }
 
@@ -87,8 +99,8 @@ pub struct PortCounters {
     pub rx_dropped: u64,
     /// Frames for this port that found its TX ring full, or no free chunk to be copied into.
     pub tx_dropped: u64,
-    /// Of `rx_dropped`: broadcasts and multicasts beyond the port's flood share of a turn (a
-    /// storm from this port).
+    /// Of `rx_dropped`: broadcasts and multicasts beyond the port's flood share of a turn or its
+    /// flood rate (a storm from this port); the reasons are `flood_share` and `flood_rate`.
     #[serde(default)]
     pub flood_dropped: u64,
 }

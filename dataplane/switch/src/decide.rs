@@ -245,7 +245,10 @@ pub fn decide_batch<F: AsRef<[u8]>>(
         if let Some(pc) = counters.per_port.get_mut(id.0 as usize) {
             pc.rx_frames += n as u64;
             pc.rx_dropped += u64::from(tally.dropped_frames);
-            pc.flood_dropped += u64::from(tally.drops[DropReason::FloodShare.index()]);
+            pc.flood_dropped += u64::from(
+                tally.drops[DropReason::FloodShare.index()]
+                    + tally.drops[DropReason::FloodRate.index()],
+            );
         }
     }
     n
@@ -327,10 +330,12 @@ fn from_port(
     if h.src != own_mac && port.mode != Mode::Passthru {
         return Verdict::Drop(DropReason::SpoofedSource);
     }
-    // Deliberate: a port's broadcasts beyond its share of the turn are dropped whole (a
-    // storm's wire frames cost the worker as much as its copies). Passthru owns the parent.
-    if h.dst_is_multicast() && port.mode != Mode::Passthru && !budget.take_share(id) {
-        return Verdict::Drop(DropReason::FloodShare);
+    // Deliberate: a port's broadcasts beyond its share of the turn or its rate are dropped whole
+    // (a storm's wire frames cost the worker as much as its copies). Passthru owns the parent.
+    if h.dst_is_multicast() && port.mode != Mode::Passthru {
+        if let Err(r) = budget.admit(id) {
+            return Verdict::Drop(r);
+        }
     }
     let seg_id = port.segment;
     let mut d = Delivery::new(seg_id, seg, false);

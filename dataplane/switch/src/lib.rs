@@ -22,7 +22,7 @@ pub mod wire;
 
 pub use counters::{Counters, DropReason, PortCounters};
 pub use decide::{decide, decide_batch, Delivery, Ingress, Ports, Verdict};
-pub use flood::FloodBudget;
+pub use flood::{FloodBudget, FloodRate, FloodRateError};
 pub use mac::{Mac, ParseMacError};
 pub use table::{
     BuildError, Mode, ModeMask, Network, NetworkId, NetworkSpec, ParentId, ParseModeError, Port,

@@ -131,6 +131,8 @@ pub struct DataplaneStats {
     pub workers: usize,
     /// "busy-poll" or "adaptive".
     pub poll_mode: String,
+    /// Each port's cap on broadcasts/multicasts per second (`None`: the plane has no such cap).
+    pub flood_rate: Option<crate::flood::FloodRate>,
     /// `--trace-hops`: per-hop histograms of the sampled frames, summed over workers.
     pub hops: crate::hops::HopStats,
 }

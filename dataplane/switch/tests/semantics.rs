@@ -885,6 +885,83 @@ fn a_ports_flood_share_bounds_its_storm_not_other_ports() {
 }
 
 #[test]
+fn a_ports_flood_rate_caps_its_storm_across_turns_and_counts_it_on_the_port() {
+    use std::time::Duration;
+    let mut b = TablesBuilder::new();
+    let net = b.add_network(NetworkSpec::new(ParentId(0), 0, Mode::Bridge));
+    let p1 = b.add_port(PortSpec::new(net, port_mac(1)));
+    let p2 = b.add_port(PortSpec::new(net, port_mac(2)));
+    let p3 = b.add_port(PortSpec::new(net, port_mac(3)));
+    let t = b.build().unwrap();
+    // 100/s in bursts of 6: port 3's first two turns get their share (4) then the bucket's rest.
+    let rate = FloodRate::new(100, 6).unwrap();
+    let mut bud = FloodBudget::with_rate(&t, rate, Duration::ZERO);
+    let mut c = Counters::new(&t);
+    let storm = eth(Mac::BROADCAST, port_mac(3), None, 0x800);
+    let mut verdicts = Vec::new();
+    for turn in 0..3 {
+        bud.refill(&t);
+        bud.set_clock(Duration::from_micros(turn)); // microseconds apart: no refill
+        for _ in 0..10 {
+            verdicts.push(decide(&t, Ingress::Port(p3), &storm, &mut bud, &mut c));
+        }
+    }
+    let delivered = verdicts
+        .iter()
+        .filter(|v| matches!(v, Verdict::Deliver(_)))
+        .count();
+    assert_eq!(delivered, 6, "the burst, in shares of 4 per turn");
+    assert_eq!(
+        c.dropped(DropReason::FloodShare),
+        6,
+        "turn 1: 4 went, 6 over the share"
+    );
+    assert_eq!(
+        c.dropped(DropReason::FloodRate),
+        8 + 10,
+        "turn 2: the bucket's last 2 went; turn 3: it is empty"
+    );
+    assert_eq!(
+        c.port(p3).flood_dropped,
+        24,
+        "both reasons, on the storming port"
+    );
+    assert_eq!(c.port(p3).rx_dropped, 24);
+    // Another port's broadcast has its own bucket; unicast takes none.
+    let v = decide(
+        &t,
+        Ingress::Port(p1),
+        &eth(Mac::BROADCAST, port_mac(1), None, 0x800),
+        &mut bud,
+        &mut c,
+    );
+    assert_eq!(outcome(&t, &v), to(&[P(p2.0), P(p3.0), Wire]));
+    for _ in 0..10 {
+        let v = decide(
+            &t,
+            Ingress::Port(p3),
+            &eth(port_mac(2), port_mac(3), None, 0x800),
+            &mut bud,
+            &mut c,
+        );
+        assert_eq!(
+            outcome(&t, &v),
+            to(&[P(p2.0)]),
+            "unicast from the storming port"
+        );
+    }
+    assert_eq!(c.port(p1).flood_dropped, 0);
+    assert_eq!(c.port(p2).flood_dropped, 0);
+    // 10 ms later port 3 has one broadcast again (100/s), not a share's worth.
+    bud.refill(&t);
+    bud.set_clock(Duration::from_millis(10) + Duration::from_micros(2));
+    let v = decide(&t, Ingress::Port(p3), &storm, &mut bud, &mut c);
+    assert_eq!(outcome(&t, &v), to(&[P(p1.0), P(p2.0), Wire]));
+    let v = decide(&t, Ingress::Port(p3), &storm, &mut bud, &mut c);
+    assert_eq!(v, Verdict::Drop(DropReason::FloodRate));
+}
+
+#[test]
 fn batch_counts_and_bounds() {
     let t = lab(Mode::Bridge, 2);
     let mut bud = FloodBudget::new(&t);

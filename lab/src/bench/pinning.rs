@@ -99,6 +99,12 @@ pub fn pin_load_thread() -> Result<()> {
         .map_err(|e| anyhow!("pinning a load thread to CPUs {cpus:?}: {e}"))
 }
 
+/// Pins the calling thread to `cpu` alone.
+pub fn pin_thread_to(cpu: usize) -> Result<()> {
+    sched_setaffinity(Pid::from_raw(0), &cpuset(&[cpu])?)
+        .map_err(|e| anyhow!("pinning a thread to CPU {cpu}: {e}"))
+}
+
 /// While alive, the calling thread runs on the load CPUs (threads it starts inherit that);
 /// its former affinity comes back on drop. Created around each measurement, so the threads the
 /// bench starts otherwise (mvdp's workers, the ceiling forwarder) are not confined to the load's CPUs.

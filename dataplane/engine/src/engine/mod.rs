@@ -9,6 +9,7 @@
 
 mod budget;
 mod pool;
+mod retire;
 mod stats;
 mod trace;
 mod worker;
@@ -25,14 +26,17 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::xsk::{Desc, Umem, UmemConfig, XskSocket};
 use mvdp_switch::decide::Ingress;
+use mvdp_switch::flood::FloodRate;
 use mvdp_switch::plane::UmemBooks;
 use mvdp_switch::table::{ParentId, Tables};
 
 pub use budget::{FillBudget, FramePromises, FramesExhausted};
+pub use retire::Keepsake;
 pub use stats::{DeviceStats, HopCounters, WorkerStats};
 pub use trace::{now_ns, take_stamp};
 
 use pool::Shared;
+use retire::{Retiree, Retirer};
 
 /// How workers wait for frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -64,6 +68,8 @@ pub struct EngineConfig {
     pub batch: usize,
     /// How long an adaptive worker keeps spinning after its last frame.
     pub spin: Duration,
+    /// Each port's cap on broadcasts/multicasts per second (its token bucket).
+    pub flood_rate: FloodRate,
     /// `--trace-hops`: follow one batch in this many through the worker (0: off).
     pub trace_hops: u32,
 }
@@ -77,6 +83,7 @@ impl Default for EngineConfig {
             frame_size: 2048,
             batch: 64,
             spin: Duration::from_micros(50),
+            flood_rate: FloodRate::DEFAULT,
             trace_hops: 0,
         }
     }
@@ -171,7 +178,6 @@ pub(crate) enum Command {
 
 pub(crate) enum Reply {
     Removed(Option<Box<Device>>),
-    Reclaimed(u64),
     Garbage(#[allow(dead_code)] Arc<Snapshot>),
     FloodRemoved(#[allow(dead_code)] Option<Box<dyn FloodSource>>),
 }
@@ -206,6 +212,9 @@ pub struct Engine {
     workers: Vec<WorkerHandle>,
     next_uid: u32,
     promises: FramePromises,
+    /// Closes removed devices' sockets off the control thread (flushed in `Drop` before the
+    /// workers exit).
+    retirer: Retirer,
 }
 
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -225,10 +234,12 @@ impl Engine {
                 format!("batch must be 1..={MAX_BATCH}"),
             ));
         }
-        let umem = Umem::new(UmemConfig {
-            frames: cfg.frames,
-            frame_size: cfg.frame_size,
-            ring_size: 64,
+        let umem = crate::xsk::retry_busy(|| {
+            Umem::new(UmemConfig {
+                frames: cfg.frames,
+                frame_size: cfg.frame_size,
+                ring_size: 64,
+            })
         })?;
         let shared = Arc::new(Shared::new(cfg.frames));
         let inboxes: Vec<_> = (0..cfg.workers)
@@ -287,6 +298,7 @@ impl Engine {
             workers,
             next_uid: 1,
             promises: FramePromises::new(cfg.frames, cfg.workers),
+            retirer: Retirer::start()?,
         })
     }
 
@@ -401,24 +413,33 @@ impl Engine {
         Ok((r, stats))
     }
 
-    /// Takes a device back from its worker, deletes its socket, and returns the chunks it held
-    /// on its rings to the pool. Returns how many chunks were taken back that way.
-    pub fn remove_device(&mut self, dev: DevRef) -> io::Result<u64> {
+    /// Takes a device back from its worker and returns at once: its socket is closed, `keep`
+    /// dropped after it, and the chunks the kernel held on its rings reclaimed, by the retiring
+    /// thread (closing waits for the kernel; see `retire`). [`Engine::settle`] waits for that.
+    pub fn remove_device(&mut self, dev: DevRef, keep: Option<Keepsake>) -> io::Result<()> {
         self.send(dev.worker, Command::RemoveDevice(dev.index))?;
-        let removed = self.wait_reply(dev.worker, |r| matches!(r, Reply::Removed(_)))?;
-        if let Reply::Removed(d) = removed {
-            // The socket is deleted here, on the control thread (libxdp bookkeeping).
-            drop(d);
-        }
+        let removed = match self.wait_reply(dev.worker, |r| matches!(r, Reply::Removed(_)))? {
+            Reply::Removed(d) => d,
+            _ => unreachable!("filtered by wait_reply"),
+        };
         let w = &mut self.workers[dev.worker as usize];
         w.rows[dev.index as usize] = false;
         self.promises
             .release(std::mem::take(&mut w.floors[dev.index as usize]));
-        self.send(dev.worker, Command::Reclaim(dev.uid))?;
-        match self.wait_reply(dev.worker, |r| matches!(r, Reply::Reclaimed(_)))? {
-            Reply::Reclaimed(n) => Ok(n),
-            _ => unreachable!("filtered by wait_reply"),
-        }
+        self.retirer.retire(Retiree {
+            dev: removed,
+            keep,
+            uid: dev.uid,
+            worker: w.commands.clone(),
+            wake: w.wake.clone(),
+        });
+        Ok(())
+    }
+
+    /// Waits until every removed device's socket is closed and its reclaim is queued to its
+    /// worker (which applies it at its next turn).
+    pub fn settle(&self) {
+        self.retirer.flush();
     }
 
     /// Publishes new forwarding state to every worker; it applies at their next turn.
@@ -488,6 +509,8 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        // Sockets still being retired are closed while their workers can still reclaim.
+        self.settle();
         for w in 0..self.workers.len() {
             let _ = self.send(w as u16, Command::Exit);
         }

@@ -24,7 +24,7 @@ use super::{
     FRAME_OFFSET, MAX_BATCH, MAX_DEVICES_PER_WORKER,
 };
 use crate::xsk::{Desc, Umem};
-use mvdp_switch::counters::{Counters, DropReason};
+use mvdp_switch::counters::Counters;
 use mvdp_switch::decide::{decide_batch, Delivery, Ingress, Ports, Verdict};
 use mvdp_switch::flood::FloodBudget;
 use mvdp_switch::table::ParentId;
@@ -99,6 +99,9 @@ pub(crate) struct Worker {
     snap: Arc<Snapshot>,
     free: FreeStack,
     budget: FloodBudget,
+    /// The origin of the flood budget's clock (read once per turn when ports' floods are
+    /// capped in time).
+    started: Instant,
     counters: Counters,
     orphaned: u64,
     /// Workers owed a wake-up for handoffs pushed this turn (bit per worker).
@@ -161,7 +164,8 @@ impl Worker {
             epoll,
             events: vec![libc::epoll_event { events: 0, u64: 0 }; EP_EVENTS],
             floods: Vec::with_capacity(64),
-            budget: FloodBudget::new(&snap.tables),
+            budget: FloodBudget::with_rate(&snap.tables, cfg.flood_rate, std::time::Duration::ZERO),
+            started: Instant::now(),
             snap,
             counters,
             orphaned: 0,
@@ -186,6 +190,10 @@ impl Worker {
         while self.apply_commands() {
             let snap = self.snap.clone();
             self.budget.refill(&snap.tables);
+            if !self.cfg.flood_rate.is_unlimited() {
+                // One clock read per turn (vDSO, no syscall), none per frame.
+                self.budget.set_clock(self.started.elapsed());
+            }
             self.take_readiness(0);
             let mut work = 0;
             for k in 0..self.active.len() {
@@ -241,10 +249,7 @@ impl Worker {
                     }
                     let _ = self.replies.send(Reply::Removed(dev));
                 }
-                Command::Reclaim(uid) => {
-                    let n = self.reclaim(uid);
-                    let _ = self.replies.send(Reply::Reclaimed(n));
-                }
+                Command::Reclaim(uid) => self.reclaim(uid),
                 Command::Snapshot(s) => {
                     let old = std::mem::replace(&mut self.snap, s);
                     self.counters.fit(&self.snap.tables);
@@ -305,7 +310,7 @@ impl Worker {
     }
 
     /// Takes back every chunk still tagged as on the rings of the (deleted) device `uid`.
-    fn reclaim(&mut self, uid: u32) -> u64 {
+    fn reclaim(&mut self, uid: u32) {
         let mut n = 0;
         for (c, t) in self.shared.tags.iter().enumerate() {
             let v = t.load(Ordering::Relaxed);
@@ -316,7 +321,6 @@ impl Worker {
             }
         }
         self.orphaned = self.orphaned.saturating_sub(n);
-        n
     }
 
     #[inline]
@@ -442,7 +446,7 @@ impl Worker {
     }
 
     /// Decides a batch of frames this worker owns and hands each to its destinations.
-    /// Returns how many were dropped, and how many of those for the sender's flood share.
+    /// Returns how many were dropped, and how many of those for the sender's flood share or rate.
     fn decide_and_deliver(
         &mut self,
         ingress: Ingress,
@@ -477,7 +481,7 @@ impl Worker {
             match *v {
                 Verdict::Drop(r) => {
                     dropped += 1;
-                    storm += u64::from(r == DropReason::FloodShare);
+                    storm += u64::from(r.is_port_flood_limit());
                     self.free_chunk(d.addr);
                 }
                 Verdict::Deliver(del) => self.deliver(*d, &del, snap),
@@ -532,8 +536,15 @@ impl Worker {
                     (Some(tci), false) => self.push_tag(desc, tci),
                     _ => Some(desc),
                 };
+                // A flood's wire frame goes out with its copies, after every unicast of the
+                // turn: a parent's sendto runs the receiving stack, and a unicast frame for the
+                // wire staged in the same turn waited behind a storm's wire frames.
+                let q = match del.ports {
+                    Ports::Flood { .. } => Staged::Flood,
+                    _ => Staged::Unicast,
+                };
                 if let Some(desc) = desc {
-                    self.enqueue(to, desc);
+                    self.enqueue_to(to, desc, q);
                 }
             }
             _ => self.free_chunk(desc.addr),

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::engine::{
     AddDeviceError, DevRef, DeviceStats, Engine, EngineConfig, FillBudget, FramePromises,
-    FramesExhausted, HopCounters, Snapshot, MAX_DEVICES_PER_WORKER,
+    FramesExhausted, HopCounters, Keepsake, Snapshot, MAX_DEVICES_PER_WORKER,
 };
 use crate::xsk::{SocketConfig, XskSocket};
 use mvdp_ebpf::{Demux, FloodTap, ModePolicy, PortRedirect};
@@ -23,7 +23,9 @@ use mvdp_switch::plane::{
     Capacity, Dataplane, DataplaneError, DataplaneStats, ParentHandle, ParentStats, PortConfig,
     PortHandle, PortStats, XskCounters,
 };
-use mvdp_switch::{DropReason, Ingress, Mac, Mode, NetworkSpec, ParentId, PortSpec, TablesBuilder};
+use mvdp_switch::{
+    DropReason, FloodRate, Ingress, Mac, Mode, NetworkSpec, ParentId, PortSpec, TablesBuilder,
+};
 
 pub use crate::engine::PollMode;
 
@@ -75,6 +77,8 @@ pub struct RuntimeOptions {
     pub spin: std::time::Duration,
     /// CPUs the workers are pinned to, worker i to the i-th (round robin); empty: not pinned.
     pub cpus: Vec<usize>,
+    /// Each port's cap on broadcasts/multicasts per second, on top of its share per turn.
+    pub flood_rate: FloodRate,
     /// Hop tracing: the XDP programs stamp frames and one batch in this many is followed
     /// through the worker (0: off, and the programs carry no stamping at all).
     pub trace_hops: u32,
@@ -91,6 +95,7 @@ impl Default for RuntimeOptions {
             batch: 64,
             spin: EngineConfig::default().spin,
             cpus: Vec::new(),
+            flood_rate: FloodRate::DEFAULT,
             trace_hops: 0,
         }
     }
@@ -259,6 +264,7 @@ impl Runtime {
             frame_size: opts.frame_size,
             batch: opts.batch,
             spin: opts.spin,
+            flood_rate: opts.flood_rate,
             trace_hops: opts.trace_hops,
         })
         .map_err(|e| std::io::Error::new(e.kind(), format!("starting the AF_XDP engine: {e}")))?;
@@ -348,7 +354,7 @@ impl Runtime {
 
     fn remove_devices(&mut self, devs: &[DevRef]) {
         for d in devs {
-            if let Err(e) = self.engine.remove_device(*d) {
+            if let Err(e) = self.engine.remove_device(*d, None) {
                 tracing::error!(error = %e, "removing a device from its worker");
             }
         }
@@ -542,6 +548,9 @@ impl Dataplane for Runtime {
         self.publish()?;
         let devs: Vec<_> = p.queues.iter().map(|(d, _, _)| *d).collect();
         self.remove_devices(&devs);
+        // Attaching the parent again binds its queues again, which the kernel refuses while the
+        // old sockets are still bound: wait for them here (a parent detach is rare).
+        self.engine.settle();
         tracing::info!(parent = p.ifname, "detached");
         Ok(())
     }
@@ -587,7 +596,12 @@ impl Dataplane for Runtime {
             return undo(self, e);
         }
         if self.redirect.is_none() {
-            match PortRedirect::load_traced(self.opts.trace_hops > 0) {
+            let rate = self.opts.flood_rate;
+            let loaded = PortRedirect::load_traced(self.opts.trace_hops > 0).and_then(|mut r| {
+                r.set_flood_cap(u64::from(rate.pps), u64::from(rate.burst))?;
+                Ok(r)
+            });
+            match loaded {
                 Ok(r) => self.redirect = Some(r),
                 Err(e) => {
                     return undo(
@@ -620,12 +634,15 @@ impl Dataplane for Runtime {
         };
         let (ifindex, dev) = (p.ifindex, p.dev);
         self.unprogram_demux(slot);
-        if let Some(r) = self.redirect.as_mut() {
-            r.detach(ifindex);
-        }
+        // The veth's XDP program stays attached until the socket is closed, dropping what
+        // arrives meanwhile (its slot is gone); detaching waits for the kernel, off this thread.
+        let link = self.redirect.as_mut().and_then(|r| r.detach(ifindex));
         let p = self.ports.remove(&slot).expect("checked above");
         self.publish()?;
-        self.remove_devices(&[dev]);
+        let keep = link.map(|l| Box::new(l) as Keepsake);
+        if let Err(e) = self.engine.remove_device(dev, keep) {
+            tracing::error!(error = %e, "removing a device from its worker");
+        }
         tracing::info!(port = p.cfg.veth_ifname, slot, "port removed");
         Ok(())
     }
@@ -687,6 +704,7 @@ impl Dataplane for Runtime {
         let mut out = DataplaneStats {
             workers: self.engine.workers(),
             poll_mode: self.opts.poll.name().into(),
+            flood_rate: Some(self.opts.flood_rate),
             ..Default::default()
         };
         for p in self.parents.values() {
@@ -717,8 +735,16 @@ impl Dataplane for Runtime {
                 ps.flood_frames = parent_tapped;
             }
         }
+        let mut capped = 0;
         for (slot, p) in &self.ports {
-            let c = p.stats.read();
+            let mut c = p.stats.read();
+            // What the port program dropped over the flood cap never reached a worker.
+            let early = self
+                .redirect
+                .as_ref()
+                .map_or(0, |r| r.flood_cap_dropped(*slot));
+            c.flood_dropped += early;
+            capped += early;
             out.ports.insert(
                 *slot,
                 PortStats {
@@ -738,6 +764,9 @@ impl Dataplane for Runtime {
                 .sum();
             out.drops.insert(r.name().into(), n);
         }
+        *out.drops
+            .entry(DropReason::FloodRate.name().into())
+            .or_default() += capped;
         let ld = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         let no_chunk = workers.iter().map(|w| ld(&w.no_chunk)).sum();
         let handoff_full = workers.iter().map(|w| ld(&w.handoff_full)).sum();

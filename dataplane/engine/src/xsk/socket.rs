@@ -155,7 +155,8 @@ impl XskSocket {
             .map_err(|e| context(e, "mapping the RX ring"))?;
         let (tx_map, tx) = map_prod(fd_raw, &off.tx, cfg.tx_size, desc, TX_PGOFF)
             .map_err(|e| context(e, "mapping the TX ring"))?;
-        bind_shared(fd_raw, ifindex, queue, umem.fd()).map_err(|e| context(e, "bind"))?;
+        super::retry_busy(|| bind_shared(fd_raw, ifindex, queue, umem.fd()))
+            .map_err(|e| context(e, "bind"))?;
         Ok(XskSocket {
             rx,
             tx,

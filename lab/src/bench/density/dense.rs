@@ -62,12 +62,22 @@ impl DenseLab {
     /// Builds lab `name` with no containers and starts `backend`'s side of it: for mvdp, `bin
     /// daemon` in the host netns with one bridge-mode network on `eth1` over [`DENSE_NET`].
     pub fn build(name: &str, backend: Backend, bin: &Path) -> Result<DenseLab> {
+        DenseLab::build_with(name, backend, bin, &[])
+    }
+
+    /// The same, with more `mvdp daemon` options (mvdp only).
+    pub fn build_with(
+        name: &str,
+        backend: Backend,
+        bin: &Path,
+        daemon_args: &[String],
+    ) -> Result<DenseLab> {
         let lab = Lab::builder(name)
             .containers(0)
             .build()
             .with_context(|| format!("building lab {name} for {}", backend.name()))?;
         let ports = match backend {
-            Backend::Mvdp(mode) => Ports::Mvdp(start_daemon(&lab, bin, mode)?),
+            Backend::Mvdp(mode) => Ports::Mvdp(start_daemon(&lab, bin, mode, daemon_args)?),
             Backend::Macvlan(mode) => Ports::Macvlan(mode, Netlink::in_netns(lab.host())?),
             other => anyhow::bail!(
                 "the density scenario measures mvdp and kernel macvlan, not {}",
@@ -180,12 +190,14 @@ impl DenseLab {
     }
 }
 
-/// `bin daemon` in `lab`'s host netns (its files in a directory of its own, removed with it),
-/// with network [`NETWORK`] on `eth1`.
-fn start_daemon(lab: &Lab, bin: &Path, mode: Mode) -> Result<OwnedDaemon> {
+/// `bin daemon` (with `args`) in `lab`'s host netns (its files in a directory of its own, removed
+/// with it), with network [`NETWORK`] on `eth1`.
+fn start_daemon(lab: &Lab, bin: &Path, mode: Mode, args: &[String]) -> Result<OwnedDaemon> {
     let dir = std::env::temp_dir().join(format!("mvdp-bench-{}", lab.prefix()));
     let _ = std::fs::remove_dir_all(&dir);
-    let d = OwnedDaemon::start(bin, lab.host(), DaemonPaths::new(dir))?;
+    let mut paths = DaemonPaths::new(dir);
+    paths.args = args.to_vec();
+    let d = OwnedDaemon::start(bin, lab.host(), paths)?;
     let create = Request::NetworkCreate(NetworkCreate {
         name: NETWORK.into(),
         parent: PARENT_IFNAME.into(),

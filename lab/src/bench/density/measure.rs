@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::dense::DenseLab;
 use crate::bench::cells::measure_rtt_bounded;
 use crate::bench::cpu::softirq_total;
+use crate::bench::pinning::LoadPinned;
 use crate::bench::udp::{
     measure_throughput, wait_reachable, EchoServer, RttClient, RttStats, Throughput,
 };
@@ -34,6 +35,7 @@ pub enum DensityError {
 
 /// `round_trips` round trips between containers 1 and 2 (container 2 echoes), after the warm-up.
 pub fn busy_latency(lab: &DenseLab, cfg: &BenchConfig, round_trips: u64) -> Result<RttStats> {
+    let _pinned = LoadPinned::new()?;
     let (a, b) = (lab.endpoint(1), lab.endpoint(2));
     let _echo = EchoServer::start(&b.ns, b.ip)?;
     wait_reachable(&a.ns, a.ip, b.ip, BUSY_WAIT)?;
@@ -52,6 +54,7 @@ pub struct FlowSlice {
 
 /// One flow from container 1 to container 2 for `duration`.
 pub fn busy_throughput(lab: &DenseLab, duration: Duration) -> Result<FlowSlice> {
+    let _pinned = LoadPinned::new()?;
     let (a, b) = (lab.endpoint(1), lab.endpoint(2));
     let (sw0, si0) = (lab.switch_cpu()?, softirq_total()?);
     let counted = measure_throughput(&a.ns, a.ip, &b.ns, b.ip, 1, PAYLOAD, duration)?;

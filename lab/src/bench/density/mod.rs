@@ -18,6 +18,7 @@ use anyhow::Result;
 use indicatif::ProgressBar;
 use mvdp_switch::Mode;
 
+use super::pinning;
 use super::topology::Backend;
 use super::BenchConfig;
 use busy::Busy;
@@ -37,9 +38,34 @@ pub const METHOD: &str = "Each backend's lab grows port by port (the container n
 `mvdp port add` through the daemon's socket for mvdp, netlink `ip link add ... type macvlan` into the namespace plus address and up for kernel macvlan). \
 At each N: up to 100 idle ports (never the busy pair) are removed and added again, each timed; then containers 1 and 2 measure round trips \
 (one request in flight, timed with a monotonic clock) and one UDP flow's pps, in slices with the backends interleaved; sampled pairs answer one UDP round trip each way within 2 s; \
-the mvdp daemon is the `mvdp daemon` binary with its defaults (one worker, adaptive poll, 16,384 UMEM frames) in its own process, and its \
+the mvdp daemon is the `mvdp daemon` binary with its defaults (one worker, adaptive poll, 16,384 UMEM frames) but for its worker's CPU (see CPUs) in its own process, and its \
 memory is VmRSS/VmHWM from /proc/PID/status. Ratios divide figures of this run: each N against the smallest N of the same backend, mvdp against \
 kernel macvlan at the same N.";
+
+/// `mvdp daemon --cpu C` with C the CPU the run keeps apart from the load (none when the run
+/// pins nothing). Left unpinned, the adaptive worker goes where the kernel wakes it: often onto
+/// the load's CPU, beside the echo server and client (its round trips then ~11 µs), sometimes
+/// onto the other (~45 µs, waking an idle vCPU for every crossing), and which one a cell got
+/// decided its p50 more than its port count did (11 vs 36 µs at 2 and 1,000 ports in one run).
+fn worker_cpu_args() -> Vec<String> {
+    let plan = pinning::plan();
+    match plan.switch_cpu {
+        Some(c) if !plan.load_cpus.is_empty() => vec!["--cpu".into(), c.to_string()],
+        _ => Vec::new(),
+    }
+}
+
+/// Where the scenario's threads ran, for the report.
+fn placement() -> String {
+    let plan = pinning::plan();
+    match (worker_cpu_args().is_empty(), plan.switch_cpu) {
+        (false, Some(c)) => format!(
+            "mvdp's worker pinned to CPU {c} (`mvdp daemon --cpu {c}`, adaptive poll); the busy pair's client, echo server, sender and receiver on CPU {:?}",
+            plan.load_cpus
+        ),
+        _ => "nothing pinned (one CPU, or --load-cpus none)".into(),
+    }
+}
 
 /// Why a density run cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +118,12 @@ pub(super) fn run(
     let mut labs = Vec::new();
     for b in BACKENDS {
         pb.set_message(format!("building the {} lab", b.name()));
-        labs.push(DenseLab::build(&b.lab_name(&cfg.run_name), b, &d.mvdp_bin)?);
+        labs.push(DenseLab::build_with(
+            &b.lab_name(&cfg.run_name),
+            b,
+            &d.mvdp_bin,
+            &worker_cpu_args(),
+        )?);
     }
     let top = d.ports.last().copied().unwrap_or(0);
     pb.set_length(u64::from(top) * labs.len() as u64);
@@ -119,6 +150,7 @@ pub(super) fn run(
         sampled_pairs: d.sampled_pairs,
         churn: d.churn,
         method: METHOD.into(),
+        cpus: placement(),
         rows,
         ratios,
         targets,

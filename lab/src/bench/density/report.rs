@@ -30,6 +30,8 @@ pub struct DensityResults {
     /// Idle ports removed and added again at each N.
     pub churn: u32,
     pub method: String,
+    /// Which CPUs mvdp's worker and the busy pair's load ran on.
+    pub cpus: String,
     pub rows: Vec<DensityRow>,
     pub ratios: Vec<DensityRatio>,
     pub targets: Vec<Target>,
@@ -363,7 +365,7 @@ impl DensityResults {
                 t.target, t.ports, t.measured
             );
         }
-        let _ = writeln!(s, "\n{}", self.method);
+        let _ = writeln!(s, "\n{} CPUs: {}.", self.method, self.cpus);
     }
 }
 

@@ -43,8 +43,14 @@ pub struct Blaster {
 }
 
 impl Blaster {
-    /// Starts broadcasting from `ns` (bound to `local`) to `broadcast`.
-    pub fn start(ns: &NetNs, local: Ipv4Addr, broadcast: Ipv4Addr) -> Result<Blaster> {
+    /// Starts broadcasting from `ns` (bound to `local`) to `broadcast`, from a thread pinned to
+    /// `cpu` when one is given.
+    pub fn start(
+        ns: &NetNs,
+        local: Ipv4Addr,
+        broadcast: Ipv4Addr,
+        cpu: Option<usize>,
+    ) -> Result<Blaster> {
         let sock = socket_in(ns, SocketAddrV4::new(local, 0))?;
         sock.set_broadcast(true)
             .context("SO_BROADCAST on the storm's socket")?;
@@ -54,6 +60,11 @@ impl Blaster {
         let thread = std::thread::Builder::new()
             .name("mvdp-bench-storm".into())
             .spawn(move || {
+                if let Some(c) = cpu {
+                    if let Err(e) = crate::bench::pinning::pin_thread_to(c) {
+                        tracing::warn!("storm sender: {e:#}");
+                    }
+                }
                 let buf = [0xb5u8; PAYLOAD];
                 let mut out = Blasted::default();
                 let t0 = Instant::now();

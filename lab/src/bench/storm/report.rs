@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use mvdp_switch::FloodRate;
+
 use super::blast::Blasted;
 use super::{BACKENDS, METHOD, STORM_PORT};
 use crate::bench::density::dense::DenseLab;
@@ -19,6 +21,8 @@ pub struct StormResults {
     pub round_trips: u64,
     pub rounds: u32,
     pub method: String,
+    /// Which CPUs the measured pair and the storm's sender ran on.
+    pub cpus: String,
     pub rows: Vec<StormRow>,
     /// Whether mvdp's p99 ratio met [`P99_RATIO_TARGET`] (null when it has no figure).
     pub target_met: Option<bool>,
@@ -42,10 +46,12 @@ pub struct StormRow {
     /// Sends its socket refused (its own queue was full).
     pub broadcasts_refused: u64,
     /// mvdp only: the storming port's row of `mvdp stats --json` at the end (its
-    /// `flood_dropped` are the broadcasts beyond its flood share).
+    /// `flood_dropped` are the broadcasts beyond its flood share or rate).
     pub storm_port: Option<serde_json::Value>,
     /// mvdp only: the dataplane's drop counters at the end.
     pub mvdp_drops: Option<serde_json::Value>,
+    /// mvdp only: each port's flood rate cap the daemon ran with (`mvdp stats`; pps 0: none).
+    pub flood_rate: Option<FloodRate>,
 }
 
 impl StormRow {
@@ -92,6 +98,9 @@ impl StormRow {
             broadcasts_per_s: blasted.rate(),
             broadcasts_refused: blasted.refused,
             storm_port,
+            flood_rate: stats
+                .as_ref()
+                .and_then(|s| serde_json::from_value(s["flood_rate"].clone()).ok()),
             mvdp_drops: stats.map(|s| s["drops"].clone()),
         }
     }
@@ -109,6 +118,7 @@ impl StormResults {
             round_trips: cfg.round_trips,
             rounds: cfg.rounds.max(1),
             method: METHOD.into(),
+            cpus: super::placement(),
             rows,
             target_met,
         }
@@ -149,6 +159,22 @@ impl StormResults {
                 dropped,
             );
         }
+        for r in self.rows.iter().filter(|r| r.flood_rate.is_some()) {
+            let d = |k: &str| {
+                r.mvdp_drops
+                    .as_ref()
+                    .and_then(|d| d[k].as_u64())
+                    .unwrap_or(0)
+            };
+            let _ = writeln!(
+                s,
+                "\n{}: flood rate per port {} (`mvdp daemon --flood-rate`); the storm's drops: {} over the share per turn (flood_share), {} over the rate (flood_rate).",
+                r.backend,
+                r.flood_rate.map_or("-".to_string(), |f| f.to_string()),
+                d("flood_share"),
+                d("flood_rate"),
+            );
+        }
         let verdict = match self.target_met {
             Some(true) => "met",
             Some(false) => "missed",
@@ -156,8 +182,8 @@ impl StormResults {
         };
         let _ = writeln!(
             s,
-            "\nTarget: mvdp's unicast p99 under the storm <= {P99_RATIO_TARGET}x idle: **{verdict}**.\n\n{}",
-            self.method
+            "\nTarget: mvdp's unicast p99 under the storm <= {P99_RATIO_TARGET}x idle: **{verdict}**.\n\n{} CPUs: {}.",
+            self.method, self.cpus
         );
     }
 }
