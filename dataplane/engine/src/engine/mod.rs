@@ -150,6 +150,8 @@ pub(crate) struct Device {
     /// Turns since the device last had anything to do; a worker stops visiting it after a few
     /// (it comes back when epoll says its RX ring has frames, or a frame is staged for it).
     pub(crate) quiet_turns: u32,
+    /// Frames taken off the RX ring this turn (read by the turn's upkeep).
+    pub(crate) took: u32,
     pub(crate) fill_level: u32,
     pub(crate) tx_level: u32,
     /// Frames staged for the TX ring this turn: unicast (and single copies) ...
@@ -389,6 +391,7 @@ impl Engine {
             fill_target: fill.min,
             fill,
             quiet_turns: 0,
+            took: 0,
             cold_since: None,
             fill_level: 0,
             tx_level: 0,
