@@ -708,8 +708,8 @@ impl<D: Dataplane> Daemon<D> {
         }
     }
 
-    /// Waits until the veths of removed ports are deleted and the dataplane has closed their
-    /// sockets (tests, shutdown).
+    /// Waits until the veths of removed ports are deleted (tests; a daemon that stops waits for
+    /// them anyway, when its reaper is dropped).
     pub fn settle(&self) {
         self.reaper.flush();
     }
