@@ -66,7 +66,12 @@ struct mvdp_flood_bucket {
 	__u64 stamp_ns;
 	__u64 credit;
 	__u64 dropped; /* group frames dropped over the cap */
+	__u64 flags; /* MVDP_FLOOD_F_* */
 };
+
+/* mvdp_flood_bucket.flags: the port is not capped (passthru: it owns the parent, as in the
+ * switch's own bucket). */
+#define MVDP_FLOOD_F_EXEMPT (1ull << 0)
 
 /* Index of the per-CPU `counters` array map. Append only: the numbers are ABI. */
 enum mvdp_counter {

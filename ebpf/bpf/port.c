@@ -68,7 +68,7 @@ static __always_inline int over_flood_cap(__u32 slot)
 	if (!cap || !cap->pps)
 		return 0;
 	b = bpf_map_lookup_elem(&port_flood_buckets, &slot);
-	if (!b)
+	if (!b || (b->flags & MVDP_FLOOD_F_EXEMPT))
 		return 0;
 	now = bpf_ktime_get_ns();
 	idle = now - b->stamp_ns;

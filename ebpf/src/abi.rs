@@ -79,12 +79,18 @@ pub struct FloodBucket {
     pub credit: u64,
     /// Group frames the port program dropped over the cap.
     pub dropped: u64,
+    /// `FLOOD_F_*`.
+    pub flags: u64,
 }
+
+/// `FloodBucket::flags`: the port is not capped (passthru).
+pub const FLOOD_F_EXEMPT: u64 = 1;
 
 const _: () = {
     assert!(size_of::<FloodCap>() == 16);
     assert!(offset_of!(FloodCap, burst) == 8);
-    assert!(size_of::<FloodBucket>() == 24);
+    assert!(size_of::<FloodBucket>() == 32);
+    assert!(offset_of!(FloodBucket, flags) == 24);
     assert!(offset_of!(FloodBucket, credit) == 8);
     assert!(offset_of!(FloodBucket, dropped) == 16);
     assert!(size_of::<PortKey>() == 8);

@@ -95,8 +95,16 @@ impl PortRedirect {
     }
 
     /// Sends everything arriving on `ifname` to the AF_XDP socket `fd` (bound to its queue 0),
-    /// which the switch knows as `slot`. Native XDP only: generic XDP on veth breaks TCP.
-    pub fn attach(&mut self, ifname: &str, slot: u32, fd: impl AsRawFd) -> Result<(), DemuxError> {
+    /// which the switch knows as `slot`. Native XDP only: generic XDP on veth breaks TCP. Its
+    /// broadcasts and multicasts are held to the flood cap unless `flood_capped` is false (a
+    /// passthru port, which owns the parent).
+    pub fn attach(
+        &mut self,
+        ifname: &str,
+        slot: u32,
+        fd: impl AsRawFd,
+        flood_capped: bool,
+    ) -> Result<(), DemuxError> {
         check_slot(slot)?;
         let ifindex = nix::net::if_::if_nametoindex(ifname)
             .map_err(|_| DemuxError::NoSuchInterface(ifname.into()))?;
@@ -107,8 +115,12 @@ impl PortRedirect {
             }
         };
         // A full bucket and no drops for the slot's new port.
+        let bucket = abi::FloodBucket {
+            flags: if flood_capped { 0 } else { abi::FLOOD_F_EXEMPT },
+            ..Default::default()
+        };
         self.flood_buckets
-            .set(slot, abi::FloodBucket::default(), 0)
+            .set(slot, bucket, 0)
             .map_err(map_err("port_flood_buckets"))?;
         // Socket first, then the ifindex -> slot entry: a frame never finds a slot without a socket.
         self.xsks.set(slot, fd, 0).map_err(map_err("port_xsks"))?;

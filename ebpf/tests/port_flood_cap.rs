@@ -141,6 +141,17 @@ fn group_frames_beyond_the_burst_are_dropped_and_counted_unicast_is_not() {
     assert_eq!(p.counter(PORT_CNT_FLOOD_CAP), 2);
     assert_eq!(p.bucket_dropped(8), 0);
 
+    // A port marked exempt (passthru) is never capped, its bucket empty or not.
+    let mut exempt = vec![0u8; 24];
+    exempt.extend_from_slice(&mvdp_ebpf::abi::FLOOD_F_EXEMPT.to_ne_bytes());
+    p.update("port_flood_buckets", &9u32.to_ne_bytes(), &exempt);
+    p.set_slot(9);
+    for _ in 0..10 {
+        p.run(BROADCAST);
+    }
+    assert_eq!(p.counter(PORT_CNT_FLOOD_CAP), 2);
+    assert_eq!(p.bucket_dropped(9), 0);
+
     // No cap: nothing is dropped for it, however many.
     p.set_cap(0, 0);
     p.set_slot(7);

@@ -241,7 +241,7 @@ fn setup(a: &str, b: &str, trace: bool) -> Result<(Umem, [Side; 2], PortRedirect
         let (tx, rx, rings) = unsafe { xsk_rs::Socket::new(cfg, &umem, &iface, 0) }
             .map_err(|e| anyhow!("AF_XDP socket on {ifname} queue 0: {e}"))?;
         let (fill, comp) = rings.context("no fill ring: the device was already bound")?;
-        prog.attach(ifname, slot as u32, rx.fd().as_raw_fd())
+        prog.attach(ifname, slot as u32, rx.fd().as_raw_fd(), false)
             .map_err(|e| anyhow!("attaching port_redirect to {ifname}: {e}"))?;
         sides.push(Side {
             fill,

@@ -611,11 +611,12 @@ impl Dataplane for Runtime {
                 }
             }
         }
-        let attached =
-            self.redirect
-                .as_mut()
-                .expect("loaded above")
-                .attach(&cfg.veth_ifname, slot, fd);
+        let attached = self.redirect.as_mut().expect("loaded above").attach(
+            &cfg.veth_ifname,
+            slot,
+            fd,
+            cfg.mode != Mode::Passthru,
+        );
         if let Err(e) = attached {
             let op = format!("attaching the port program to {}", cfg.veth_ifname);
             return undo(self, DataplaneError::system(op, e));
