@@ -14,7 +14,7 @@ use super::report::{
     LatencyCell, LatencyFigures, LatencyRound, ThroughputCell, ThroughputFigures, ThroughputRound,
 };
 use super::topology::{Backend, BenchLab, NotApplicable, Scenario};
-use super::udp::{measure_rtt, measure_throughput, RttClient, RttStats, Throughput};
+use super::udp::{measure_rtt, measure_throughput, Load, Pace, RttClient, RttStats, Throughput};
 use super::BenchConfig;
 use mvdp_switch::hops::HopStats;
 
@@ -260,7 +260,13 @@ fn measure_throughput_slice(
     let drops0 = drops_now(lab, &sv.ns);
     let sw0 = lab.switch_cpu();
     let si0 = cpu::softirq_total()?;
-    let t = measure_throughput(&cl.ns, cl.ip, &sv.ns, sv.ip, c.flows, c.payload, duration);
+    let load = Load {
+        flows: c.flows,
+        payload: c.payload,
+        duration,
+        pace: Pace::Flat,
+    };
+    let t = measure_throughput(&cl.ns, cl.ip, &sv.ns, sv.ip, load);
     let si1 = cpu::softirq_total()?;
     let sw1 = lab.switch_cpu();
     let drops1 = drops_now(lab, &sv.ns);
