@@ -188,8 +188,13 @@ fn write_paced(p: &PacedSection, rounds: u32, s: &mut String) {
         s,
         "\n## Loss at kernel macvlan's rate\n\nOne flow paced at the pps kernel macvlan delivered with one flow in this run's \
          throughput cells (median over its rounds), sent in short bursts against a schedule; {rounds} round(s), backends \
-         interleaved. Drop sites as in the table above (only sites that counted something are listed).\n"
+         interleaved. `of pace`: sent in % of what the pace asks over the cell's time (below 100 %: the sender, \
+         which shares its CPU with the receiver, fell behind). Drop sites as in the table above (only sites that \
+         counted something are listed)."
     );
+    if !p.notes.is_empty() {
+        let _ = writeln!(s);
+    }
     for n in &p.notes {
         let _ = writeln!(s, "- {n}");
     }
@@ -198,7 +203,7 @@ fn write_paced(p: &PacedSection, rounds: u32, s: &mut String) {
     }
     let _ = writeln!(
         s,
-        "\n| scenario | payload | pace (pps) | backend | sent | received | loss | drop sites |\n|---|---:|---:|---|---:|---:|---:|---|"
+        "\n| scenario | payload | pace (pps) | backend | sent | of pace | received | loss | drop sites |\n|---|---:|---:|---|---:|---:|---:|---:|---|"
     );
     for r in &p.rows {
         let c = &r.cell;
@@ -206,12 +211,13 @@ fn write_paced(p: &PacedSection, rounds: u32, s: &mut String) {
             Some(f) => {
                 let _ = writeln!(
                     s,
-                    "| {} | {} B | {:.0} | {} | {} | {} | {} | {} |",
+                    "| {} | {} B | {:.0} | {} | {} | {:.0} % | {} | {} | {} |",
                     c.scenario.name(),
                     c.payload,
                     r.rate_pps,
                     c.backend,
                     f.sent_pkts,
+                    f.sent_pkts as f64 / (r.rate_pps * f.duration_s).max(1.0) * 100.0,
                     f.recv_pkts,
                     r.loss_pct()
                         .map_or("-".to_string(), |l| format!("{l:.2} %")),
@@ -221,7 +227,7 @@ fn write_paced(p: &PacedSection, rounds: u32, s: &mut String) {
             None => {
                 let _ = writeln!(
                     s,
-                    "| {} | {} B | {:.0} | {} | {} | | | |",
+                    "| {} | {} B | {:.0} | {} | {} | | | | |",
                     c.scenario.name(),
                     c.payload,
                     r.rate_pps,
