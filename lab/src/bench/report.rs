@@ -86,12 +86,14 @@ impl PacedSection {
         let lossy: Vec<String> = mvdp
             .iter()
             .filter(|(_, f, _)| f.recv_pkts < f.sent_pkts)
-            .map(|(r, _, l)| {
+            .map(|(r, f, l)| {
                 format!(
-                    "{} {} {} B {l:.2} %",
+                    "{} {} {} B {l:.2} % ({} of {})",
                     r.cell.backend,
                     r.cell.scenario.name(),
-                    r.cell.payload
+                    r.cell.payload,
+                    f.sent_pkts - f.recv_pkts,
+                    f.sent_pkts
                 )
             })
             .collect();
@@ -809,7 +811,10 @@ mod tests {
         assert!(v.contains("is 0 in all 1 cell"), "{v}");
         p.rows.push(row("mvdp-busy", 1000, 900));
         let v = p.mvdp_verdict();
-        assert!(v.contains("is not 0") && v.contains("mvdp-busy"), "{v}");
+        assert!(
+            v.contains("is not 0") && v.contains("mvdp-busy") && v.contains("(100 of 1000)"),
+            "{v}"
+        );
         assert!(!v.contains("macvlan-bridge"), "{v}");
         p.rows.clear();
         assert!(p.mvdp_verdict().contains("not measured"));
