@@ -255,6 +255,7 @@ fn bench_quick_reports_every_figure_and_leaves_nothing() {
         );
         let loss = num(f, "loss_ratio");
         assert!((0.0..=1.0).contains(&loss), "{row}");
+        assert!((num(row, "loss_pct") - loss * 100.0).abs() < 1e-9, "{row}");
         assert!(row["drops"].is_object(), "{row}");
         measured += 1;
     }

@@ -250,11 +250,13 @@ impl Cells {
             .paced
             .iter()
             .flat_map(|g| {
-                g.cells.iter().map(|c| PacedRow {
-                    reference: g.reference.name(),
-                    reference_rounds_pps: g.reference_rounds.clone(),
-                    rate_pps: g.rate,
-                    cell: throughput_cell(c),
+                g.cells.iter().map(|c| {
+                    PacedRow::new(
+                        g.reference.name(),
+                        g.reference_rounds.clone(),
+                        g.rate,
+                        throughput_cell(c),
+                    )
                 })
             })
             .collect();

@@ -57,16 +57,32 @@ pub struct PacedRow {
     pub reference_rounds_pps: Vec<f64>,
     /// The pace: the median of `reference_rounds_pps`, datagrams per second.
     pub rate_pps: f64,
+    /// Sent minus received, in % of sent (null when not measured or nothing was sent).
+    pub loss_pct: Option<f64>,
     /// The cell: sent, received, loss and drop sites as in `throughput`.
     #[serde(flatten)]
     pub cell: ThroughputCell,
 }
 
 impl PacedRow {
-    /// Sent minus received, in % of sent (None when not measured or nothing was sent).
-    pub fn loss_pct(&self) -> Option<f64> {
-        let f = self.cell.figures.as_ref()?;
-        (f.sent_pkts > 0).then_some(f.loss_ratio * 100.0)
+    pub fn new(
+        reference: String,
+        reference_rounds_pps: Vec<f64>,
+        rate_pps: f64,
+        cell: ThroughputCell,
+    ) -> PacedRow {
+        let loss_pct = cell
+            .figures
+            .as_ref()
+            .filter(|f| f.sent_pkts > 0)
+            .map(|f| f.loss_ratio * 100.0);
+        PacedRow {
+            reference,
+            reference_rounds_pps,
+            rate_pps,
+            loss_pct,
+            cell,
+        }
     }
 }
 
@@ -78,7 +94,7 @@ impl PacedSection {
             .rows
             .iter()
             .filter(|r| r.cell.backend.starts_with("mvdp"))
-            .filter_map(|r| Some((r, r.cell.figures.as_ref()?, r.loss_pct()?)))
+            .filter_map(|r| Some((r, r.cell.figures.as_ref()?, r.loss_pct?)))
             .collect();
         if mvdp.is_empty() {
             return "mvdp's loss at kernel macvlan's rate: not measured.".into();
@@ -789,12 +805,7 @@ mod tests {
                 f.sent_pkts = sent;
                 f.loss_ratio = 1.0 - recv as f64 / sent as f64;
             }
-            PacedRow {
-                reference: "macvlan-bridge".into(),
-                reference_rounds_pps: vec![1000.0],
-                rate_pps: 1000.0,
-                cell,
-            }
+            PacedRow::new("macvlan-bridge".into(), vec![1000.0], 1000.0, cell)
         };
         let mut p = PacedSection {
             notes: Vec::new(),
@@ -803,10 +814,7 @@ mod tests {
                 row("macvlan-bridge", 1000, 990),
             ],
         };
-        assert_eq!(
-            p.rows[1].loss_pct().map(|l| (l * 100.0).round()),
-            Some(100.0)
-        );
+        assert_eq!(p.rows[1].loss_pct.map(|l| (l * 100.0).round()), Some(100.0));
         let v = p.mvdp_verdict();
         assert!(v.contains("is 0 in all 1 cell"), "{v}");
         p.rows.push(row("mvdp-busy", 1000, 900));

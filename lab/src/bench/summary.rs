@@ -219,8 +219,7 @@ fn write_paced(p: &PacedSection, rounds: u32, s: &mut String) {
                     f.sent_pkts,
                     f.sent_pkts as f64 / (r.rate_pps * f.duration_s).max(1.0) * 100.0,
                     f.recv_pkts,
-                    r.loss_pct()
-                        .map_or("-".to_string(), |l| format!("{l:.2} %")),
+                    r.loss_pct.map_or("-".to_string(), |l| format!("{l:.2} %")),
                     c.drops.as_ref().map_or("-".to_string(), drop_list)
                 );
             }
