@@ -227,9 +227,55 @@ fn bench_quick_reports_every_figure_and_leaves_nothing() {
         "no mvdp ratios reported (with values or reasons)"
     );
 
+    // Loss at kernel macvlan's rate: mvdp and macvlan itself, one flow, paced at macvlan's pps,
+    // per scenario and payload; never more sent than the pace allows over the slice.
+    let paced = &r["paced"];
+    let rows = paced["rows"].as_array().expect("a paced section with rows");
+    let slice_s = num(&r["config"], "throughput_seconds_per_cell") / num(&r["config"], "rounds");
+    let mut measured = 0;
+    for row in rows {
+        assert_eq!(row["reference"], "macvlan-bridge", "{row}");
+        assert_eq!(row["flows"], 1, "{row}");
+        let b = row["backend"].as_str().unwrap();
+        assert!(b == "mvdp-bridge" || b == "macvlan-bridge", "{row}");
+        let rate = num(row, "rate_pps");
+        assert!(rate > 0.0, "{row}");
+        if row["status"] != "ok" {
+            continue;
+        }
+        let f = &row["figures"];
+        let (sent, recv) = (num(f, "sent_pkts"), num(f, "recv_pkts"));
+        assert!(sent > 0.0, "nothing sent: {row}");
+        assert!(recv <= sent, "received more than sent: {row}");
+        // One burst (at most 32) of slack per round over the schedule.
+        let rounds = num(&r["config"], "rounds");
+        assert!(
+            sent + num(f, "send_errors") <= rate * slice_s * rounds + 32.0 * rounds,
+            "sent over the pace: {row}"
+        );
+        let loss = num(f, "loss_ratio");
+        assert!((0.0..=1.0).contains(&loss), "{row}");
+        assert!((num(row, "loss_pct") - loss * 100.0).abs() < 1e-9, "{row}");
+        assert!(row["drops"].is_object(), "{row}");
+        measured += 1;
+    }
+    // mvdp-bridge and macvlan-bridge: 2 scenarios x 2 payloads each.
+    assert!(
+        measured >= 8,
+        "only {measured} paced cells measured: {paced}"
+    );
+
     // Report files.
     let summary = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
-    for needle in ["macvlan-bridge", "ceiling", "p99", "CPU ns/pkt", "Ratios"] {
+    for needle in [
+        "macvlan-bridge",
+        "ceiling",
+        "p99",
+        "CPU ns/pkt",
+        "Ratios",
+        "Loss at kernel macvlan's rate",
+        "mvdp's loss at kernel macvlan's rate",
+    ] {
         assert!(summary.contains(needle), "summary.md lacks {needle}");
     }
     for plot in [

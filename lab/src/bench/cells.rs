@@ -11,10 +11,11 @@ use super::cpu;
 use super::drops::{udp_rcvbuf_errors, DropSites};
 use super::pinning::LoadPinned;
 use super::report::{
-    LatencyCell, LatencyFigures, LatencyRound, ThroughputCell, ThroughputFigures, ThroughputRound,
+    median, LatencyCell, LatencyFigures, LatencyRound, PacedRow, PacedSection, ThroughputCell,
+    ThroughputFigures, ThroughputRound,
 };
 use super::topology::{Backend, BenchLab, NotApplicable, Scenario};
-use super::udp::{measure_rtt, measure_throughput, RttClient, RttStats, Throughput};
+use super::udp::{measure_rtt, measure_throughput, Load, Pace, RttClient, RttStats, Throughput};
 use super::BenchConfig;
 use mvdp_switch::hops::HopStats;
 
@@ -80,6 +81,8 @@ struct Cell<T, R> {
     drops: DropSites,
     /// What mvdp's `--trace-hops` counted during the cell's slices (traced backend only).
     hops: Option<HopStats>,
+    /// Datagrams per second per flow (throughput only; None: as fast as the socket takes them).
+    pace: Option<f64>,
 }
 
 impl<T, R> Cell<T, R> {
@@ -96,6 +99,7 @@ impl<T, R> Cell<T, R> {
             rounds: Vec::new(),
             drops: DropSites::default(),
             hops: None,
+            pace: None,
         }
     }
 }
@@ -104,6 +108,21 @@ impl<T, R> Cell<T, R> {
 pub(super) struct Cells {
     latency: Vec<Cell<RttStats, LatencyRound>>,
     throughput: Vec<Cell<Throughput, ThroughputRound>>,
+    /// The paced phase (see [`Cells::plan_paced`]): one group per one-flow kernel macvlan cell.
+    paced: Vec<PacedGroup>,
+    /// Why the paced phase, or one of its groups, was not measured.
+    paced_notes: Vec<String>,
+}
+
+/// One-flow cells paced at the rate a kernel macvlan cell delivered in this run's throughput
+/// phase: one cell per mvdp backend in the run and kernel macvlan itself.
+struct PacedGroup {
+    /// The macvlan backend whose rate this is.
+    reference: Backend,
+    /// The macvlan cell's pps in each round; the pace is their median.
+    reference_rounds: Vec<f64>,
+    rate: f64,
+    cells: Vec<Cell<Throughput, ThroughputRound>>,
 }
 
 impl Cells {
@@ -127,6 +146,123 @@ impl Cells {
         Cells {
             latency,
             throughput,
+            paced: Vec::new(),
+            paced_notes: Vec::new(),
+        }
+    }
+
+    /// Plans the paced phase from the throughput cells measured so far: for every one-flow cell
+    /// of a kernel macvlan backend, the median of its rounds' pps is the pace for one-flow cells
+    /// of the mvdp backends in the run that switch in that mode (unavailable ones left out) and
+    /// of that macvlan backend itself. Returns how many cells each round will measure.
+    pub(super) fn plan_paced(&mut self, cfg: &BenchConfig) -> u64 {
+        if !cfg
+            .backends
+            .iter()
+            .any(|b| matches!(b, Backend::Macvlan(_)))
+        {
+            self.paced_notes.push(
+                "skipped: kernel macvlan is not among the backends, so there is no rate to pace at"
+                    .into(),
+            );
+            return 0;
+        }
+        for reference in self.throughput.iter().filter(|c| {
+            c.flows == 1 && matches!(c.backend, Backend::Macvlan(_)) && c.status.is_ok()
+        }) {
+            let Backend::Macvlan(mode) = reference.backend else {
+                continue;
+            };
+            let rounds: Vec<f64> = reference.rounds.iter().map(|r| r.pps).collect();
+            let Some(rate) = median(&rounds).filter(|r| *r > 0.0) else {
+                self.paced_notes.push(format!(
+                    "{} {} {} B: kernel macvlan delivered nothing, no rate to pace at",
+                    reference.backend.name(),
+                    reference.scenario.name(),
+                    reference.payload
+                ));
+                continue;
+            };
+            let mut backends = vec![Backend::Mvdp(mode)];
+            if mode == mvdp_switch::Mode::Bridge {
+                backends.push(Backend::MvdpBusy);
+            }
+            backends.push(reference.backend);
+            let cells = backends
+                .into_iter()
+                .filter(|b| cfg.backends.contains(b))
+                .map(|b| {
+                    let mut c = Cell::new(
+                        b,
+                        reference.scenario,
+                        reference.payload,
+                        1,
+                        Throughput::default(),
+                    );
+                    c.pace = Some(rate);
+                    c
+                })
+                .filter(|c| c.status.is_ok())
+                .collect();
+            self.paced.push(PacedGroup {
+                reference: reference.backend,
+                reference_rounds: rounds,
+                rate,
+                cells,
+            });
+        }
+        self.paced.iter().map(|g| g.cells.len() as u64).sum::<u64>()
+    }
+
+    /// Measures one slice of every paced cell, the first backend rotating with `round` as in
+    /// [`Cells::measure_round`].
+    pub(super) fn measure_paced_round(
+        &mut self,
+        round: u32,
+        cfg: &BenchConfig,
+        labs: &[BenchLab],
+        pb: &ProgressBar,
+    ) -> Result<()> {
+        let slice = cfg.duration.div_f64(cfg.rounds.max(1) as f64);
+        for g in &mut self.paced {
+            for c in rotated_live(&mut g.cells, round) {
+                pb.set_message(format!(
+                    "paced {} {} {} B at {:.0} pps",
+                    c.backend.name(),
+                    c.scenario.name(),
+                    c.payload,
+                    g.rate
+                ));
+                let lab = labs
+                    .iter()
+                    .find(|l| l.backend == c.backend)
+                    .expect("available backends have labs");
+                measure_throughput_slice(c, lab, slice)?;
+                pb.inc(1);
+            }
+        }
+        Ok(())
+    }
+
+    /// The paced phase as results.json reports it.
+    pub(super) fn paced_report(&self) -> PacedSection {
+        let rows = self
+            .paced
+            .iter()
+            .flat_map(|g| {
+                g.cells.iter().map(|c| {
+                    PacedRow::new(
+                        g.reference.name(),
+                        g.reference_rounds.clone(),
+                        g.rate,
+                        throughput_cell(c),
+                    )
+                })
+            })
+            .collect();
+        PacedSection {
+            notes: self.paced_notes.clone(),
+            rows,
         }
     }
 
@@ -260,7 +396,18 @@ fn measure_throughput_slice(
     let drops0 = drops_now(lab, &sv.ns);
     let sw0 = lab.switch_cpu();
     let si0 = cpu::softirq_total()?;
-    let t = measure_throughput(&cl.ns, cl.ip, &sv.ns, sv.ip, c.flows, c.payload, duration);
+    let t = measure_throughput(
+        &cl.ns,
+        cl.ip,
+        &sv.ns,
+        sv.ip,
+        Load {
+            flows: c.flows,
+            payload: c.payload,
+            duration,
+            pace: Pace::from_rate(c.pace),
+        },
+    );
     let si1 = cpu::softirq_total()?;
     let sw1 = lab.switch_cpu();
     let drops1 = drops_now(lab, &sv.ns);

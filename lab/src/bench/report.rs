@@ -34,6 +34,109 @@ pub struct Results {
     /// Where mvdp's round trip goes, per latency cell of `mvdp-traced` (see `hops`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hops: Vec<super::hops::HopRow>,
+    /// One-flow loss at the rate kernel macvlan delivered in this run (absent in scenario runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paced: Option<PacedSection>,
+}
+
+/// The paced phase: after the throughput cells, each one-flow kernel macvlan cell's delivered pps
+/// (median over its rounds) is the pace for one-flow cells of mvdp and of macvlan itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct PacedSection {
+    /// Why the phase, or part of it, was not measured.
+    pub notes: Vec<String>,
+    pub rows: Vec<PacedRow>,
+}
+
+/// One backend's one-flow cell paced at a kernel macvlan cell's rate.
+#[derive(Debug, Clone, Serialize)]
+pub struct PacedRow {
+    /// The kernel macvlan backend whose delivered rate is the pace.
+    pub reference: String,
+    /// That backend's one-flow pps in each round of the throughput phase.
+    pub reference_rounds_pps: Vec<f64>,
+    /// The pace: the median of `reference_rounds_pps`, datagrams per second.
+    pub rate_pps: f64,
+    /// Sent minus received, in % of sent (null when not measured or nothing was sent).
+    pub loss_pct: Option<f64>,
+    /// The cell: sent, received, loss and drop sites as in `throughput`.
+    #[serde(flatten)]
+    pub cell: ThroughputCell,
+}
+
+impl PacedRow {
+    pub fn new(
+        reference: String,
+        reference_rounds_pps: Vec<f64>,
+        rate_pps: f64,
+        cell: ThroughputCell,
+    ) -> PacedRow {
+        let loss_pct = cell
+            .figures
+            .as_ref()
+            .filter(|f| f.sent_pkts > 0)
+            .map(|f| f.loss_ratio * 100.0);
+        PacedRow {
+            reference,
+            reference_rounds_pps,
+            rate_pps,
+            loss_pct,
+            cell,
+        }
+    }
+}
+
+impl PacedSection {
+    /// One line: whether every measured mvdp cell lost nothing at kernel macvlan's rate, and
+    /// if not, which did and how much.
+    pub fn mvdp_verdict(&self) -> String {
+        let mvdp: Vec<(&PacedRow, &ThroughputFigures, f64)> = self
+            .rows
+            .iter()
+            .filter(|r| r.cell.backend.starts_with("mvdp"))
+            .filter_map(|r| Some((r, r.cell.figures.as_ref()?, r.loss_pct?)))
+            .collect();
+        if mvdp.is_empty() {
+            return "mvdp's loss at kernel macvlan's rate: not measured.".into();
+        }
+        let lossy: Vec<String> = mvdp
+            .iter()
+            .filter(|(_, f, _)| f.recv_pkts < f.sent_pkts)
+            .map(|(r, f, l)| {
+                format!(
+                    "{} {} {} B {l:.2} % ({} of {})",
+                    r.cell.backend,
+                    r.cell.scenario.name(),
+                    r.cell.payload,
+                    f.sent_pkts - f.recv_pkts,
+                    f.sent_pkts
+                )
+            })
+            .collect();
+        if lossy.is_empty() {
+            format!(
+                "mvdp's loss at kernel macvlan's rate is 0 in all {} cell(s).",
+                mvdp.len()
+            )
+        } else {
+            format!(
+                "mvdp's loss at kernel macvlan's rate is not 0: {}.",
+                lossy.join("; ")
+            )
+        }
+    }
+}
+
+/// The median of `v`'s finite values (None when there are none).
+pub fn median(v: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -300,14 +403,7 @@ impl Ratio {
             .filter(|x| x.is_finite())
             .collect();
         v.sort_by(f64::total_cmp);
-        self.median = (!v.is_empty()).then(|| {
-            let n = v.len();
-            if n % 2 == 1 {
-                v[n / 2]
-            } else {
-                (v[n / 2 - 1] + v[n / 2]) / 2.0
-            }
-        });
+        self.median = median(&v);
         self.min = v.first().copied();
         self.max = v.last().copied();
         self.rounds_agree_10pct = match (v.len(), self.min, self.max) {
@@ -636,6 +732,7 @@ mod tests {
             density: None,
             storm: None,
             hops: Vec::new(),
+            paced: None,
         }
     }
 
@@ -698,5 +795,44 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("m / b: m unavailable (see Backends)"), "{md}");
+    }
+
+    #[test]
+    fn the_paced_verdict_names_every_lossy_mvdp_cell_and_only_mvdp() {
+        let row = |b: &str, sent: u64, recv: u64| {
+            let mut cell = results(&[], &[(b, Some(recv))]).throughput.remove(0);
+            if let Some(f) = cell.figures.as_mut() {
+                f.sent_pkts = sent;
+                f.loss_ratio = 1.0 - recv as f64 / sent as f64;
+            }
+            PacedRow::new("macvlan-bridge".into(), vec![1000.0], 1000.0, cell)
+        };
+        let mut p = PacedSection {
+            notes: Vec::new(),
+            rows: vec![
+                row("mvdp-bridge", 1000, 1000),
+                row("macvlan-bridge", 1000, 990),
+            ],
+        };
+        assert_eq!(p.rows[1].loss_pct.map(|l| (l * 100.0).round()), Some(100.0));
+        let v = p.mvdp_verdict();
+        assert!(v.contains("is 0 in all 1 cell"), "{v}");
+        p.rows.push(row("mvdp-busy", 1000, 900));
+        let v = p.mvdp_verdict();
+        assert!(
+            v.contains("is not 0") && v.contains("mvdp-busy") && v.contains("(100 of 1000)"),
+            "{v}"
+        );
+        assert!(!v.contains("macvlan-bridge"), "{v}");
+        p.rows.clear();
+        assert!(p.mvdp_verdict().contains("not measured"));
+    }
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[f64::NAN]), None);
+        assert_eq!(median(&[]), None);
     }
 }

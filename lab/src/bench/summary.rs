@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use super::report::{LatencyCell, Ratio, Results, ThroughputCell};
+use super::drops::DropSites;
+use super::report::{LatencyCell, PacedSection, Ratio, Results, ThroughputCell};
 
 impl Results {
     /// The human report.
@@ -22,6 +23,9 @@ impl Results {
         self.write_latency(&mut s);
         self.write_throughput(&mut s);
         self.write_drops(&mut s);
+        if let Some(p) = &self.paced {
+            write_paced(p, self.config.rounds, &mut s);
+        }
         self.write_ratios(&mut s);
         super::hops::write_markdown(&self.hops, &mut s);
         self.write_targets(&mut s);
@@ -175,6 +179,84 @@ impl Results {
                 g(&["umem", "total"]),
             );
         }
+    }
+}
+
+/// "Loss at kernel macvlan's rate": each one-flow paced cell, and whether mvdp's loss is 0.
+fn write_paced(p: &PacedSection, rounds: u32, s: &mut String) {
+    let _ = writeln!(
+        s,
+        "\n## Loss at kernel macvlan's rate\n\nOne flow paced at the pps kernel macvlan delivered with one flow in this run's \
+         throughput cells (median over its rounds), sent in short bursts against a schedule; {rounds} round(s), backends \
+         interleaved. `of pace`: sent in % of what the pace asks over the cell's time (below 100 %: the sender, \
+         which shares its CPU with the receiver, fell behind). Drop sites as in the table above (only sites that \
+         counted something are listed)."
+    );
+    if !p.notes.is_empty() {
+        let _ = writeln!(s);
+    }
+    for n in &p.notes {
+        let _ = writeln!(s, "- {n}");
+    }
+    if p.rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n| scenario | payload | pace (pps) | backend | sent | of pace | received | loss | drop sites |\n|---|---:|---:|---|---:|---:|---:|---:|---|"
+    );
+    for r in &p.rows {
+        let c = &r.cell;
+        match &c.figures {
+            Some(f) => {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} B | {:.0} | {} | {} | {:.0} % | {} | {} | {} |",
+                    c.scenario.name(),
+                    c.payload,
+                    r.rate_pps,
+                    c.backend,
+                    f.sent_pkts,
+                    f.sent_pkts as f64 / (r.rate_pps * f.duration_s).max(1.0) * 100.0,
+                    f.recv_pkts,
+                    r.loss_pct.map_or("-".to_string(), |l| format!("{l:.2} %")),
+                    c.drops.as_ref().map_or("-".to_string(), drop_list)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} B | {:.0} | {} | {} | | | | |",
+                    c.scenario.name(),
+                    c.payload,
+                    r.rate_pps,
+                    c.backend,
+                    short_status(&c.status)
+                );
+            }
+        }
+    }
+    let _ = writeln!(s, "\n{}", p.mvdp_verdict());
+}
+
+/// The sites of `d` that counted a drop, e.g. "fill ring empty 12, UDP rcvbuf 3"; "none".
+fn drop_list(d: &DropSites) -> String {
+    let sites = [
+        ("fill ring empty", d.fill_ring_empty),
+        ("RX ring full", d.rx_ring_full),
+        ("XSK RX dropped", d.xsk_rx_dropped),
+        ("TX ring full", d.tx_ring_full),
+        ("flood budget", d.flood_budget),
+        ("UDP rcvbuf", d.udp_rcvbuf),
+    ];
+    let v: Vec<String> = sites
+        .iter()
+        .filter_map(|(name, n)| n.filter(|&n| n > 0).map(|n| format!("{name} {n}")))
+        .collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
     }
 }
 

@@ -366,38 +366,148 @@ fn count_until(r: &UdpSocket, stop: &AtomicBool) -> (u64, u64, Duration) {
     (pkts, bytes, thread_cpu() - c0)
 }
 
-/// Sends `payload`-byte datagrams on `s` until `deadline`: (sent, send errors, CPU time).
-fn blast_until(s: &UdpSocket, payload: usize, deadline: Instant) -> (u64, u64, Duration) {
+/// How a sender spaces its datagrams.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// As fast as the socket takes them.
+    Flat,
+    /// This many datagrams per second per flow, sent in bursts of [`burst_for`] against a
+    /// schedule from the flow's start.
+    PerSec(f64),
+}
+
+impl Pace {
+    /// `Some(rate)` paces at `rate` datagrams per second; `None` (or a rate that is not a
+    /// positive number) sends as fast as possible.
+    pub fn from_rate(rate: Option<f64>) -> Pace {
+        match rate {
+            Some(r) if r.is_finite() && r > 0.0 => Pace::PerSec(r),
+            _ => Pace::Flat,
+        }
+    }
+}
+
+/// Longest burst a paced sender sends back to back: what one clock read covers.
+const MAX_BURST: u64 = 32;
+
+/// Datagrams a paced sender sends per clock read at `rate`: about 50 µs worth, so that the
+/// schedule is checked often enough to stay smooth at low rates and the clock stays off the
+/// per-datagram cost at high ones; 1..=[`MAX_BURST`].
+pub fn burst_for(rate: f64) -> u64 {
+    ((rate * 50e-6) as u64).clamp(1, MAX_BURST)
+}
+
+/// How many datagrams should have gone `elapsed` into a flow paced at `rate` per second.
+pub fn due_by(rate: f64, elapsed: Duration) -> u64 {
+    (rate * elapsed.as_secs_f64()) as u64
+}
+
+/// When (from the flow's start) the `n`th datagram of a flow paced at `rate` per second is due:
+/// the earliest `elapsed` with `due_by(rate, elapsed) >= n`.
+pub fn due_at(rate: f64, n: u64) -> Duration {
+    let mut t = Duration::from_nanos((n as f64 / rate * 1e9).ceil() as u64);
+    // The division and `due_by`'s product round differently by a nanosecond or so: settle on
+    // the instant `due_by` agrees with, so that waking at it never finds the datagram early.
+    const NS: Duration = Duration::from_nanos(1);
+    for _ in 0..8 {
+        if due_by(rate, t) < n {
+            t += NS;
+        } else if !t.is_zero() && due_by(rate, t - NS) >= n {
+            t -= NS;
+        } else {
+            break;
+        }
+    }
+    t
+}
+
+/// Sends `payload`-byte datagrams on `s` until `deadline` at `pace`: (sent, send errors, CPU
+/// time). A paced sender counts failed sends against its schedule too, so a refused datagram is
+/// not made up for with a burst.
+fn send_until(
+    s: &UdpSocket,
+    payload: usize,
+    pace: Pace,
+    deadline: Instant,
+) -> (u64, u64, Duration) {
     let c0 = thread_cpu();
     let buf = vec![0xa5u8; payload];
     let (mut sent, mut errs) = (0u64, 0u64);
-    loop {
-        // Checking the clock every 64 sends keeps it off the per-packet cost.
-        for _ in 0..64 {
+    let mut send = |n: u64| {
+        for _ in 0..n {
             match s.send(&buf) {
                 Ok(_) => sent += 1,
                 Err(_) => errs += 1,
             }
         }
-        if Instant::now() >= deadline {
-            break;
+    };
+    match pace {
+        Pace::Flat => loop {
+            // Checking the clock every 64 sends keeps it off the per-packet cost.
+            send(64);
+            if Instant::now() >= deadline {
+                break;
+            }
+        },
+        Pace::PerSec(rate) => {
+            let start = Instant::now();
+            let burst = burst_for(rate);
+            let mut tried = 0u64;
+            loop {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                let due = due_by(rate, now - start);
+                if due > tried {
+                    // Behind (or on time): at most one burst per clock read, so catching up
+                    // after a preemption is spread over several reads.
+                    let n = (due - tried).min(burst);
+                    send(n);
+                    tried += n;
+                    continue;
+                }
+                // Ahead: sleep until the next burst is due. Always a sleep, never a yield loop:
+                // under EEVDF every sched_yield pushes the thread's deadline a slice further, so a
+                // yielding sender starves behind the receiver sharing its CPU (measured: 1-10 % of
+                // the pace on a loaded machine). A sleep's overshoot (the timer slack, ~50 µs) is
+                // made up in the next turns' bursts.
+                let wake = (start + due_at(rate, tried + burst)).min(deadline);
+                std::thread::sleep(wake.saturating_duration_since(now));
+            }
         }
     }
     (sent, errs, thread_cpu() - c0)
 }
 
-/// `flows` senders in `src` (bound to `src_ip`) blasting `payload`-byte datagrams at `flows`
-/// receivers in `dst` (`dst_ip`, ports from [`SINK_PORT`]) for `duration`, one thread each.
-/// Receivers keep counting for a short drain after the senders stop.
+/// The load of a throughput measurement: how many flows of what size, for how long, how fast.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Load {
+    pub flows: usize,
+    /// UDP payload bytes per datagram.
+    pub payload: usize,
+    pub duration: Duration,
+    /// Each flow's.
+    pub pace: Pace,
+}
+
+/// `load.flows` senders in `src` (bound to `src_ip`) sending `load.payload`-byte datagrams at
+/// as many receivers in `dst` (`dst_ip`, ports from [`SINK_PORT`]) for `load.duration`, one
+/// thread each, each flow at `load.pace`. Receivers keep counting for a short drain after the
+/// senders stop.
 pub fn measure_throughput(
     src: &NetNs,
     src_ip: Ipv4Addr,
     dst: &NetNs,
     dst_ip: Ipv4Addr,
-    flows: usize,
-    payload: usize,
-    duration: Duration,
+    load: Load,
 ) -> Result<Throughput> {
+    let Load {
+        flows,
+        payload,
+        duration,
+        pace,
+    } = load;
     let mut sinks = Vec::new();
     let mut sources = Vec::new();
     for i in 0..flows {
@@ -423,7 +533,7 @@ pub fn measure_throughput(
     let deadline = start + duration;
     let senders: Vec<FlowThread> = sources
         .into_iter()
-        .map(|s| std::thread::spawn(move || blast_until(&s, payload, deadline)))
+        .map(|s| std::thread::spawn(move || send_until(&s, payload, pace, deadline)))
         .collect();
     let mut t = Throughput::default();
     for h in senders {
@@ -445,4 +555,51 @@ pub fn measure_throughput(
         t.receiver_cpu += cpu;
     }
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_counts_what_is_due_and_when() {
+        let rate = 100_000.0;
+        assert_eq!(due_by(rate, Duration::ZERO), 0);
+        assert_eq!(due_by(rate, Duration::from_micros(9)), 0);
+        assert_eq!(due_by(rate, Duration::from_micros(10)), 1);
+        assert_eq!(due_by(rate, Duration::from_millis(500)), 50_000);
+        assert_eq!(due_by(rate, Duration::from_secs(3)), 300_000);
+        // A wake-up at due_at(n) finds n due, and not a nanosecond earlier.
+        for n in [1, 7, 32, 1000, 123_456] {
+            let t = due_at(rate, n);
+            assert!(due_by(rate, t) >= n, "{n} at {t:?}");
+            assert!(
+                due_by(rate, t - Duration::from_nanos(1)) < n,
+                "{n} at {t:?}"
+            );
+        }
+        // Odd rates too.
+        let rate = 333_333.3;
+        for n in [1, 3, 10, 99_999] {
+            let t = due_at(rate, n);
+            assert!(due_by(rate, t) >= n && due_by(rate, t - Duration::from_nanos(1)) < n);
+        }
+    }
+
+    #[test]
+    fn bursts_cover_about_fifty_microseconds_and_stay_bounded() {
+        assert_eq!(burst_for(1.0), 1);
+        assert_eq!(burst_for(10_000.0), 1);
+        assert_eq!(burst_for(200_000.0), 10);
+        assert_eq!(burst_for(1e9), MAX_BURST);
+    }
+
+    #[test]
+    fn only_a_positive_rate_paces() {
+        assert_eq!(Pace::from_rate(None), Pace::Flat);
+        assert_eq!(Pace::from_rate(Some(0.0)), Pace::Flat);
+        assert_eq!(Pace::from_rate(Some(-5.0)), Pace::Flat);
+        assert_eq!(Pace::from_rate(Some(f64::NAN)), Pace::Flat);
+        assert_eq!(Pace::from_rate(Some(1e5)), Pace::PerSec(1e5));
+    }
 }

@@ -13,7 +13,7 @@ use crate::bench::cells::measure_rtt_bounded;
 use crate::bench::cpu::softirq_total;
 use crate::bench::pinning::LoadPinned;
 use crate::bench::udp::{
-    measure_throughput, wait_reachable, EchoServer, RttClient, RttStats, Throughput,
+    measure_throughput, wait_reachable, EchoServer, Load, Pace, RttClient, RttStats, Throughput,
 };
 use crate::bench::BenchConfig;
 
@@ -57,7 +57,18 @@ pub fn busy_throughput(lab: &DenseLab, duration: Duration) -> Result<FlowSlice> 
     let _pinned = LoadPinned::new()?;
     let (a, b) = (lab.endpoint(1), lab.endpoint(2));
     let (sw0, si0) = (lab.switch_cpu()?, softirq_total()?);
-    let counted = measure_throughput(&a.ns, a.ip, &b.ns, b.ip, 1, PAYLOAD, duration)?;
+    let counted = measure_throughput(
+        &a.ns,
+        a.ip,
+        &b.ns,
+        b.ip,
+        Load {
+            flows: 1,
+            payload: PAYLOAD,
+            duration,
+            pace: Pace::Flat,
+        },
+    )?;
     let (sw1, si1) = (lab.switch_cpu()?, softirq_total()?);
     Ok(FlowSlice {
         counted,
