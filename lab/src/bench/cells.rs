@@ -267,6 +267,20 @@ impl Cells {
     }
 
     /// How many cells will be measured (in each round).
+    /// `backend`'s cells are not measured: its lab did not start (`why`).
+    pub(super) fn mark_unavailable(&mut self, backend: Backend, why: &str) {
+        let lat = self.latency.iter_mut().map(|c| (c.backend, &mut c.status));
+        let tput = self
+            .throughput
+            .iter_mut()
+            .map(|c| (c.backend, &mut c.status));
+        for (b, status) in lat.chain(tput) {
+            if b == backend && status.is_ok() {
+                *status = CellStatus::Unavailable(why.to_string());
+            }
+        }
+    }
+
     pub(super) fn live(&self) -> u64 {
         let lat = self.latency.iter().filter(|c| c.status.is_ok()).count();
         let tput = self.throughput.iter().filter(|c| c.status.is_ok()).count();

@@ -122,9 +122,12 @@ pub fn run(cfg: &BenchConfig) -> Result<Results> {
         return run_storm(cfg, s);
     }
     let pb = progress_bar(cfg.progress);
-    let (mut labs, mut statuses) = build_labs(cfg, &pb)?;
+    let (mut labs, mut statuses, failed) = build_labs(cfg, &pb)?;
     measure_idle(cfg, &labs, &mut statuses, &pb);
     let mut cells = Cells::plan(cfg);
+    for (b, why) in &failed {
+        cells.mark_unavailable(*b, why);
+    }
     let rounds = cfg.rounds.max(1);
     pb.set_length(cells.live() * rounds as u64);
     for round in 0..rounds {
@@ -227,18 +230,36 @@ fn progress_bar(visible: bool) -> ProgressBar {
     pb
 }
 
-/// Builds the lab of every available backend; every backend's status for the report.
-fn build_labs(cfg: &BenchConfig, pb: &ProgressBar) -> Result<(Vec<BenchLab>, Vec<BackendStatus>)> {
+/// The labs of the backends that built, every backend's status for the report, and the peers
+/// whose lab failed to start (with why).
+type BuiltLabs = (Vec<BenchLab>, Vec<BackendStatus>, Vec<(Backend, String)>);
+
+/// Builds the lab of every available backend. A peer switch that fails to start (OVS's
+/// `add-port` once timed out and took a whole run with it) is reported as failed and the run
+/// goes on without it; a failure of mvdp's or the kernel's labs stops the run.
+fn build_labs(cfg: &BenchConfig, pb: &ProgressBar) -> Result<BuiltLabs> {
     let mut labs = Vec::new();
     let mut statuses = Vec::new();
+    let mut failed = Vec::new();
     for b in &cfg.backends {
         let status = match b.unavailable() {
             Some(why) => format!("unavailable: {why}"),
             None => {
                 pb.set_message(format!("building the {} lab", b.name()));
                 pb.tick();
-                labs.push(BenchLab::build(&b.lab_name(&cfg.run_name), *b)?);
-                "ok".into()
+                match BenchLab::build(&b.lab_name(&cfg.run_name), *b) {
+                    Ok(lab) => {
+                        labs.push(lab);
+                        "ok".into()
+                    }
+                    Err(e) if b.is_peer() => {
+                        let why = format!("failed to start: {e:#}");
+                        tracing::warn!(backend = b.name(), "{why}");
+                        failed.push((*b, why.clone()));
+                        why
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         };
         statuses.push(BackendStatus {
@@ -247,7 +268,7 @@ fn build_labs(cfg: &BenchConfig, pb: &ProgressBar) -> Result<(Vec<BenchLab>, Vec
             idle_switch_cpu_pct: None,
         });
     }
-    Ok((labs, statuses))
+    Ok((labs, statuses, failed))
 }
 
 /// Each lab's switching threads' CPU over `cfg.idle_window` with no traffic, as it is while
@@ -426,5 +447,19 @@ mod tests {
         );
         let (none, _) = ratio_pairs(&[Backend::OvsAfxdp, Backend::Bridge]);
         assert!(none.is_empty(), "{none:?}");
+    }
+
+    #[test]
+    fn a_peer_whose_lab_failed_is_left_out_and_the_rest_measured() {
+        let mut cfg = BenchConfig::quick("t");
+        // Two backends with the same cells (whether OVS is installed here or not).
+        cfg.backends = vec![Backend::Mvdp(Mode::Bridge), Backend::Macvlan(Mode::Bridge)];
+        assert!(Backend::OvsAfxdp.is_peer() && !Backend::MvdpBusy.is_peer());
+        let mut cells = Cells::plan(&cfg);
+        let all = cells.live();
+        cells.mark_unavailable(Backend::Macvlan(Mode::Bridge), "failed to start: timed out");
+        let left = cells.live();
+        assert!(left > 0 && left < all, "{left} of {all} cells left");
+        assert_eq!(all, 2 * left, "mvdp's cells stay, the failed backend's go");
     }
 }

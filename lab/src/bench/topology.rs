@@ -107,6 +107,11 @@ impl Backend {
     }
 
     /// `Some(reason)` when this backend cannot be measured at all in this build.
+    /// A peer switch measured against mvdp (Open vSwitch), not mvdp or the kernel.
+    pub fn is_peer(&self) -> bool {
+        matches!(self, Backend::OvsAfxdp | Backend::OvsAfxdpNonPmd)
+    }
+
     pub fn unavailable(&self) -> Option<String> {
         match self {
             Backend::Macvlan(Mode::Source) => {
