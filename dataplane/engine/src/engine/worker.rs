@@ -241,7 +241,11 @@ impl Worker {
             // per turn, ~0.7 µs of every busy crossing's kick hop.
             if std::mem::take(&mut self.floods_ready) {
                 for f in 0..self.floods.len() {
-                    work += self.service_flood(f, &snap, &mut scratch);
+                    let n = self.service_flood(f, &snap, &mut scratch);
+                    // A full batch may have left frames on the tap, and under load readiness
+                    // is asked only every 16th turn: read the taps again next turn.
+                    self.floods_ready |= n >= self.cfg.batch;
+                    work += n;
                 }
             }
             work += self.drain_inbox();
