@@ -102,8 +102,14 @@ fn run_batches(
                 let mut copies = 0u32;
                 for v in &verdicts[..n] {
                     if let Verdict::Deliver(d) = v {
-                        if let Ports::Flood { modes, except } = d.ports {
-                            copies += tables.flood_ports(d.segment, modes, except).count() as u32;
+                        if let Ports::Flood {
+                            modes,
+                            except,
+                            group,
+                        } = d.ports
+                        {
+                            copies +=
+                                tables.flood_ports(d.segment, modes, except, group).count() as u32;
                         }
                     }
                 }

@@ -15,6 +15,7 @@ pub mod docker;
 pub mod error;
 pub mod ethtool;
 pub mod linkwatch;
+pub mod mcast;
 pub mod names;
 pub mod netlink;
 pub mod netns;

@@ -48,6 +48,11 @@ pub struct Link {
     /// IFF_LOWER_UP: carrier as the flags report it.
     pub lower_up: bool,
     pub promisc: bool,
+    /// IFLA_PROMISCUITY: how many users hold the link promiscuous (a sniffer's packet socket
+    /// counts here without setting the IFF_PROMISC flag a user sets).
+    pub promiscuity: u32,
+    /// IFLA_ALLMULTI: the same for ALLMULTI.
+    pub allmulti: u32,
     /// IFLA_CARRIER.
     pub carrier: bool,
     /// IFLA_INFO_KIND: "veth", "bridge", "macvlan", ... (`None` for plain devices such as `lo`).
@@ -750,6 +755,8 @@ pub(crate) fn parse_link(msg: &LinkMessage) -> Link {
         running: flags.contains(LinkFlags::Running),
         lower_up: flags.contains(LinkFlags::LowerUp),
         promisc: flags.contains(LinkFlags::Promisc),
+        promiscuity: 0,
+        allmulti: 0,
         carrier: false,
         kind: None,
         master: None,
@@ -771,6 +778,8 @@ pub(crate) fn parse_link(msg: &LinkMessage) -> Link {
             }
             LinkAttribute::Mtu(m) => link.mtu = *m,
             LinkAttribute::Carrier(c) => link.carrier = *c != 0,
+            LinkAttribute::Promiscuity(n) => link.promiscuity = *n,
+            LinkAttribute::AllMulticast(n) => link.allmulti = *n,
             LinkAttribute::Controller(c) if *c != 0 => link.master = Some(*c),
             LinkAttribute::Link(l) if *l != 0 => link.link = Some(*l),
             LinkAttribute::LinkNetNsId(id) => link.link_netnsid = Some(*id),

@@ -10,9 +10,10 @@ use mvdp_control::daemon::api::{NetworkCreate, PortAdd, Request};
 use mvdp_control::daemon::{call, serve, ClientError, Daemon, DaemonConfig};
 use mvdp_lab::require_root;
 use mvdp_lab::testing::{
-    eventually, has_link, ip_n, links, temp_dir, unique_prefix, Call, FakeDataplane,
+    eventually, has_link, in_netns, ip_n, links, temp_dir, unique_prefix, Call, FakeDataplane,
 };
 use mvdp_lab::Lab;
+use mvdp_switch::McFilter;
 
 // ---- helpers ---------------------------------------------------------------------------------------
 
@@ -294,11 +295,94 @@ fn ports_follow_the_parent_carrier() {
     d.poll();
     let left: Vec<u32> = d.port_ls().iter().map(|p| p.id).collect();
     assert_eq!(left, vec![1]);
+    // (A poll also reads the ports' multicast groups.)
+    let calls: Vec<Call> = fake
+        .calls()
+        .into_iter()
+        .filter(|c| !matches!(c, Call::SetMulticast(..)))
+        .collect();
     assert!(
-        matches!(fake.calls().as_slice(), [Call::RemovePort(_)]),
+        matches!(calls.as_slice(), [Call::RemovePort(_)]),
         "{:?}",
         fake.calls()
     );
+}
+
+/// A port's multicast filter follows the groups of its container end: read after the port is
+/// added, again when the container joins a group or turns ALLMULTI on (the kernel's
+/// notifications), and shown by `port ls`.
+#[test]
+fn ports_multicast_filters_follow_the_containers_groups() {
+    require_root!("ports_multicast_filters_follow_the_containers_groups");
+    let lab = lab("dmc");
+    let fake = FakeDataplane::default();
+    let mut d = daemon(&lab, &fake, None);
+    let c1 = lab.container(1).ns.name().to_string();
+    d.network_create(&net("lan", "eth1")).unwrap();
+    d.port_add(&port("lan", &c1)).unwrap();
+    assert_eq!(d.port_ls()[0].multicast, None, "not read before a poll");
+    let filters = |fake: &FakeDataplane| -> Vec<McFilter> {
+        fake.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::SetMulticast(_, f) => Some(f),
+                _ => None,
+            })
+            .collect()
+    };
+    let shown = |d: &Daemon<FakeDataplane>| d.port_ls()[0].multicast.clone();
+    let joined =
+        |d: &Daemon<FakeDataplane>, g: &str| shown(d).is_some_and(|gs| gs.iter().any(|m| m == g));
+    assert!(
+        eventually(5, || {
+            d.poll();
+            joined(&d, "01:00:5e:00:00:01")
+        }),
+        "{:?}",
+        shown(&d)
+    );
+    assert!(filters(&fake).last().is_some_and(|f| !f.is_all()));
+
+    // A socket joining an IPv4 group brings its address.
+    let ip: std::net::Ipv4Addr = d.port_ls()[0]
+        .ip
+        .clone()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let member = in_netns(&c1, || {
+        let s = std::net::UdpSocket::bind(("0.0.0.0", 0)).unwrap();
+        s.join_multicast_v4(&"239.9.8.7".parse().unwrap(), &ip)
+            .unwrap();
+        s
+    });
+    assert!(
+        eventually(5, || {
+            d.poll();
+            joined(&d, "01:00:5e:09:08:07")
+        }),
+        "{:?}",
+        shown(&d)
+    );
+    drop(member);
+    assert!(
+        eventually(5, || {
+            d.poll();
+            !joined(&d, "01:00:5e:09:08:07")
+        }),
+        "left the group: {:?}",
+        shown(&d)
+    );
+    fake.clear();
+    ip_n(&c1, &["link", "set", "eth0", "allmulticast", "on"]);
+    assert!(eventually(5, || {
+        d.poll();
+        shown(&d).is_none()
+    }));
+    assert_eq!(filters(&fake), vec![McFilter::ALL]);
 }
 
 #[test]

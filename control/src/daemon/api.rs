@@ -251,6 +251,11 @@ pub struct PortSummary {
     /// The CNI container id, for ports a CNI runtime attached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
+    /// The multicast groups (Ethernet addresses) the port's container end listens to, which it
+    /// receives besides broadcasts; `None`: every group (the end is promiscuous or ALLMULTI, or
+    /// its groups are not read yet or cannot be).
+    #[serde(default)]
+    pub multicast: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

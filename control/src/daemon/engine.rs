@@ -11,6 +11,7 @@ use super::api::{
     Attachment, EnsureReply, NetworkCreate, NetworkEnsure, NetworkStatsRow, NetworkSummary,
     PortAdd, PortStatsRow, PortSummary, Reply, Request, StatsReply, UmemRow,
 };
+use super::multicast::{self, Groups, PortEnd};
 use super::peers;
 use super::persist;
 use super::ports::{self, HostNs, TargetNs, TargetNsError};
@@ -91,6 +92,8 @@ pub struct Daemon<D: Dataplane> {
     links: Option<LinkCache>,
     /// Deletes removed ports' veths behind the replies.
     reaper: Reaper,
+    /// Ports' multicast filters, following their container ends' groups.
+    multicast: multicast::Follow,
 }
 
 impl<D: Dataplane> Daemon<D> {
@@ -103,6 +106,7 @@ impl<D: Dataplane> Daemon<D> {
         let watch = host
             .run(LinkWatch::open)?
             .map_err(|e| crate::Error::io("subscribing to link notifications", e))?;
+        let multicast = host.run(multicast::Follow::open)?;
         let saved = match &cfg.state_dir {
             Some(dir) => persist::load(dir)?,
             None => State::default(),
@@ -122,6 +126,7 @@ impl<D: Dataplane> Daemon<D> {
             mac_rota: peers::MacRota::default(),
             links: Some(LinkCache::new(watch)),
             reaper,
+            multicast,
         };
         let dropped = d.adopt(saved);
         if let (true, Some(dir)) = (dropped > 0, &d.cfg.state_dir) {
@@ -476,6 +481,7 @@ impl<D: Dataplane> Daemon<D> {
             }
         }
         self.handles.insert(port.id, handle);
+        self.multicast.added(port.id);
         Ok(())
     }
 
@@ -593,6 +599,10 @@ impl<D: Dataplane> Daemon<D> {
             host: p.host,
             state: self.port_state(n, p).to_string(),
             container_id: p.container_id.clone(),
+            multicast: match self.multicast.groups(id) {
+                Some(Groups::Only(g)) => Some(g.iter().map(|m| m.to_string()).collect()),
+                Some(Groups::All) | None => None,
+            },
         }
     }
 
@@ -661,6 +671,7 @@ impl<D: Dataplane> Daemon<D> {
     fn remove_port(&mut self, network: &str, id: u32) {
         self.peer_up.remove(&id);
         self.refused_mac.remove(&id);
+        self.multicast.removed(id);
         if let Some(h) = self.handles.remove(&id) {
             if let Err(e) = self.dp.remove_port(h) {
                 tracing::warn!(network, port = id, "dataplane remove_port: {e}");
@@ -765,6 +776,7 @@ impl<D: Dataplane> Daemon<D> {
                     self.follow_carrier(links);
                 }
                 self.follow_peers(links, changed);
+                self.follow_multicast(links);
             }
             Err(e) => tracing::warn!("watching links: {e}"),
         }
@@ -855,6 +867,37 @@ impl<D: Dataplane> Daemon<D> {
         }
         if changed {
             self.save();
+        }
+    }
+
+    /// Ports' multicast filters follow the groups their container ends listen to (see
+    /// [`multicast`]), all changes of a poll in one update of the dataplane.
+    fn follow_multicast(&mut self, links: &HashMap<String, Link>) {
+        let ends: Vec<PortEnd<'_>> = self
+            .state
+            .networks
+            .values()
+            .flat_map(|n| n.ports.values())
+            .filter(|p| self.handles.contains_key(&p.id))
+            .filter_map(|p| {
+                Some(PortEnd {
+                    id: p.id,
+                    host_end: links.get(&p.host_ifname)?,
+                })
+            })
+            .collect::<Vec<_>>();
+        let mut ends = ends;
+        ends.sort_by_key(|e| e.id);
+        let changes: Vec<_> = self
+            .multicast
+            .poll(&self.host.nl, &ends)
+            .into_iter()
+            .filter_map(|(id, f)| Some((*self.handles.get(&id)?, f)))
+            .collect();
+        if !changes.is_empty() {
+            if let Err(e) = self.dp.set_ports_multicast(&changes) {
+                tracing::warn!("dataplane set_ports_multicast: {e}");
+            }
         }
     }
 

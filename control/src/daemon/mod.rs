@@ -3,13 +3,15 @@
 //! - [`state`]: the model and every check that needs no system call; [`ipam`]: prefixes and allocation.
 //! - [`ports`]: veth pairs, container netns configuration, the host shim.
 //! - [`engine`]: the state machine that applies requests all or nothing; carrier follow; shutdown.
-//! - [`peers`]: the state and MAC of the containers' veth ends, which ports follow.
+//! - [`peers`]: the state and MAC of the containers' veth ends, which ports follow; [`multicast`]:
+//!   the groups they listen to, which ports' multicast filters follow.
 //! - [`api`], [`server`], [`client`]: the JSON-lines control socket; [`persist`]: state.json.
 
 pub mod api;
 pub mod client;
 pub mod engine;
 pub mod ipam;
+pub mod multicast;
 pub mod peers;
 pub mod persist;
 pub mod ports;

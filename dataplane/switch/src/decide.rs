@@ -7,6 +7,7 @@
 
 use crate::counters::{Counters, DropReason};
 use crate::flood::FloodBudget;
+use crate::mcfilter::McBucket;
 use crate::table::{Mode, ModeMask, ParentId, Port, PortId, Segment, SegmentId, Tables, TapSet};
 use crate::wire::{ethertype, L2Header, WireError};
 
@@ -27,11 +28,14 @@ pub enum Ingress {
 pub enum Ports {
     None,
     One(PortId),
-    /// The up ports of the segment whose mode is in `modes`, minus `except`;
-    /// iterate them with `Tables::flood_ports`. Never empty when emitted.
+    /// The up ports of the segment whose mode is in `modes`, minus `except`, whose
+    /// multicast filter passes `group` (the destination's bucket); iterate them with
+    /// `Tables::flood_ports`. Has at least one port of `modes` when emitted, which the
+    /// filters may still all turn away.
     Flood {
         modes: ModeMask,
         except: Option<PortId>,
+        group: McBucket,
     },
 }
 
@@ -352,6 +356,7 @@ fn from_port(
                 d.ports = Ports::Flood {
                     modes: BRIDGE,
                     except: Some(id),
+                    group: McBucket::of_packed(h.dst),
                 };
             } else {
                 tally.drop(DropReason::FloodBudget);
@@ -420,6 +425,7 @@ fn from_wire(
                 d.ports = Ports::Flood {
                     modes,
                     except: src_id,
+                    group: McBucket::of_packed(h.dst),
                 };
             } else {
                 tally.drop(DropReason::FloodBudget);

@@ -16,6 +16,7 @@ pub mod flood;
 pub mod hops;
 pub mod mac;
 mod macmap;
+pub mod mcfilter;
 pub mod plane;
 pub mod table;
 pub mod wire;
@@ -24,6 +25,7 @@ pub use counters::{Counters, DropReason, PortCounters};
 pub use decide::{decide, decide_batch, Delivery, Ingress, Ports, Verdict};
 pub use flood::{FloodBudget, FloodRate, FloodRateError};
 pub use mac::{Mac, ParseMacError};
+pub use mcfilter::{McBucket, McFilter};
 pub use table::{
     BuildError, Mode, ModeMask, Network, NetworkId, NetworkSpec, ParentId, ParseModeError, Port,
     PortId, PortSpec, Segment, SegmentId, Tables, TablesBuilder, TapSet,

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Mac, Mode, PortCounters};
+use crate::{Mac, McFilter, Mode, PortCounters};
 use serde::Serialize;
 
 /// A parent NIC the dataplane is attached to.
@@ -114,6 +114,13 @@ pub trait Dataplane: Send {
     fn set_port_up(&mut self, port: PortHandle, up: bool) -> Result<(), DataplaneError>;
     /// A passthru port changed its MAC (the kernel lets a passthru macvlan do that).
     fn set_port_mac(&mut self, port: PortHandle, mac: Mac) -> Result<(), DataplaneError>;
+    /// Ports' multicast filters changed (their containers joined or left groups, or became
+    /// promiscuous): each port then receives only the broadcasts and the groups its filter passes.
+    /// One call for many ports, because each call republishes the tables.
+    fn set_ports_multicast(
+        &mut self,
+        ports: &[(PortHandle, McFilter)],
+    ) -> Result<(), DataplaneError>;
     /// Counters and frame accounting, as of now.
     fn stats(&self) -> DataplaneStats;
 }

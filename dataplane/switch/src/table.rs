@@ -9,6 +9,7 @@
 
 use crate::mac::Mac;
 use crate::macmap::{key, MacMap};
+use crate::mcfilter::{McBucket, McFilter};
 
 /// Highest usable 802.1Q VID; 4095 is reserved by the standard.
 pub const MAX_VLAN: u16 = 4094;
@@ -159,6 +160,8 @@ pub struct PortSpec {
     pub up: bool,
     /// Source mode only: the remote source MACs whose frames this port receives.
     pub allowed_sources: Vec<Mac>,
+    /// The groups its interface listens to (every group by default).
+    pub multicast: McFilter,
 }
 
 impl PortSpec {
@@ -168,6 +171,7 @@ impl PortSpec {
             mac,
             up: true,
             allowed_sources: Vec::new(),
+            multicast: McFilter::ALL,
         }
     }
 }
@@ -334,8 +338,8 @@ pub struct Tables {
     sources: MacMap,
     taps: Vec<TapEntry>,
     tap_ports: Vec<PortId>,
-    /// (port, its mode bit), grouped by segment.
-    flood: Vec<(PortId, u8)>,
+    /// The up ports, grouped by segment.
+    flood: Vec<FloodEntry>,
 }
 
 impl std::fmt::Debug for Tables {
@@ -437,13 +441,14 @@ impl Tables {
         }
     }
 
-    /// The up ports of `segment` whose mode is in `modes`, except `except`:
-    /// what a `Ports::Flood` verdict means. Iterates the table; no allocation.
+    /// The up ports of `segment` whose mode is in `modes`, except `except`, that listen to groups
+    /// in bucket `group`: what a `Ports::Flood` verdict means. Iterates the table; no allocation.
     pub fn flood_ports(
         &self,
         segment: SegmentId,
         modes: ModeMask,
         except: Option<PortId>,
+        group: McBucket,
     ) -> impl Iterator<Item = PortId> + '_ {
         let range = self.segment(segment).map_or(0..0, |s| {
             s.flood.0 as usize..(s.flood.0 + s.flood.1) as usize
@@ -452,9 +457,19 @@ impl Tables {
             .get(range)
             .unwrap_or(&[])
             .iter()
-            .filter(move |&&(p, bit)| bit & modes.0 != 0 && Some(p) != except)
-            .map(|&(p, _)| p)
+            .filter(move |e| {
+                e.mode_bit & modes.0 != 0 && Some(e.port) != except && e.multicast.passes(group)
+            })
+            .map(|e| e.port)
     }
+}
+
+/// One up port in its segment's flood list.
+#[derive(Clone, Copy, Debug)]
+struct FloodEntry {
+    port: PortId,
+    mode_bit: u8,
+    multicast: McFilter,
 }
 
 fn too_many(what: &'static str, limit: usize) -> BuildError {
@@ -477,7 +492,7 @@ fn build(b: &TablesBuilder) -> Result<Tables, BuildError> {
     check_passthru_alone(&segments, &seg_networks, &networks)?;
     let (ports, mut all_macs) = build_ports(b, &networks, &mut segments)?;
     let by_mac = build_mac_index(&ports, &segments, &mut all_macs)?;
-    let flood = build_flood_lists(&ports, &mut segments);
+    let flood = build_flood_lists(&ports, &b.ports, &mut segments);
     let (taps, tap_ports, sources) = build_taps(b, &ports, &networks, &mut segments);
     Ok(Tables {
         networks,
@@ -691,7 +706,11 @@ fn build_mac_index(
 
 /// Flood lists, grouped by segment, ports in id order; each segment notes its range and how many
 /// up ports it has per mode.
-fn build_flood_lists(ports: &[Port], segments: &mut [Segment]) -> Vec<(PortId, u8)> {
+fn build_flood_lists(
+    ports: &[Port],
+    specs: &[PortSpec],
+    segments: &mut [Segment],
+) -> Vec<FloodEntry> {
     let mut flood = Vec::new();
     let mut order: Vec<usize> = (0..ports.len()).filter(|&i| ports[i].up).collect();
     order.sort_by_key(|&i| (ports[i].segment, i));
@@ -701,7 +720,11 @@ fn build_flood_lists(ports: &[Port], segments: &mut [Segment]) -> Vec<(PortId, u
         while at < order.len() && ports[order[at]].segment.0 as usize == s {
             let p = &ports[order[at]];
             seg.up_by_mode[p.mode.index()] += 1;
-            flood.push((PortId(order[at] as u32), p.mode.bit()));
+            flood.push(FloodEntry {
+                port: PortId(order[at] as u32),
+                mode_bit: p.mode.bit(),
+                multicast: specs[order[at]].multicast,
+            });
             at += 1;
         }
         seg.flood = (start as u32, (flood.len() - start) as u32);

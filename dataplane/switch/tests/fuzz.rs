@@ -64,6 +64,11 @@ fn random_tables(r: &mut Rng) -> (Tables, Vec<Mac>, Vec<u16>) {
                 allowed_sources: (0..r.below(3))
                     .map(|_| port_mac(1 + r.below(200) as u8))
                     .collect(),
+                multicast: if r.chance(2) {
+                    McFilter::ALL
+                } else {
+                    McFilter::of_groups([Mac([0x33, 0x33, 0, 0, 0, r.below(4) as u8])])
+                },
             });
         }
         // The builder refuses some configurations (duplicates, passthru not alone): draw again.

@@ -70,6 +70,7 @@ fn build(c: &Config) -> Result<Tables, BuildError> {
             mac: pool_mac(*mac),
             up: *up,
             allowed_sources: sources.iter().map(|&s| pool_mac(s)).collect(),
+            multicast: McFilter::ALL,
         });
     }
     b.build()
@@ -207,9 +208,13 @@ fn check_invariants(
                     // also tap its own MAC, which is a different rule.
                     let back = match d.ports {
                         Ports::One(p) => p == owner,
-                        Ports::Flood { modes, except } => {
-                            t.flood_ports(d.segment, modes, except).any(|p| p == owner)
-                        }
+                        Ports::Flood {
+                            modes,
+                            except,
+                            group,
+                        } => t
+                            .flood_ports(d.segment, modes, except, group)
+                            .any(|p| p == owner),
                         Ports::None => false,
                     };
                     prop_assert_eq!(back, !matches!(mode, Mode::Vepa | Mode::Bridge));

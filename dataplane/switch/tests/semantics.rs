@@ -476,6 +476,63 @@ fn ports_that_are_down() {
     );
 }
 
+/// `macvlan_broadcast` hands a group frame only to macvlans whose `mc_filter` has its hash:
+/// the groups their device listens to, and broadcast always; ALLMULTI/promiscuous ones get all.
+#[test]
+fn multicast_reaches_the_ports_that_listen() {
+    use Dest::*;
+    let joined = Mac([0x33, 0x33, 0xff, 0, 0, 0x02]);
+    let router_solicit = Mac([0x33, 0x33, 0, 0, 0, 0x02]);
+    let mut b = TablesBuilder::new();
+    let net = b.add_network(NetworkSpec::new(ParentId(0), VLAN, Mode::Bridge));
+    let listener = |groups: &[Mac]| McFilter::of_groups(groups.iter().copied());
+    let p1 = b.add_port(PortSpec {
+        multicast: listener(&[]),
+        ..PortSpec::new(net, port_mac(1))
+    });
+    let p2 = b.add_port(PortSpec {
+        multicast: listener(&[joined]),
+        ..PortSpec::new(net, port_mac(2))
+    });
+    let p3 = b.add_port(PortSpec {
+        multicast: McFilter::ALL,
+        ..PortSpec::new(net, port_mac(3))
+    });
+    let t = b.build().unwrap();
+    let wire = Ingress::Wire(ParentId(0));
+    // From the wire: the listener and the ALLMULTI port; the host always.
+    assert_eq!(
+        run(&t, wire, &eth(joined, EXT, Some(VLAN), 0x86dd)),
+        to(&[P(p2.0), P(p3.0), Host])
+    );
+    assert_eq!(
+        run(&t, wire, &eth(router_solicit, EXT, Some(VLAN), 0x86dd)),
+        to(&[P(p3.0), Host])
+    );
+    // Broadcast passes every filter.
+    assert_eq!(
+        run(&t, wire, &eth(Mac::BROADCAST, EXT, Some(VLAN), 0x806)),
+        to(&[P(p1.0), P(p2.0), P(p3.0), Host])
+    );
+    // From a bridge port: the same filter on its siblings, and the wire as before.
+    assert_eq!(
+        run(
+            &t,
+            Ingress::Port(p1),
+            &eth(joined, port_mac(1), None, 0x86dd)
+        ),
+        to(&[P(p2.0), P(p3.0), Wire])
+    );
+    assert_eq!(
+        run(
+            &t,
+            Ingress::Port(p2),
+            &eth(router_solicit, port_mac(2), None, 0x86dd)
+        ),
+        to(&[P(p3.0), Wire])
+    );
+}
+
 /// VEPA and bridge ports on one segment: the mode masks decide.
 #[test]
 fn mixed_modes_on_one_segment() {

@@ -5,8 +5,8 @@
 //! - a stack ([`StackRecorder`]): an AF_PACKET socket bound to the probe ethertype on one interface. Such
 //!   a socket sits after the rx handler (macvlan, bridge), so it sees exactly what that interface's stack
 //!   is handed, and never what the interface sends. It holds the interface promiscuous, as a sniffer
-//!   does, so a macvlan port's multicast filter lets every group through (mvdp ports behave as
-//!   ALLMULTI too).
+//!   does, so a macvlan port's multicast filter lets every group through (an mvdp port's too, once
+//!   the daemon has followed the change: the runner waits for it).
 //! - the wire ([`WireRecorder`]): a tap on the wire switch's port towards the parent, counting frames
 //!   that *arrive* from the parent (not those the switch sends to it).
 

@@ -98,6 +98,7 @@ fn open_endpoints(net: &dyn Network, ports: u32) -> Result<Endpoints> {
         Endpoint::Ext,
         StackRecorder::open(lab.ext(), lab.ext_ifname())?,
     ));
+    net.ports_promiscuous(ports)?;
     Ok(Endpoints {
         port_tx,
         ext_tx: open_tx(lab.ext(), lab.ext_ifname())?,

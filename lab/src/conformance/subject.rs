@@ -38,6 +38,12 @@ pub trait Network: Send {
     fn set_port_up(&mut self, n: u32, up: bool) -> Result<()>;
     /// Changes port `n`'s MAC while it is up.
     fn set_port_mac(&mut self, n: u32, mac: Mac) -> Result<()>;
+    /// Ports 1..=`ports` were made promiscuous from inside their containers (the recorders):
+    /// returns once each port receives every multicast group. A kernel macvlan's filter opens
+    /// as the flag is set.
+    fn ports_promiscuous(&self, _ports: u32) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Kernel macvlan: the lab's [`Backend::Macvlan`].
@@ -145,6 +151,15 @@ impl Network for MvdpNetwork {
         container_set_mac(&self.lab, n, mac)?;
         let want = mac.to_string();
         self.await_port(n, "MAC", |p| p.mac == want)
+    }
+
+    /// The daemon opens a port's multicast filter when the kernel announces its container end's
+    /// new promiscuity; `port ls` then shows no group list.
+    fn ports_promiscuous(&self, ports: u32) -> Result<()> {
+        for n in 1..=ports {
+            self.await_port(n, "promiscuous", |p| p.multicast.is_none())?;
+        }
+        Ok(())
     }
 }
 

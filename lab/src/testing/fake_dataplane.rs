@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use mvdp_switch::plane::{
     Dataplane, DataplaneError, DataplaneStats, ParentHandle, PortConfig, PortHandle,
 };
-use mvdp_switch::Mac;
+use mvdp_switch::{Mac, McFilter};
 
 /// One call the daemon made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +18,7 @@ pub enum Call {
     RemovePort(u32),
     SetUp(u32, bool),
     SetMac(u32, [u8; 6]),
+    SetMulticast(u32, McFilter),
 }
 
 /// Parents get handles 0, 1, ...; ports 100 + the same counter (so 101 for the first port after
@@ -87,6 +88,15 @@ impl Dataplane for FakeDataplane {
         self.rec(Call::SetMac(p.0, m.0));
         if self.taken_macs.lock().unwrap().contains(&m.0) {
             return Err(DataplaneError::Refused("MAC in use".into()));
+        }
+        Ok(())
+    }
+    fn set_ports_multicast(
+        &mut self,
+        ports: &[(PortHandle, McFilter)],
+    ) -> Result<(), DataplaneError> {
+        for (p, f) in ports {
+            self.rec(Call::SetMulticast(p.0, *f));
         }
         Ok(())
     }

@@ -580,8 +580,12 @@ impl Worker {
         match del.ports {
             Ports::None => {}
             Ports::One(p) => self.copy_to_port(desc, del.tagged, p.0, snap, Staged::Unicast),
-            Ports::Flood { modes, except } => {
-                for p in snap.tables.flood_ports(del.segment, modes, except) {
+            Ports::Flood {
+                modes,
+                except,
+                group,
+            } => {
+                for p in snap.tables.flood_ports(del.segment, modes, except, group) {
                     self.copy_to_port(desc, del.tagged, p.0, snap, Staged::Flood);
                     self.flood_copies += 1;
                 }

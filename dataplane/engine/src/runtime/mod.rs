@@ -24,7 +24,8 @@ use mvdp_switch::plane::{
     PortHandle, PortStats, XskCounters,
 };
 use mvdp_switch::{
-    DropReason, FloodRate, Ingress, Mac, Mode, NetworkSpec, ParentId, PortSpec, TablesBuilder,
+    DropReason, FloodRate, Ingress, Mac, McFilter, Mode, NetworkSpec, ParentId, PortSpec,
+    TablesBuilder,
 };
 
 pub use crate::engine::PollMode;
@@ -116,6 +117,8 @@ struct PortState {
     fd: RawFd,
     ifindex: u32,
     up: bool,
+    /// The groups its container listens to.
+    multicast: McFilter,
     /// Its demux entries are in place (so removing them cannot disturb another port's).
     programmed: bool,
     stats: Arc<DeviceStats>,
@@ -309,6 +312,7 @@ impl Runtime {
             });
             let mut spec = PortSpec::new(net, p.cfg.mac);
             spec.up = p.up;
+            spec.multicast = p.multicast;
             let id = b.add_port(spec);
             port_ids.insert(*slot, id);
             port_dev.push(p.dev);
@@ -578,6 +582,7 @@ impl Dataplane for Runtime {
                 fd,
                 ifindex,
                 up: true,
+                multicast: McFilter::ALL,
                 programmed: false,
                 stats,
             },
@@ -664,6 +669,25 @@ impl Dataplane for Runtime {
             } else {
                 self.unprogram_demux(port.0);
             }
+        }
+        Ok(())
+    }
+
+    fn set_ports_multicast(
+        &mut self,
+        ports: &[(PortHandle, McFilter)],
+    ) -> Result<(), DataplaneError> {
+        let mut changed = false;
+        for (h, f) in ports {
+            let p = self
+                .ports
+                .get_mut(&h.0)
+                .ok_or(DataplaneError::UnknownPort(*h))?;
+            changed |= p.multicast != *f;
+            p.multicast = *f;
+        }
+        if changed {
+            self.publish()?;
         }
         Ok(())
     }
