@@ -106,6 +106,10 @@ pub(crate) struct Worker {
     started: Instant,
     counters: Counters,
     orphaned: u64,
+    /// Fill and TX levels summed over the devices off the every-turn list, whose levels do not
+    /// move while they are off it: the full statistics then sum the hot devices only, and their
+    /// cost does not grow with idle ports.
+    cold_levels: Levels,
     /// Workers owed a wake-up for handoffs pushed this turn (bit per worker).
     wake_owed: u64,
     addrs: Vec<u64>,
@@ -195,6 +199,7 @@ impl Worker {
             snap,
             counters,
             orphaned: 0,
+            cold_levels: Levels::default(),
             wake_owed: 0,
             addrs: vec![0; 4096],
             last_work: Instant::now(),
@@ -289,7 +294,11 @@ impl Worker {
                     self.make_hot(i);
                 }
                 Command::RemoveDevice(i) => {
+                    let was_hot = self.hot[i as usize];
                     let dev = self.devices[i as usize].take().map(|mut d| {
+                        if !was_hot {
+                            self.cold_levels.sub(&d);
+                        }
                         epoll_del(&self.epoll, d.sock.fd());
                         self.retire(&mut d);
                         d
@@ -821,6 +830,7 @@ impl Worker {
         dev.quiet_turns = 0;
         if !std::mem::replace(&mut self.hot[i as usize], true) {
             self.active.push(i);
+            self.cold_levels.sub(dev);
             // What it grew for a burst is given back as frames arrive after a long rest.
             if dev
                 .cold_since
@@ -851,6 +861,7 @@ impl Worker {
                         && refill_amount(d.fill_target, d.fill_level) == 0;
                     if cold {
                         d.cold_since = Some(Instant::now());
+                        self.cold_levels.add(d);
                     }
                     cold
                 }
@@ -897,16 +908,20 @@ impl Worker {
         }
     }
 
-    /// Publishes the counters; with `full`, also where every chunk is, summed over every
-    /// device (hot or not), which is the part whose cost grows with the number of devices.
+    /// Publishes the counters; with `full`, also where every chunk is: the hot devices' levels
+    /// plus the cold ones' running sum. Summing every device here, every 256 turns and before
+    /// every sleep, was a walk over a thousand devices' state at 1,000 ports, on the turn a
+    /// frame could be waiting behind.
     fn publish(&self, full: bool) {
         let s = &self.stats;
         let st = |a: &std::sync::atomic::AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
         if full {
-            let (mut fill, mut tx) = (0u64, 0u64);
-            for d in self.devices.iter().flatten() {
-                fill += u64::from(d.fill_level);
-                tx += u64::from(d.tx_level);
+            let (mut fill, mut tx) = (self.cold_levels.fill, self.cold_levels.tx);
+            for &i in &self.active {
+                if let Some(d) = self.devices[i as usize].as_deref() {
+                    fill += u64::from(d.fill_level);
+                    tx += u64::from(d.tx_level);
+                }
             }
             st(&s.free, self.free.len() as u64);
             st(&s.fill, fill);
@@ -973,6 +988,25 @@ fn epoll_del(ep: &OwnedFd, fd: std::os::fd::RawFd) {
             std::ptr::null_mut(),
         )
     };
+}
+
+/// Chunks on devices' fill and TX rings, summed.
+#[derive(Debug, Default)]
+struct Levels {
+    fill: u64,
+    tx: u64,
+}
+
+impl Levels {
+    fn add(&mut self, d: &Device) {
+        self.fill += u64::from(d.fill_level);
+        self.tx += u64::from(d.tx_level);
+    }
+
+    fn sub(&mut self, d: &Device) {
+        self.fill = self.fill.saturating_sub(u64::from(d.fill_level));
+        self.tx = self.tx.saturating_sub(u64::from(d.tx_level));
+    }
 }
 
 /// Returns completed TX chunks to the free stack.
