@@ -11,9 +11,11 @@ use crate::mcast::{filter_of, GroupReader, MembershipWatch, PeerKey};
 use crate::netlink::{Link, Netlink};
 use mvdp_switch::{Mac, McFilter};
 
-/// Ports read per poll at most; the rest wait for the next (a thousand containers starting at
-/// once must not hold the control thread for seconds).
-pub const READS_PER_POLL: usize = 128;
+/// Ports read per poll at most (three netlink requests each); the rest wait for the next. A
+/// request that arrives during a poll waits for it, so a thousand ports due at once (a restart,
+/// a burst of container starts) are read over a few seconds instead of holding every request
+/// behind them; meanwhile those ports receive every group, as before their first read.
+pub const READS_PER_POLL: usize = 32;
 /// Ports re-read per poll in turn, whatever the notifications said.
 pub const ROTA_PER_POLL: usize = 4;
 
