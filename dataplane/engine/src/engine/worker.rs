@@ -15,7 +15,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 use crossbeam_queue::ArrayQueue;
 
-use super::budget::{next_fill_target, refill_amount};
+use super::budget::{next_fill_target, rate_fill_target, refill_amount, RATE_WINDOW};
 use super::pool::{FreeStack, Shared, TAG_TX};
 use super::stats::{DeviceStats, WorkerStats};
 use super::trace::HopTracer;
@@ -461,6 +461,16 @@ impl Worker {
             }
             dev.quiet_turns = 0;
             dev.fill_level = dev.fill_level.saturating_sub(n as u32);
+            // The rate over at least RATE_WINDOW, timed by the end of the last working turn
+            // (no clock read of its own).
+            dev.rate_frames = dev.rate_frames.saturating_add(n as u32);
+            let span = self.last_work.saturating_duration_since(dev.rate_since);
+            if span >= RATE_WINDOW {
+                dev.fill_target =
+                    rate_fill_target(dev.fill_target, dev.fill, dev.rate_frames, span);
+                dev.rate_frames = 0;
+                dev.rate_since = self.last_work;
+            }
             for d in &descs[..n] {
                 self.shared.tag((d.addr / self.frame_size) as u32, 0);
             }
