@@ -183,6 +183,7 @@ impl Forwarder {
             tx_ring_full: Some(self.tx_full.load(Ordering::Relaxed)),
             flood_budget: None,
             udp_rcvbuf: None,
+            late_turns: None,
         };
         // A socket already closed (fd -1, or its thread gone) reads as an error and adds nothing.
         for fd in self.fds.into_iter().filter(|fd| *fd >= 0) {

@@ -23,6 +23,9 @@ pub struct DropSites {
     pub flood_budget: Option<u64>,
     /// The receiving UDP sockets' buffers were full (RcvbufErrors in the receiver's netns).
     pub udp_rcvbuf: Option<u64>,
+    /// Not a drop site but why fill rings run empty: mvdp's worker turns that took 1 ms or more,
+    /// the worker off the CPU (events; `late_turns` of the dataplane's stats).
+    pub late_turns: Option<u64>,
 }
 
 impl DropSites {
@@ -36,6 +39,7 @@ impl DropSites {
             tx_ring_full: d(self.tx_ring_full, before.tx_ring_full),
             flood_budget: d(self.flood_budget, before.flood_budget),
             udp_rcvbuf: d(self.udp_rcvbuf, before.udp_rcvbuf),
+            late_turns: d(self.late_turns, before.late_turns),
         }
     }
 
@@ -52,6 +56,7 @@ impl DropSites {
         s(&mut self.tx_ring_full, o.tx_ring_full);
         s(&mut self.flood_budget, o.flood_budget);
         s(&mut self.udp_rcvbuf, o.udp_rcvbuf);
+        s(&mut self.late_turns, o.late_turns);
     }
 
     /// The sites of an mvdp stats reply (`mvdp stats --json`): ports' and parents' socket
@@ -65,6 +70,7 @@ impl DropSites {
             tx_ring_full: Some(0),
             flood_budget: Some(u(st, "/drops/flood_budget")),
             udp_rcvbuf: None,
+            late_turns: Some(u(st, "/late_turns")),
         };
         let ports = st
             .get("ports")
@@ -124,7 +130,8 @@ mod tests {
                 {"tx_dropped": 1, "xsk": {"rx_dropped": 0, "rx_ring_full": 0, "fill_ring_empty": 0}}
             ],
             "parents": {"eth1": {"xsk": {"rx_dropped": 2, "rx_ring_full": 0, "fill_ring_empty": 2}}},
-            "drops": {"flood_budget": 9}
+            "drops": {"flood_budget": 9},
+            "late_turns": 2
         });
         let d = DropSites::from_mvdp_stats(&st);
         assert_eq!(d.tx_ring_full, Some(4));
@@ -132,6 +139,7 @@ mod tests {
         assert_eq!(d.fill_ring_empty, Some(3));
         assert_eq!(d.flood_budget, Some(9));
         assert_eq!(d.udp_rcvbuf, None);
+        assert_eq!(d.late_turns, Some(2));
         let before = DropSites {
             tx_ring_full: Some(1),
             flood_budget: Some(9),

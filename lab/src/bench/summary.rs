@@ -253,10 +253,14 @@ fn drop_list(d: &DropSites) -> String {
         .iter()
         .filter_map(|(name, n)| n.filter(|&n| n > 0).map(|n| format!("{name} {n}")))
         .collect();
-    if v.is_empty() {
+    let list = if v.is_empty() {
         "none".into()
     } else {
         v.join(", ")
+    };
+    match d.late_turns.filter(|&n| n > 0) {
+        Some(n) => format!("{list} (worker turns of 1 ms or more: {n})"),
+        None => list,
     }
 }
 

@@ -109,6 +109,32 @@ pub(crate) fn next_fill_target(
     target
 }
 
+/// How long a busy device's fill stock should last at the rate it receives: longer than a
+/// worker is typically off the CPU on a shared core (a scheduler slice is a few ms). Growing
+/// only on bursts that took half the stock left a steady flow arriving in small bursts at a
+/// target of 128 chunks (a 29-frame burst never takes half of it): 0.2 ms at 580 kpps, and every
+/// longer absence of the worker dropped frames (fill ring empty) before the target grew.
+pub(crate) const FILL_HORIZON: std::time::Duration = std::time::Duration::from_millis(4);
+/// The shortest span over which a device's rate is measured.
+pub(crate) const RATE_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// A device's fill target after it received `frames` over `span` (at least [`RATE_WINDOW`]):
+/// at least what arrives over [`FILL_HORIZON`] at that rate, rounded up to a power of two,
+/// within the budget. It never lowers the target (that is the cool-down's job), and a device
+/// receiving a trickle keeps its floor: 100 frames a second ask for less than one chunk.
+pub(crate) fn rate_fill_target(
+    target: u32,
+    b: FillBudget,
+    frames: u32,
+    span: std::time::Duration,
+) -> u32 {
+    let span = span.as_nanos().max(1);
+    let want = u128::from(frames) * FILL_HORIZON.as_nanos() / span;
+    let want = u32::try_from(want).unwrap_or(u32::MAX);
+    let want = want.checked_next_power_of_two().unwrap_or(u32::MAX);
+    target.max(want).clamp(b.min, b.max)
+}
+
 /// How many chunks to push to a fill ring holding `level` of `target`: nothing while the gap is
 /// small (a ring write and its cache line cost more than a few chunks are worth), the whole gap
 /// once it is a quarter of the target or 16 chunks, whichever is less.
@@ -172,6 +198,24 @@ mod tests {
         // A trickle, or nothing, keeps the target.
         assert_eq!(next_fill_target(32, b, 32, 1, 64), 32);
         assert_eq!(next_fill_target(32, b, 32, 0, 64), 32);
+    }
+
+    #[test]
+    fn fill_target_covers_the_horizon_at_the_rate_seen() {
+        use std::time::Duration;
+        let b = FillBudget::new(8, 2048);
+        let ms = Duration::from_millis;
+        // 580 kpps in bursts too small to take half the stock: the ceiling (4 ms is 2,320).
+        assert_eq!(rate_fill_target(128, b, 1160, ms(2)), 2048);
+        // 50 kpps: 200 frames over 4 ms, rounded up.
+        assert_eq!(rate_fill_target(8, b, 100, ms(2)), 256);
+        // A trickle keeps the floor; nothing keeps what the target is.
+        assert_eq!(rate_fill_target(8, b, 1, ms(10)), 8);
+        assert_eq!(rate_fill_target(512, b, 0, ms(2)), 512);
+        // A long quiet span is a low rate; a zero span is no division by zero.
+        assert_eq!(rate_fill_target(8, b, 5000, Duration::from_secs(10)), 8);
+        assert_eq!(rate_fill_target(8, b, 5, Duration::ZERO), 2048);
+        assert_eq!(rate_fill_target(8, b, u32::MAX, ms(1)), 2048);
     }
 
     #[test]

@@ -152,6 +152,10 @@ pub(crate) struct Device {
     pub(crate) quiet_turns: u32,
     /// Frames taken off the RX ring this turn (read by the turn's upkeep).
     pub(crate) took: u32,
+    /// Frames received since `rate_since`: the rate its fill target follows (see
+    /// `budget::rate_fill_target`).
+    pub(crate) rate_frames: u32,
+    pub(crate) rate_since: std::time::Instant,
     pub(crate) fill_level: u32,
     pub(crate) tx_level: u32,
     /// Frames staged for the TX ring this turn: unicast (and single copies) ...
@@ -392,6 +396,8 @@ impl Engine {
             fill,
             quiet_turns: 0,
             took: 0,
+            rate_frames: 0,
+            rate_since: std::time::Instant::now(),
             cold_since: None,
             fill_level: 0,
             tx_level: 0,

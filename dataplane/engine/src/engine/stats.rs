@@ -72,6 +72,10 @@ pub struct WorkerStats {
     pub tapped: AtomicU64,
     pub sleeps: AtomicU64,
     pub turns: AtomicU64,
+    /// Turns that took 1 ms or more (the worker off the CPU, or a long turn; sleeps excluded),
+    /// and the longest of them in µs.
+    pub late_turns: AtomicU64,
+    pub longest_turn_us: AtomicU64,
     /// Devices visited every turn (those with work) at the last turn.
     pub hot_devices: AtomicU64,
     /// `--trace-hops`: where the sampled frames' time went.

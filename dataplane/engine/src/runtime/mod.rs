@@ -797,6 +797,12 @@ impl Dataplane for Runtime {
         let handoff_full = workers.iter().map(|w| ld(&w.handoff_full)).sum();
         out.drops.insert("no_free_frame".into(), no_chunk);
         out.drops.insert("handoff_full".into(), handoff_full);
+        out.late_turns = workers.iter().map(|w| ld(&w.late_turns)).sum();
+        out.longest_turn_us = workers
+            .iter()
+            .map(|w| ld(&w.longest_turn_us))
+            .max()
+            .unwrap_or(0);
         out.umem = self.engine.accounting();
         out.capacity = self.capacity();
         out.hops = HopCounters::stats(workers.iter().map(|w| &w.hops), self.opts.trace_hops);
