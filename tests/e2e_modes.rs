@@ -116,6 +116,11 @@ fn bridge_containers_reach_each_other_and_the_wire_and_the_host_only_through_a_h
     );
     let stats = d.json(&["stats", "--json"]);
     assert_eq!(stats["umem"]["balanced"], true, "{stats}");
+    // The worker's stall count is reported (the bench's paced table reads it).
+    assert!(
+        stats["late_turns"].is_u64() && stats["longest_turn_us"].is_u64(),
+        "{stats}"
+    );
     let lan = &stats["networks"][0];
     assert!(
         lan["rx_frames"].as_u64().unwrap() > 0 && lan["tx_frames"].as_u64().unwrap() > 0,

@@ -312,6 +312,12 @@ pub struct StatsReply {
     /// `mvdp daemon --trace-hops`: where sampled frames spent their time in the switch.
     #[serde(default)]
     pub hops: mvdp_switch::hops::HopStats,
+    /// Worker turns of 1 ms or more (the worker off the CPU while ports' fill rings drain), and
+    /// the longest, in µs.
+    #[serde(default)]
+    pub late_turns: u64,
+    #[serde(default)]
+    pub longest_turn_us: u64,
 }
 
 #[cfg(test)]

@@ -1095,6 +1095,8 @@ impl<D: Dataplane> Daemon<D> {
             flood_rate: s.flood_rate,
             parents: serde_json::to_value(&s.parents).unwrap_or_default(),
             hops: s.hops.clone(),
+            late_turns: s.late_turns,
+            longest_turn_us: s.longest_turn_us,
         }
     }
 
