@@ -111,17 +111,18 @@ fn bench_quick_reports_every_figure_and_leaves_nothing() {
         "mvdp bench failed: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(120),
-        "--quick took {:?}",
-        started.elapsed()
-    );
+    // How long it took is the machine's business (timing bounds live in benchmarks); what
+    // `--quick` promises is its sizes, checked below.
+    eprintln!("--quick took {:?}", started.elapsed());
     let stdout: Value = serde_json::from_slice(&o.stdout).expect("--json prints the results");
     let file: Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap())
             .unwrap();
     assert_eq!(stdout, file, "--json output and results.json differ");
     let r = file;
+    assert_eq!(r["config"]["quick"], true, "{}", r["config"]);
+    assert_eq!(num(&r["config"], "round_trips_per_cell"), 3000.0);
+    assert_eq!(num(&r["config"], "throughput_seconds_per_cell"), 0.5);
 
     let env = &r["environment"];
     for key in [
@@ -513,11 +514,7 @@ fn bench_ports_reports_the_density_figures_and_leaves_nothing() {
         "mvdp bench --ports failed: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "took {:?}",
-        started.elapsed()
-    );
+    eprintln!("--ports 2,8 --quick took {:?}", started.elapsed());
     let r: Value = serde_json::from_slice(&o.stdout).expect("--json prints the results");
     let d = &r["density"];
     assert_eq!(d["ports"], serde_json::json!([2, 8]));
