@@ -91,6 +91,13 @@ impl GroupReader {
         sock.bind_auto()?;
         sock.set_netlink_get_strict_chk(true)?;
         sock.connect(&SocketAddr::new(0, 0))?;
+        // The control thread reads on this socket: a dump that never ends must not hold it.
+        nix::sys::socket::setsockopt(
+            &sock,
+            nix::sys::socket::sockopt::ReceiveTimeout,
+            &nix::sys::time::TimeVal::new(1, 0),
+        )
+        .map_err(io::Error::from)?;
         Ok(GroupReader {
             sock,
             seq: 0,

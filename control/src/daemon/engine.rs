@@ -888,15 +888,15 @@ impl<D: Dataplane> Daemon<D> {
             .collect::<Vec<_>>();
         let mut ends = ends;
         ends.sort_by_key(|e| e.id);
-        let changes: Vec<_> = self
-            .multicast
-            .poll(&self.host.nl, &ends)
-            .into_iter()
-            .filter_map(|(id, f)| Some((*self.handles.get(&id)?, f)))
+        let read = self.multicast.poll(&self.host.nl, &ends);
+        let changes: Vec<_> = read
+            .iter()
+            .filter_map(|&(id, f)| Some((*self.handles.get(&id)?, f)))
             .collect();
         if !changes.is_empty() {
             if let Err(e) = self.dp.set_ports_multicast(&changes) {
                 tracing::warn!("dataplane set_ports_multicast: {e}");
+                self.multicast.refused(read.iter().map(|&(id, _)| id));
             }
         }
     }

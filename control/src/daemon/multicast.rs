@@ -95,6 +95,14 @@ impl Follow {
         self.applied.remove(&id);
     }
 
+    /// The dataplane refused the last changes for `ids`: read them again at the next poll.
+    pub fn refused(&mut self, ids: impl IntoIterator<Item = u32>) {
+        for id in ids {
+            self.applied.remove(&id);
+            self.due.insert(id);
+        }
+    }
+
     /// What port `id` receives, as last read; `None` before its first read.
     pub fn groups(&self, id: u32) -> Option<&Groups> {
         self.applied.get(&id)
