@@ -873,7 +873,7 @@ impl<D: Dataplane> Daemon<D> {
     /// Ports' multicast filters follow the groups their container ends listen to (see
     /// [`multicast`]), all changes of a poll in one update of the dataplane.
     fn follow_multicast(&mut self, links: &HashMap<String, Link>) {
-        let ends: Vec<PortEnd<'_>> = self
+        let mut ends: Vec<PortEnd<'_>> = self
             .state
             .networks
             .values()
@@ -885,8 +885,8 @@ impl<D: Dataplane> Daemon<D> {
                     host_end: links.get(&p.host_ifname)?,
                 })
             })
-            .collect::<Vec<_>>();
-        let mut ends = ends;
+            .collect();
+        // Port ids across networks, in the order the follower's rota and `due` set expect.
         ends.sort_by_key(|e| e.id);
         let read = self.multicast.poll(&self.host.nl, &ends);
         let changes: Vec<_> = read

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::peers::MacRota;
-use crate::mcast::{filter_of, GroupReader, MembershipWatch, PeerKey};
+use crate::mcast::{receives_all, GroupReader, MembershipWatch, PeerKey};
 use crate::netlink::{Link, Netlink};
 use mvdp_switch::{Mac, McFilter};
 
@@ -163,7 +163,7 @@ fn read_groups(reader: &mut GroupReader, nl: &Netlink, p: &PortEnd<'_>) -> Group
             return Groups::All;
         }
     };
-    if filter_of(peer.promiscuity, peer.allmulti, &[]).is_all() {
+    if receives_all(peer.promiscuity, peer.allmulti) {
         return Groups::All;
     }
     match reader.groups(key) {

@@ -677,12 +677,13 @@ impl Dataplane for Runtime {
         &mut self,
         ports: &[(PortHandle, McFilter)],
     ) -> Result<(), DataplaneError> {
+        // All or nothing: an unknown port refuses the whole call before anything changes.
+        if let Some((h, _)) = ports.iter().find(|(h, _)| !self.ports.contains_key(&h.0)) {
+            return Err(DataplaneError::UnknownPort(*h));
+        }
         let mut changed = false;
         for (h, f) in ports {
-            let p = self
-                .ports
-                .get_mut(&h.0)
-                .ok_or(DataplaneError::UnknownPort(*h))?;
+            let p = self.ports.get_mut(&h.0).expect("checked above");
             changed |= p.multicast != *f;
             p.multicast = *f;
         }
