@@ -42,11 +42,16 @@ fn signal_wait_kill(
 /// True once `pid` is gone: reaped here when it is our child, no longer there at all, or a zombie
 /// someone else (a detached daemon's reaper) has yet to reap.
 fn reaped_or_absent(pid: Pid) -> bool {
+    if is_zombie(pid) {
+        // Exited: reap it when it is our child (another's waits for its own parent). Checked
+        // first: a child that died between a WNOHANG wait and this look was left a zombie.
+        let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
+        return true;
+    }
     matches!(
         waitpid(pid, Some(WaitPidFlag::WNOHANG)),
         Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..))
     ) || kill(pid, None).is_err()
-        || is_zombie(pid)
 }
 
 /// The process's state in /proc is Z (exited, not yet reaped).
