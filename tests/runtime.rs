@@ -262,3 +262,71 @@ fn passthru_port_takes_all_wire_unicast_and_a_second_port_is_refused() {
             .any(|g| mvdp_lab::probe::raw::marker(g).as_deref() == Some("ptu")));
     });
 }
+
+/// Round-trip times (ms) of `count` pings from `ns` to `ip`, `interval` seconds apart.
+fn ping_times(ns: &str, ip: &str, count: u32, interval: &str) -> Vec<f64> {
+    let out = common::ns_exec(
+        ns,
+        &[
+            "ping",
+            "-c",
+            &count.to_string(),
+            "-i",
+            interval,
+            "-W",
+            "1",
+            ip,
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.split("time=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// A hot port's socket leaves the worker's epoll set after a burst (the sending CPU then pays
+/// no epoll callback per frame) and must be watched again before the worker sleeps: otherwise
+/// a frame that arrives while it sleeps is never seen (the port went cold) or waits for the
+/// 100 ms poll timeout (it stayed hot).
+#[test]
+fn a_sleeping_worker_wakes_for_ports_that_had_a_burst() {
+    require_root!("a_sleeping_worker_wakes_for_ports_that_had_a_burst");
+    let lab = lab("rtw", 2, false);
+    let c2 = container_ip(2).to_string();
+    with_runtime(
+        lab.host().name(),
+        RuntimeOptions::default(),
+        Mode::Bridge,
+        &[(1, 0), (2, 0)],
+        |rt| {
+            assert!(ping(&c(&lab, 1), &c2, 3), "c1 -> c2 before the burst");
+            // 1,000 requests and replies: both ports take far more than UNWATCH_AFTER frames.
+            let flood = common::ns_exec(&c(&lab, 1), &["ping", "-f", "-q", "-c", "1000", &c2]);
+            assert!(flood.status.success(), "flood ping: {flood:?}");
+            let before = rt
+                .stats()
+                .ports
+                .values()
+                .map(|p| p.traffic.rx_frames)
+                .sum::<u64>();
+            assert!(
+                before >= 2000,
+                "the burst went through the switch: {before} frames"
+            );
+            // Pings 200 ms apart: the worker (50 µs spin) is asleep when each arrives.
+            let times = ping_times(&c(&lab, 1), &c2, 10, "0.2");
+            let prompt = times.iter().filter(|&&t| t < 20.0).count();
+            assert!(
+                times.len() == 10 && prompt >= 8,
+                "every ping answered, nearly all well within the worker's 100 ms poll timeout: {times:?}"
+            );
+        },
+    );
+}

@@ -163,6 +163,10 @@ pub(crate) struct Device {
     /// ... and flood copies, pushed only after every device's unicast (see the worker's flush).
     pub(crate) pending_flood: Vec<Desc>,
     pub(crate) stats: Arc<DeviceStats>,
+    /// Whether the device's socket is in the worker's epoll set (see the worker's `unwatch`).
+    pub(crate) watched: bool,
+    /// Frames taken since the device was last put in the epoll set.
+    pub(crate) since_watched: u32,
 }
 
 /// A frame on its way to another worker's device.
@@ -407,6 +411,8 @@ impl Engine {
             pending: Vec::with_capacity(self.cfg.batch * 2),
             pending_flood: Vec::with_capacity(self.cfg.batch * 2),
             stats: stats.clone(),
+            watched: false,
+            since_watched: 0,
         });
         let r = DevRef {
             worker,

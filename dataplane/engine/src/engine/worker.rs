@@ -57,6 +57,11 @@ const EP_FLOOD: u64 = u64::MAX - 1;
 const READINESS_EVERY: u64 = 16;
 /// Readiness events taken per epoll_wait.
 const EP_EVENTS: usize = 256;
+/// Frames a hot device takes after which its socket leaves the epoll set until it goes cold or
+/// the worker sleeps. A socket in an epoll set costs the sending CPU an epoll callback (a lock,
+/// the ready list) on every XDP flush that lands a frame on its RX ring, one per frame for a
+/// container sending datagrams one by one; a hot device's ring is read every turn anyway.
+const UNWATCH_AFTER: u32 = 256;
 
 /// A received frame as the decision sees it.
 #[derive(Clone, Copy)]
@@ -315,10 +320,12 @@ impl Worker {
     fn apply_commands(&mut self) -> bool {
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
-                Command::AddDevice(i, dev) => {
-                    if let Err(e) = epoll_add(&self.epoll, dev.sock.fd(), u64::from(i)) {
-                        // Still served, only never woken by its own RX ring: it stays hot.
-                        tracing::warn!("epoll_ctl(ADD) for a device failed: {e}");
+                Command::AddDevice(i, mut dev) => {
+                    match epoll_add(&self.epoll, dev.sock.fd(), u64::from(i)) {
+                        Ok(()) => dev.watched = true,
+                        // Still served, only never woken by its own RX ring: it stays hot
+                        // until a later registration succeeds (see `cool_down`).
+                        Err(e) => tracing::warn!("epoll_ctl(ADD) for a device failed: {e}"),
                     }
                     self.devices[i as usize] = Some(dev);
                     self.make_hot(i);
@@ -329,7 +336,9 @@ impl Worker {
                         if !was_hot {
                             self.cold_levels.sub(&d);
                         }
-                        epoll_del(&self.epoll, d.sock.fd());
+                        if d.watched {
+                            epoll_del(&self.epoll, d.sock.fd());
+                        }
                         self.retire(&mut d);
                         d
                     });
@@ -469,6 +478,7 @@ impl Worker {
                 return 0;
             }
             dev.quiet_turns = 0;
+            dev.since_watched = dev.since_watched.saturating_add(n as u32);
             dev.fill_level = dev.fill_level.saturating_sub(n as u32);
             // The rate over at least RATE_WINDOW, timed by the end of the last working turn
             // (no clock read of its own).
@@ -542,6 +552,11 @@ impl Worker {
         if dev.sock.tx.pending() > 0 {
             kick(dev);
             work += 1;
+        }
+        if dev.watched && dev.since_watched >= UNWATCH_AFTER {
+            // Here, after the turn's kicks, the syscall never sits in front of a frame.
+            epoll_del(&self.epoll, dev.sock.fd());
+            dev.watched = false;
         }
         if work == 0 && dev.took == 0 {
             dev.quiet_turns = dev.quiet_turns.saturating_add(1);
@@ -898,7 +913,9 @@ impl Worker {
                         && d.pending.is_empty()
                         && d.pending_flood.is_empty()
                         && d.sock.tx.pending() == 0
-                        && refill_amount(d.fill_target, d.fill_level) == 0;
+                        && refill_amount(d.fill_target, d.fill_level) == 0
+                        // Off the list only with a way back: its RX ring watched again.
+                        && watch(&self.epoll, d, i);
                     if cold {
                         d.cold_since = Some(Instant::now());
                         self.cold_levels.add(d);
@@ -992,6 +1009,16 @@ impl Worker {
         if busy {
             return;
         }
+        // Asleep, the worker learns of frames only through epoll: every hot device's RX ring
+        // is watched again first (one that cannot be keeps the worker turning).
+        for k in 0..self.active.len() {
+            let i = self.active[k] as usize;
+            if let Some(d) = self.devices[i].as_deref_mut() {
+                if !watch(&self.epoll, d, i) {
+                    return;
+                }
+            }
+        }
         // Idle from here on: the books as they stand are what `mvdp stats` should show.
         self.publish(true);
         let me = &self.sleeping[self.id as usize];
@@ -1018,6 +1045,20 @@ fn epoll_add(ep: &OwnedFd, fd: std::os::fd::RawFd, data: u64) -> std::io::Result
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Puts device row `row`'s socket back in the epoll set if it left it; false if it could not.
+fn watch(ep: &OwnedFd, d: &mut Device, row: usize) -> bool {
+    if !d.watched {
+        // Not logged: a refusal (out of epoll watches) is retried on every turn, and the
+        // device meanwhile stays on the every-turn list, served.
+        if epoll_add(ep, d.sock.fd(), row as u64).is_err() {
+            return false;
+        }
+        d.watched = true;
+    }
+    d.since_watched = 0;
+    true
 }
 
 fn epoll_del(ep: &OwnedFd, fd: std::os::fd::RawFd) {
