@@ -330,3 +330,52 @@ fn a_sleeping_worker_wakes_for_ports_that_had_a_burst() {
         },
     );
 }
+
+/// The poll mode switches while the workers run: a busy-polling worker switched to adaptive
+/// sleeps with no traffic (the bench rests mvdp-busy this way while it measures others), and
+/// spins again at once when switched back.
+#[test]
+fn workers_switch_between_busy_and_adaptive_polling_while_running() {
+    require_root!("workers_switch_between_busy_and_adaptive_polling_while_running");
+    let lab = lab("rtp", 2, false);
+    let c2 = container_ip(2).to_string();
+    let opts = RuntimeOptions {
+        poll: mvdp_engine::runtime::PollMode::BusyPoll,
+        ..RuntimeOptions::default()
+    };
+    with_runtime(
+        lab.host().name(),
+        opts,
+        Mode::Bridge,
+        &[(1, 0), (2, 0)],
+        |rt| {
+            use mvdp_engine::runtime::PollMode;
+            let tids = rt.worker_tids();
+            // Share of one CPU the workers used over half a second.
+            let share = || {
+                let c0 = mvdp_lab::bench::cpu::tids_cpu(&tids);
+                std::thread::sleep(Duration::from_millis(500));
+                (mvdp_lab::bench::cpu::tids_cpu(&tids) - c0).as_secs_f64() / 0.5
+            };
+            let switch = rt.poll_switch();
+            assert_eq!(switch.get(), PollMode::BusyPoll);
+            let busy = share();
+            switch.set(PollMode::Adaptive);
+            assert_eq!(rt.stats().poll_mode, "adaptive");
+            std::thread::sleep(Duration::from_millis(50));
+            let resting = share();
+            assert!(
+                ping(&c(&lab, 1), &c2, 3),
+                "an adaptive worker still forwards"
+            );
+            switch.set(PollMode::BusyPoll);
+            let again = share();
+            assert!(
+                // Wide margins: other tests may share the CPUs.
+                busy > 0.25 && again > 0.25 && resting < 0.1,
+                "busy {busy:.2}, resting {resting:.2}, busy again {again:.2} of a CPU"
+            );
+            assert!(ping(&c(&lab, 1), &c2, 3), "busy again, it forwards");
+        },
+    );
+}

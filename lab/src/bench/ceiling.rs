@@ -30,6 +30,9 @@ pub const FRAMES: u32 = 4096;
 pub const FRAME_SIZE: u32 = 4096;
 /// After this many empty polls an active forwarder yields the CPU once (2 cores, shared).
 const SPINS_BEFORE_YIELD: u32 = 1024;
+/// How often a resting forwarder looks at its rings. It used to be every millisecond: a
+/// thousand wake-ups a second per forwarder, each preempting whatever the bench was measuring.
+const RESTING_POLL: Duration = Duration::from_millis(50);
 
 /// What the forwarder counted.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
@@ -72,7 +75,7 @@ struct Side {
 
 impl Forwarder {
     /// Starts forwarding between `a` and `b` (interfaces in `ns`). Inactive forwarders poll only
-    /// every millisecond, so they cost nothing while other backends are measured; see
+    /// every 50 ms, so they cost nothing while other backends are measured; see
     /// [`Forwarder::set_active`].
     pub fn start(ns: &NetNs, a: &str, b: &str) -> Result<Forwarder> {
         Forwarder::start_traced(ns, a, b, false)
@@ -155,9 +158,13 @@ impl Forwarder {
         }
     }
 
-    /// Busy-polls while active; polls once a millisecond otherwise.
+    /// Busy-polls while active; polls every [`RESTING_POLL`] otherwise (woken at once when
+    /// made active).
     pub fn set_active(&self, on: bool) {
         self.active.store(on, Ordering::Relaxed);
+        if let (true, Some(h)) = (on, &self.handle) {
+            h.thread().unpark();
+        }
     }
 
     /// CPU time the forwarding thread has used so far (updated every 256 polls).
@@ -205,9 +212,11 @@ impl Forwarder {
     fn halt(&mut self) -> Result<ForwardCounters> {
         self.stop.store(true, Ordering::Relaxed);
         match self.handle.take() {
-            Some(h) => h
-                .join()
-                .map_err(|_| anyhow!("the forwarder thread panicked"))?,
+            Some(h) => {
+                h.thread().unpark();
+                h.join()
+                    .map_err(|_| anyhow!("the forwarder thread panicked"))?
+            }
             None => Err(anyhow!("already stopped")),
         }
     }
@@ -407,7 +416,8 @@ fn wait_for_work(work: bool, active: &AtomicBool, idle: &mut u32) {
     if work {
         *idle = 0;
     } else if !active.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(1));
+        // Unparked by `set_active(true)` and by `halt`.
+        std::thread::park_timeout(RESTING_POLL);
     } else {
         *idle += 1;
         if *idle >= SPINS_BEFORE_YIELD {

@@ -25,8 +25,8 @@ send as fast as the socket takes datagrams for a fixed time; receivers count dat
 + the switching threads' time: the ceiling forwarder's own getrusage, mvdp's `mvdp-worker-N` threads from /proc/<pid>/task/*/stat, \
 every thread of ovs-vswitchd from /proc/<pid>/stat) / \
 datagrams received. The load threads (echo servers, client, senders, receivers) are pinned alike for every backend (config.cpus); \
-OVS's vswitchd threads and mvdp-busy's worker run under SCHED_IDLE while other backends are measured, so their spinning \
-taxes no one else. softirq is machine-wide, so it includes whatever else ran meanwhile (an upper bound on a shared VM); softirq work run \
+while other backends are measured, OVS's vswitchd threads run under SCHED_IDLE with the PMD resting, mvdp-busy's worker polls \
+adaptively (asleep: no traffic reaches it) and the ceiling forwarder looks at its rings every 50 ms, so no idle switch spins. softirq is machine-wide, so it includes whatever else ran meanwhile (an upper bound on a shared VM); softirq work run \
 inline at the end of a send may be charged to the sender thread instead, depending on the kernel's IRQ time accounting.";
 
 pub fn crate_versions() -> BTreeMap<String, String> {

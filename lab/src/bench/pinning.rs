@@ -131,8 +131,8 @@ impl Drop for LoadPinned {
     }
 }
 
-/// Puts threads `tids` of this process under SCHED_IDLE (`idle`) or back under SCHED_OTHER: a
-/// busy-polling worker waiting for its turn runs only when its core has nothing else to do.
+/// Puts threads `tids` under SCHED_IDLE (`idle`) or back under SCHED_OTHER: a switch's threads
+/// waiting for their turn run only when their core has nothing else to do.
 pub fn set_idle_priority(tids: &[u32], idle: bool) -> Result<()> {
     let policy = if idle {
         libc::SCHED_IDLE

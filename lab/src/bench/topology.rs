@@ -385,21 +385,28 @@ impl BenchLab {
     }
 
     /// Marks the start/end of a measurement on this lab. The switches that spin (the ceiling,
-    /// OVS's PMD, mvdp-busy's worker) do so at full priority only then, so they do not tax the
-    /// backends measured meanwhile: the ceiling polls once a millisecond, vswitchd's threads and
-    /// mvdp-busy's worker run under SCHED_IDLE (only when their CPU has nothing else to do), and
-    /// OVS's PMD sleeps when it polls nothing (see `OvsSwitch::set_pmd_resting`).
+    /// OVS's PMD, mvdp-busy's worker) do so only then, so they do not tax the backends measured
+    /// meanwhile: the ceiling polls every 50 ms, mvdp-busy's worker polls adaptively (asleep,
+    /// with no traffic), vswitchd's threads run under SCHED_IDLE (only when their CPU has
+    /// nothing else to do) and OVS's PMD sleeps when it polls nothing (see
+    /// `OvsSwitch::set_pmd_resting`). mvdp-busy's worker too ran under SCHED_IDLE before; the
+    /// scheduler still gave it millisecond slices on the measured switch's CPU.
     pub fn set_measuring(&self, on: bool) {
+        use mvdp_engine::runtime::PollMode;
         if let Some(f) = &self.forwarder {
             f.set_active(on);
         }
-        let spinners = match (&self.ovs, &self.daemon) {
-            (Some(o), _) => o.vswitchd_threads(),
-            (None, Some(d)) if self.backend.dedicated_core() => d.worker_tids().to_vec(),
-            _ => Vec::new(),
-        };
-        if let Err(e) = pinning::set_idle_priority(&spinners, !on) {
-            tracing::warn!("{}: {e:#}", self.backend.name());
+        if let (Some(d), true) = (&self.daemon, self.backend.dedicated_core()) {
+            d.set_poll(if on {
+                PollMode::BusyPoll
+            } else {
+                PollMode::Adaptive
+            });
+        }
+        if let Some(o) = &self.ovs {
+            if let Err(e) = pinning::set_idle_priority(&o.vswitchd_threads(), !on) {
+                tracing::warn!("{}: {e:#}", self.backend.name());
+            }
         }
         if let Some(o) = &self.ovs {
             if let Err(e) = o.set_pmd_resting(!on) {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use mvdp_control::daemon::{call, serve, DaemonConfig, NetworkCreate, PortAdd, Request, Server};
 use mvdp_control::{Mode, NetNs};
-use mvdp_engine::runtime::{Runtime, RuntimeOptions};
+use mvdp_engine::runtime::{PollMode, PollSwitch, Runtime, RuntimeOptions};
 use nix::sys::signal::Signal;
 
 use super::addressing::{LAB_NET, LAB_PREFIX_LEN};
@@ -169,6 +169,7 @@ pub struct InProcessDaemon {
     server: Option<Server>,
     socket: PathBuf,
     worker_tids: Vec<u32>,
+    poll: PollSwitch,
 }
 
 impl InProcessDaemon {
@@ -180,23 +181,25 @@ impl InProcessDaemon {
         opts: RuntimeOptions,
     ) -> anyhow::Result<InProcessDaemon> {
         let sock = socket.clone();
-        let (server, worker_tids) = lab
+        let (server, worker_tids, poll) = lab
             .host()
             .run(move || -> anyhow::Result<_> {
                 let rt = Runtime::new(opts)?;
                 let tids = rt.worker_tids();
+                let poll = rt.poll_switch();
                 let cfg = DaemonConfig {
                     state_dir: None,
                     max_mtu: rt.max_mtu(),
                     netns: None,
                 };
-                Ok((serve(rt, cfg, &sock)?, tids))
+                Ok((serve(rt, cfg, &sock)?, tids, poll))
             })
             .context("entering the lab's host netns")??;
         Ok(InProcessDaemon {
             server: Some(server),
             socket,
             worker_tids,
+            poll,
         })
     }
     pub fn socket(&self) -> &Path {
@@ -205,6 +208,10 @@ impl InProcessDaemon {
     /// The thread ids of the runtime's workers.
     pub fn worker_tids(&self) -> &[u32] {
         &self.worker_tids
+    }
+    /// Switches the workers between busy and adaptive polling (see [`PollSwitch`]).
+    pub fn set_poll(&self, mode: PollMode) {
+        self.poll.set(mode);
     }
 }
 

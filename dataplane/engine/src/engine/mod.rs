@@ -57,6 +57,39 @@ impl PollMode {
     }
 }
 
+/// The workers' poll mode, switchable while they run (the configured one at start). The bench
+/// rests a busy-polling switch's workers while it measures other backends: a spinning worker,
+/// even at the lowest priority, took millisecond slices from the switch being measured.
+#[derive(Clone, Debug)]
+pub struct PollSwitch {
+    busy: Arc<AtomicBool>,
+    wakes: Vec<Arc<OwnedFd>>,
+}
+
+impl PollSwitch {
+    pub fn get(&self) -> PollMode {
+        if self.is_busy() {
+            PollMode::BusyPoll
+        } else {
+            PollMode::Adaptive
+        }
+    }
+
+    /// Switches every worker; a sleeping one is woken so that it starts spinning at once.
+    pub fn set(&self, mode: PollMode) {
+        self.busy
+            .store(mode == PollMode::BusyPoll, Ordering::Relaxed);
+        for w in &self.wakes {
+            wake(w);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Relaxed)
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct EngineConfig {
     pub workers: usize,
@@ -220,6 +253,7 @@ pub struct Engine {
     umem: Umem,
     shared: Arc<Shared>,
     workers: Vec<WorkerHandle>,
+    poll: PollSwitch,
     next_uid: u32,
     promises: FramePromises,
     /// Closes removed devices' sockets off the control thread (flushed in `Drop` before the
@@ -270,6 +304,10 @@ impl Engine {
         let sleeping: Vec<_> = (0..cfg.workers)
             .map(|_| Arc::new(AtomicBool::new(false)))
             .collect();
+        let poll = PollSwitch {
+            busy: Arc::new(AtomicBool::new(cfg.poll == PollMode::BusyPoll)),
+            wakes: wakes.clone(),
+        };
         let mut workers = Vec::new();
         for id in 0..cfg.workers {
             let (ctx, crx) = bounded(256);
@@ -286,6 +324,7 @@ impl Engine {
                 sleeping.clone(),
                 inboxes.clone(),
                 stats.clone(),
+                poll.clone(),
             )?;
             let thread = std::thread::Builder::new()
                 .name(format!("mvdp-worker-{id}"))
@@ -306,6 +345,7 @@ impl Engine {
             umem,
             shared,
             workers,
+            poll,
             next_uid: 1,
             promises: FramePromises::new(cfg.frames, cfg.workers),
             retirer: Retirer::start()?,
@@ -314,6 +354,11 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
+    }
+
+    /// A handle on the workers' poll mode (see [`PollSwitch`]).
+    pub fn poll_switch(&self) -> PollSwitch {
+        self.poll.clone()
     }
 
     pub fn umem(&self) -> &Umem {

@@ -20,7 +20,7 @@ use super::pool::{FreeStack, Shared, TAG_TX};
 use super::stats::{DeviceStats, WorkerStats};
 use super::trace::HopTracer;
 use super::{
-    Command, DevRef, Device, EngineConfig, FloodSource, Handoff, PollMode, Reply, Snapshot,
+    Command, DevRef, Device, EngineConfig, FloodSource, Handoff, PollSwitch, Reply, Snapshot,
     FRAME_OFFSET, MAX_BATCH, MAX_DEVICES_PER_WORKER,
 };
 use crate::xsk::{Desc, Umem};
@@ -99,6 +99,8 @@ pub(crate) struct Worker {
     sleeping: Vec<Arc<AtomicBool>>,
     inboxes: Vec<Arc<ArrayQueue<Handoff>>>,
     stats: Arc<WorkerStats>,
+    /// Whether to spin when idle (busy poll) or sleep after `cfg.spin` (adaptive).
+    poll: PollSwitch,
     devices: Vec<Option<Box<Device>>>,
     /// Rows of the devices visited every turn (those with work); `hot[row]` says who is in it.
     active: Vec<u16>,
@@ -177,6 +179,7 @@ impl Worker {
         sleeping: Vec<Arc<AtomicBool>>,
         inboxes: Vec<Arc<ArrayQueue<Handoff>>>,
         stats: Arc<WorkerStats>,
+        poll: PollSwitch,
     ) -> std::io::Result<Worker> {
         let snap = Arc::new(Snapshot::empty(cfg.workers));
         let mut counters = Counters::new(&snap.tables);
@@ -202,6 +205,7 @@ impl Worker {
             sleeping,
             inboxes,
             stats,
+            poll,
             devices: (0..MAX_DEVICES_PER_WORKER).map(|_| None).collect(),
             active: Vec::with_capacity(MAX_DEVICES_PER_WORKER),
             hot: vec![false; MAX_DEVICES_PER_WORKER],
@@ -297,7 +301,7 @@ impl Worker {
             self.turn_end = now;
             if work > 0 {
                 self.last_work = now;
-            } else if self.cfg.poll == PollMode::Adaptive
+            } else if !self.poll.is_busy()
                 && now.saturating_duration_since(self.last_work) >= self.cfg.spin
             {
                 self.sleep();

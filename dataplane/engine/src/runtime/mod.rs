@@ -28,7 +28,7 @@ use mvdp_switch::{
     TablesBuilder,
 };
 
-pub use crate::engine::PollMode;
+pub use crate::engine::{PollMode, PollSwitch};
 
 /// UMEM frame sizes the runtime can use. 2 KiB halves the UMEM's memory and fits a 1,500-byte
 /// MTU; 4 KiB carries MTUs up to 3,790.
@@ -288,6 +288,11 @@ impl Runtime {
     /// The largest MTU this runtime's frames carry (see `max_mtu`).
     pub fn max_mtu(&self) -> u32 {
         max_mtu(self.engine.umem().frame_size())
+    }
+
+    /// Switches the workers between busy and adaptive polling while they run.
+    pub fn poll_switch(&self) -> PollSwitch {
+        self.engine.poll_switch()
     }
 
     /// Kernel thread ids of the switch's worker threads (for CPU accounting).
@@ -729,7 +734,7 @@ impl Dataplane for Runtime {
     fn stats(&self) -> DataplaneStats {
         let mut out = DataplaneStats {
             workers: self.engine.workers(),
-            poll_mode: self.opts.poll.name().into(),
+            poll_mode: self.engine.poll_switch().get().name().into(),
             flood_rate: Some(self.opts.flood_rate),
             ..Default::default()
         };
