@@ -228,17 +228,26 @@ fn bench_quick_reports_every_figure_and_leaves_nothing() {
         "no mvdp ratios reported (with values or reasons)"
     );
 
-    // Loss at kernel macvlan's rate: mvdp and macvlan itself, one flow, paced at macvlan's pps,
-    // per scenario and payload; never more sent than the pace allows over the slice.
+    // Loss at kernel macvlan's rate: mvdp, macvlan itself and the ceiling (container to
+    // container, the only path it has), one flow, paced at macvlan's pps, per scenario and
+    // payload; never more sent than the pace allows over the slice.
     let paced = &r["paced"];
     let rows = paced["rows"].as_array().expect("a paced section with rows");
     let slice_s = num(&r["config"], "throughput_seconds_per_cell") / num(&r["config"], "rounds");
     let mut measured = 0;
+    let mut ceiling = 0;
     for row in rows {
         assert_eq!(row["reference"], "macvlan-bridge", "{row}");
         assert_eq!(row["flows"], 1, "{row}");
         let b = row["backend"].as_str().unwrap();
-        assert!(b == "mvdp-bridge" || b == "macvlan-bridge", "{row}");
+        assert!(
+            ["mvdp-bridge", "macvlan-bridge", "ceiling"].contains(&b),
+            "{row}"
+        );
+        if b == "ceiling" {
+            assert_eq!(row["scenario"], "container_container", "{row}");
+            ceiling += 1;
+        }
         let rate = num(row, "rate_pps");
         assert!(rate > 0.0, "{row}");
         if row["status"] != "ok" {
@@ -260,10 +269,14 @@ fn bench_quick_reports_every_figure_and_leaves_nothing() {
         assert!(row["drops"].is_object(), "{row}");
         measured += 1;
     }
-    // mvdp-bridge and macvlan-bridge: 2 scenarios x 2 payloads each.
+    // mvdp-bridge and macvlan-bridge: 2 scenarios x 2 payloads each; the ceiling 2 payloads.
     assert!(
         measured >= 8,
         "only {measured} paced cells measured: {paced}"
+    );
+    assert_eq!(
+        ceiling, 2,
+        "the ceiling paced container to container: {paced}"
     );
 
     // Report files.

@@ -190,7 +190,8 @@ fn write_paced(p: &PacedSection, rounds: u32, s: &mut String) {
          throughput cells (median over its rounds), sent in short bursts against a schedule; {rounds} round(s), backends \
          interleaved. `of pace`: sent in % of what the pace asks over the cell's time (below 100 %: the sender, \
          which shares its CPU with the receiver, fell behind). Drop sites as in the table above (only sites that \
-         counted something are listed)."
+         counted something are listed). The ceiling, where measured (container↔container), is the bare AF_XDP \
+         forwarder at the same rate: what copy mode on these veths loses with no switch in it."
     );
     if !p.notes.is_empty() {
         let _ = writeln!(s);
