@@ -198,8 +198,8 @@ echo "ports_after_rm=$(ports)"
     assert_eq!(one[0]["ip"], format!("{a_ip}/24"));
     assert_eq!(marked(&out, "pings"), ["ok"], "{out}");
     assert_eq!(
-        marked(&out, "ports_after_b")[0],
-        marked(&out, "ports_one")[0],
+        without_groups(marked(&out, "ports_after_b")[0]),
+        without_groups(marked(&out, "ports_one")[0]),
         "b's DEL: {out}"
     );
     assert_eq!(
@@ -294,8 +294,8 @@ echo "ports_after_a=$(ports)"
     assert!(marked(&out, "a_ip")[0].starts_with("198.18.0.1"), "{out}");
     assert_eq!(marked(&out, "pings"), ["ok"], "{out}");
     assert_eq!(
-        marked(&out, "ports_after_b")[0],
-        marked(&out, "ports_one")[0],
+        without_groups(marked(&out, "ports_after_b")[0]),
+        without_groups(marked(&out, "ports_one")[0]),
         "b's DEL: {out}"
     );
     assert_eq!(
@@ -309,4 +309,14 @@ echo "ports_after_a=$(ports)"
         "IPAM released: {:?}",
         allocations(dir, &net)
     );
+}
+
+/// `port ls --json` output without each port's multicast groups: the daemon reads them a poll
+/// after a port appears, so a listing taken right after an ADD may show them unread (null).
+fn without_groups(listing: &str) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(listing).unwrap();
+    for p in v.as_array_mut().unwrap() {
+        p.as_object_mut().unwrap().remove("multicast");
+    }
+    v
 }

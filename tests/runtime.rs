@@ -291,13 +291,14 @@ fn ping_times(ns: &str, ip: &str, count: u32, interval: &str) -> Vec<f64> {
         .collect()
 }
 
-/// A hot port's socket leaves the worker's epoll set after a burst (the sending CPU then pays
+/// A hot port's socket leaves the worker's epoll set during a burst (the sending CPU then pays
 /// no epoll callback per frame) and must be watched again before the worker sleeps: otherwise
 /// a frame that arrives while it sleeps is never seen (the port went cold) or waits for the
 /// 100 ms poll timeout (it stayed hot).
 #[test]
 fn a_sleeping_worker_wakes_for_ports_that_had_a_burst() {
     require_root!("a_sleeping_worker_wakes_for_ports_that_had_a_burst");
+    use mvdp_lab::bench::udp::{measure_throughput, Load, Pace};
     let lab = lab("rtw", 2, false);
     let c2 = container_ip(2).to_string();
     with_runtime(
@@ -307,18 +308,29 @@ fn a_sleeping_worker_wakes_for_ports_that_had_a_burst() {
         &[(1, 0), (2, 0)],
         |rt| {
             assert!(ping(&c(&lab, 1), &c2, 3), "c1 -> c2 before the burst");
-            // 1,000 requests and replies: both ports take far more than UNWATCH_AFTER frames.
-            let flood = common::ns_exec(&c(&lab, 1), &["ping", "-f", "-q", "-c", "1000", &c2]);
-            assert!(flood.status.success(), "flood ping: {flood:?}");
-            let before = rt
-                .stats()
-                .ports
-                .values()
-                .map(|p| p.traffic.rx_frames)
-                .sum::<u64>();
+            assert_eq!(rt.stats().unwatched, 0, "nothing unwatched before a burst");
+            // A UDP blast c1 -> c2: the sending port takes frames on turn after turn.
+            let (c1, c2n) = (lab.container(1), lab.container(2));
+            let t = measure_throughput(
+                &c1.ns,
+                c1.ip,
+                &c2n.ns,
+                c2n.ip,
+                Load {
+                    flows: 1,
+                    payload: 64,
+                    duration: Duration::from_millis(300),
+                    pace: Pace::Flat,
+                },
+            )
+            .expect("blast");
             assert!(
-                before >= 2000,
-                "the burst went through the switch: {before} frames"
+                t.recv_pkts > 1000,
+                "the blast went through the switch: {t:?}"
+            );
+            assert!(
+                rt.stats().unwatched > 0,
+                "the sending port's socket left the epoll set during the blast"
             );
             // Pings 200 ms apart: the worker (50 µs spin) is asleep when each arrives.
             let times = ping_times(&c(&lab, 1), &c2, 10, "0.2");

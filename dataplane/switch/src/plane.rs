@@ -149,6 +149,9 @@ pub struct DataplaneStats {
     pub late_turns: u64,
     /// The longest of them, in µs (over the workers' life).
     pub longest_turn_us: u64,
+    /// Times a hot port's socket was taken out of its worker's epoll set (after a burst; it is
+    /// watched again before the port goes cold or the worker sleeps).
+    pub unwatched: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
@@ -61,6 +61,9 @@ pub struct Forwarder {
     /// With [`Forwarder::start_traced`]: the first frame of every batch timed from its XDP
     /// stamp to pickup (`xdp_to_pickup`) and from pickup to the TX kick returning (`tx_kick`).
     hops: Option<Arc<HopCounters>>,
+    /// The thread polling the sockets (inside the netns), unparked when it is to look at them
+    /// at once: made active, or stopping.
+    poller: Option<Thread>,
     handle: Option<JoinHandle<Result<ForwardCounters>>>,
 }
 
@@ -92,7 +95,9 @@ impl Forwarder {
         let cpu_ns = Arc::new(AtomicU64::new(0));
         let forwarded = Arc::new(AtomicU64::new(0));
         let tx_full = Arc::new(AtomicU64::new(0));
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<[RawFd; 2]>>();
+        // The sockets, and the thread that polls them: `NetNs::run` runs the closure on a
+        // thread of its own inside the netns, and that is the one to unpark, not ours.
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<([RawFd; 2], Thread)>>();
         let (ns, a, b) = (ns.clone(), a.to_string(), b.to_string());
         let (s, act, cpu, fwd, full) = (
             stop.clone(),
@@ -114,7 +119,7 @@ impl Forwarder {
                         }
                         Ok((umem, sides, prog)) => {
                             let fds = sides.each_ref().map(|s| s.rx.fd().as_raw_fd());
-                            let _ = ready_tx.send(Ok(fds));
+                            let _ = ready_tx.send(Ok((fds, std::thread::current())));
                             let shared = Shared {
                                 stop: &s,
                                 active: &act,
@@ -140,11 +145,13 @@ impl Forwarder {
             tx_full,
             fds: [-1, -1],
             hops,
+            poller: None,
             handle: Some(handle),
         };
         match ready_rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(Ok(fds)) => {
+            Ok(Ok((fds, poller))) => {
                 fwd.fds = fds;
+                fwd.poller = Some(poller);
                 Ok(fwd)
             }
             Ok(Err(e)) => {
@@ -162,8 +169,8 @@ impl Forwarder {
     /// made active).
     pub fn set_active(&self, on: bool) {
         self.active.store(on, Ordering::Relaxed);
-        if let (true, Some(h)) = (on, &self.handle) {
-            h.thread().unpark();
+        if let (true, Some(t)) = (on, &self.poller) {
+            t.unpark();
         }
     }
 
@@ -213,7 +220,9 @@ impl Forwarder {
         self.stop.store(true, Ordering::Relaxed);
         match self.handle.take() {
             Some(h) => {
-                h.thread().unpark();
+                if let Some(t) = &self.poller {
+                    t.unpark();
+                }
                 h.join()
                     .map_err(|_| anyhow!("the forwarder thread panicked"))?
             }

@@ -115,7 +115,8 @@ pub(super) struct Cells {
 }
 
 /// One-flow cells paced at the rate a kernel macvlan cell delivered in this run's throughput
-/// phase: one cell per mvdp backend in the run and kernel macvlan itself.
+/// phase: one cell per mvdp backend in the run, the ceiling (container to container, bridge mode)
+/// and kernel macvlan itself.
 struct PacedGroup {
     /// The macvlan backend whose rate this is.
     reference: Backend,
@@ -153,8 +154,9 @@ impl Cells {
 
     /// Plans the paced phase from the throughput cells measured so far: for every one-flow cell
     /// of a kernel macvlan backend, the median of its rounds' pps is the pace for one-flow cells
-    /// of the mvdp backends in the run that switch in that mode (unavailable ones left out) and
-    /// of that macvlan backend itself. Returns how many cells each round will measure.
+    /// of the mvdp backends in the run that switch in that mode (unavailable ones left out), of
+    /// the ceiling where it has a path (bridge mode, container to container) and of that macvlan
+    /// backend itself. Returns how many cells each round will measure.
     pub(super) fn plan_paced(&mut self, cfg: &BenchConfig) -> u64 {
         if !cfg
             .backends

@@ -272,7 +272,7 @@ fn build_labs(cfg: &BenchConfig, pb: &ProgressBar) -> Result<BuiltLabs> {
 }
 
 /// Each lab's switching threads' CPU over `cfg.idle_window` with no traffic, as it is while
-/// measured (a PMD resumed, mvdp-busy at normal priority), in % of one CPU.
+/// measured (a PMD resumed, mvdp-busy's worker busy-polling), in % of one CPU.
 fn measure_idle(
     cfg: &BenchConfig,
     labs: &[BenchLab],
@@ -283,7 +283,7 @@ fn measure_idle(
         pb.set_message(format!("idle CPU of {}", lab.backend.name()));
         pb.tick();
         lab.set_measuring(true);
-        // Let a resumed vswitchd or a re-prioritised worker settle.
+        // Let a resumed vswitchd or a worker switched to busy polling settle.
         std::thread::sleep(Duration::from_millis(100));
         let c0 = lab.switch_cpu();
         let t0 = std::time::Instant::now();

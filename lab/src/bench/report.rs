@@ -40,7 +40,8 @@ pub struct Results {
 }
 
 /// The paced phase: after the throughput cells, each one-flow kernel macvlan cell's delivered pps
-/// (median over its rounds) is the pace for one-flow cells of mvdp and of macvlan itself.
+/// (median over its rounds) is the pace for one-flow cells of mvdp, of the ceiling (container to
+/// container) and of macvlan itself.
 #[derive(Debug, Clone, Serialize)]
 pub struct PacedSection {
     /// Why the phase, or part of it, was not measured.

@@ -78,7 +78,7 @@ impl PollSwitch {
     /// Switches every worker; a sleeping one is woken so that it starts spinning at once.
     pub fn set(&self, mode: PollMode) {
         self.busy
-            .store(mode == PollMode::BusyPoll, Ordering::Relaxed);
+            .store(mode == PollMode::BusyPoll, Ordering::Release);
         for w in &self.wakes {
             wake(w);
         }
@@ -86,7 +86,7 @@ impl PollSwitch {
 
     #[inline]
     pub(crate) fn is_busy(&self) -> bool {
-        self.busy.load(Ordering::Relaxed)
+        self.busy.load(Ordering::Acquire)
     }
 }
 

@@ -76,6 +76,8 @@ pub struct WorkerStats {
     /// and the longest of them in µs.
     pub late_turns: AtomicU64,
     pub longest_turn_us: AtomicU64,
+    /// Hot sockets taken out of the epoll set so far.
+    pub unwatched: AtomicU64,
     /// Devices visited every turn (those with work) at the last turn.
     pub hot_devices: AtomicU64,
     /// `--trace-hops`: where the sampled frames' time went.

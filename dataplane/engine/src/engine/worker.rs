@@ -138,6 +138,9 @@ pub(crate) struct Worker {
     turns: u64,
     late_turns: u64,
     longest_turn_us: u64,
+    unwatched: u64,
+    /// Whether the worker has already warned that a socket could not be put back in epoll.
+    unwatchable_warned: bool,
     /// `--trace-hops`: follows one frame now and then through the turn.
     trace: HopTracer,
     /// Whether the last turn did any work (then readiness is asked only every
@@ -232,6 +235,8 @@ impl Worker {
             turns: 0,
             late_turns: 0,
             longest_turn_us: 0,
+            unwatched: 0,
+            unwatchable_warned: false,
             trace: HopTracer::new(cfg.trace_hops),
             busy_turn: false,
             floods_ready: true,
@@ -561,6 +566,7 @@ impl Worker {
             // Here, after the turn's kicks, the syscall never sits in front of a frame.
             epoll_del(&self.epoll, dev.sock.fd());
             dev.watched = false;
+            self.unwatched += 1;
         }
         if work == 0 && dev.took == 0 {
             dev.quiet_turns = dev.quiet_turns.saturating_add(1);
@@ -997,6 +1003,7 @@ impl Worker {
         st(&s.sleeps, self.sleeps);
         st(&s.turns, self.turns);
         st(&s.late_turns, self.late_turns);
+        st(&s.unwatched, self.unwatched);
         st(&s.longest_turn_us, self.longest_turn_us);
         st(&s.hot_devices, self.active.len() as u64);
         s.publish_counters(&self.counters);
@@ -1014,14 +1021,21 @@ impl Worker {
             return;
         }
         // Asleep, the worker learns of frames only through epoll: every hot device's RX ring
-        // is watched again first (one that cannot be keeps the worker turning).
+        // is watched again first. One that cannot be (out of epoll watches) is looked at
+        // every millisecond instead.
+        let mut timeout = POLL_TIMEOUT_MS;
         for k in 0..self.active.len() {
             let i = self.active[k] as usize;
             if let Some(d) = self.devices[i].as_deref_mut() {
                 if !watch(&self.epoll, d, i) {
-                    return;
+                    timeout = 1;
                 }
             }
+        }
+        if timeout != POLL_TIMEOUT_MS && !std::mem::replace(&mut self.unwatchable_warned, true) {
+            tracing::warn!(
+                "epoll_ctl(ADD) refused a port's socket: polling it every 1 ms while asleep"
+            );
         }
         // Idle from here on: the books as they stand are what `mvdp stats` should show.
         self.publish(true);
@@ -1029,7 +1043,7 @@ impl Worker {
         me.store(true, Ordering::SeqCst);
         if self.inboxes[self.id as usize].is_empty() && self.commands.is_empty() {
             self.sleeps += 1;
-            self.take_readiness(POLL_TIMEOUT_MS);
+            self.take_readiness(timeout);
             if self.trace.on() {
                 self.trace.woke();
             }
@@ -1054,10 +1068,12 @@ fn epoll_add(ep: &OwnedFd, fd: std::os::fd::RawFd, data: u64) -> std::io::Result
 /// Puts device row `row`'s socket back in the epoll set if it left it; false if it could not.
 fn watch(ep: &OwnedFd, d: &mut Device, row: usize) -> bool {
     if !d.watched {
-        // Not logged: a refusal (out of epoll watches) is retried on every turn, and the
-        // device meanwhile stays on the every-turn list, served.
-        if epoll_add(ep, d.sock.fd(), row as u64).is_err() {
-            return false;
+        // Not logged here: a refusal (out of epoll watches) is retried on every turn, and the
+        // device meanwhile stays on the every-turn list, served. EEXIST means it is watched.
+        match epoll_add(ep, d.sock.fd(), row as u64) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(_) => return false,
         }
         d.watched = true;
     }

@@ -804,6 +804,7 @@ impl Dataplane for Runtime {
         out.drops.insert("no_free_frame".into(), no_chunk);
         out.drops.insert("handoff_full".into(), handoff_full);
         out.late_turns = workers.iter().map(|w| ld(&w.late_turns)).sum();
+        out.unwatched = workers.iter().map(|w| ld(&w.unwatched)).sum();
         out.longest_turn_us = workers
             .iter()
             .map(|w| ld(&w.longest_turn_us))
