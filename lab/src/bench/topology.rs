@@ -407,8 +407,6 @@ impl BenchLab {
             if let Err(e) = pinning::set_idle_priority(&o.vswitchd_threads(), !on) {
                 tracing::warn!("{}: {e:#}", self.backend.name());
             }
-        }
-        if let Some(o) = &self.ovs {
             if let Err(e) = o.set_pmd_resting(!on) {
                 tracing::warn!("{}: {e:#}", self.backend.name());
             }

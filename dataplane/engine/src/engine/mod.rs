@@ -196,7 +196,8 @@ pub(crate) struct Device {
     /// ... and flood copies, pushed only after every device's unicast (see the worker's flush).
     pub(crate) pending_flood: Vec<Desc>,
     pub(crate) stats: Arc<DeviceStats>,
-    /// Whether the device's socket is in the worker's epoll set (see the worker's `unwatch`).
+    /// Whether the device's socket is in the worker's epoll set: a hot device's leaves it after
+    /// `UNWATCH_AFTER` frames and is put back by the worker's `watch` (see worker.rs).
     pub(crate) watched: bool,
     /// Frames taken since the device was last put in the epoll set.
     pub(crate) since_watched: u32,
