@@ -25,6 +25,10 @@ fn same_frames(a: u64, b: u64, what: &str) {
 
 /// Round trips between the client and `scenario`'s server; the hop histograms they added.
 fn trips(lab: &BenchLab, scenario: Scenario) -> HopStats {
+    // As the bench measures: the switch active (a resting ceiling polls only every 50 ms), and
+    // whatever the lab's reachability probes left in flight drained before the first count.
+    lab.set_measuring(true);
+    std::thread::sleep(Duration::from_millis(200));
     let before = lab.hops();
     let (c, s) = (lab.client(), lab.server(scenario));
     let mut client = RttClient::new(&c.ns, c.ip, s.ip, 64, Duration::from_secs(1)).unwrap();
@@ -39,7 +43,9 @@ fn trips(lab: &BenchLab, scenario: Scenario) -> HopStats {
     // answers to earlier requests are timed too, so there may be more).
     let delivery = client.take_delivery().unwrap();
     assert!(delivery.samples >= back, "{back} answers: {delivery:?}");
-    lab.hops().since(&before)
+    let after = lab.hops().since(&before);
+    lab.set_measuring(false);
+    after
 }
 
 #[test]
