@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use common::{
     eventually, is_root, ping, require_root, unique_prefix, xdp_attached, DaemonLab, BIN,
 };
+use mvdp_lab::bench::udp::{measure_throughput, Load, Pace};
 
 const EXT: &str = "198.18.0.254";
 const HOST: &str = "198.18.0.1";
@@ -114,12 +115,43 @@ fn bridge_containers_reach_each_other_and_the_wire_and_the_host_only_through_a_h
         sent >= 5 && got + 1 >= sent,
         "host lost its NIC: {got}/{sent} pings answered"
     );
+    // A UDP blast c1 -> c2: the sending port takes frames turn after turn, so its socket
+    // leaves the worker's epoll set, and `mvdp stats` says so.
+    assert_eq!(
+        d.json(&["stats", "--json"])["unwatched"],
+        0,
+        "before a burst"
+    );
+    let (n1, n2) = (&d.lab.container(1).ns, &d.lab.container(2).ns);
+    let t = measure_throughput(
+        n1,
+        "198.18.0.32".parse().unwrap(),
+        n2,
+        "198.18.0.33".parse().unwrap(),
+        Load {
+            flows: 1,
+            payload: 64,
+            duration: std::time::Duration::from_millis(300),
+            pace: Pace::Flat,
+        },
+    )
+    .expect("blast");
+    assert!(
+        t.recv_pkts > 1000,
+        "the blast went through the switch: {t:?}"
+    );
     let stats = d.json(&["stats", "--json"]);
     assert_eq!(stats["umem"]["balanced"], true, "{stats}");
     // The worker's stall count is reported (the bench's paced table reads it).
     assert!(
         stats["late_turns"].is_u64() && stats["longest_turn_us"].is_u64(),
         "{stats}"
+    );
+    assert!(stats["unwatched"].as_u64().unwrap() > 0, "{stats}");
+    let text = d.ok(&["stats"]);
+    assert!(
+        text.contains("hot sockets taken off epoll ") && !text.contains("taken off epoll 0\n"),
+        "{text}"
     );
     let lan = &stats["networks"][0];
     assert!(

@@ -33,6 +33,10 @@ pub fn run(a: StatsArgs) -> Result<()> {
         },
         s.flood_rate.map_or("-".to_string(), |r| r.to_string())
     );
+    println!(
+        "worker turns of 1 ms or more {} (longest {} µs), hot sockets taken off epoll {}",
+        s.late_turns, s.longest_turn_us, s.unwatched
+    );
     let head = format!(
         "{:>12} {:>14} {:>12} {:>14} {:>10} {:>10} {:>10}",
         "RX-FRAMES", "RX-BYTES", "TX-FRAMES", "TX-BYTES", "RX-DROP", "TX-DROP", "STORM-DROP"

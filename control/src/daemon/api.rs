@@ -318,6 +318,10 @@ pub struct StatsReply {
     pub late_turns: u64,
     #[serde(default)]
     pub longest_turn_us: u64,
+    /// Times a hot port's socket left its worker's epoll set (its ring is read every turn then;
+    /// it is watched again before the port goes cold or the worker sleeps).
+    #[serde(default)]
+    pub unwatched: u64,
 }
 
 #[cfg(test)]

@@ -1097,6 +1097,7 @@ impl<D: Dataplane> Daemon<D> {
             hops: s.hops.clone(),
             late_turns: s.late_turns,
             longest_turn_us: s.longest_turn_us,
+            unwatched: s.unwatched,
         }
     }
 
