@@ -71,8 +71,8 @@ struct Cell<T, R> {
     flows: usize,
     status: CellStatus,
     acc: T,
-    /// Softirq CPU time during the cell's slices (throughput only).
-    softirq: Duration,
+    /// The machine's CPU time during the cell's slices (throughput only).
+    machine: cpu::MachineCpu,
     /// CPU time of the switching threads outside the endpoints, when the backend has any.
     switch_cpu: Option<Duration>,
     /// Each slice's own figures (one slice per round), for the ratios' spread over rounds.
@@ -94,7 +94,7 @@ impl<T, R> Cell<T, R> {
             flows,
             status: CellStatus::of(backend, scenario),
             acc,
-            softirq: Duration::ZERO,
+            machine: cpu::MachineCpu::default(),
             switch_cpu: None,
             rounds: Vec::new(),
             drops: DropSites::default(),
@@ -191,11 +191,23 @@ impl Cells {
                 // What AF_XDP itself loses at this rate (container↔container only: a cell it
                 // has no path for is left out by its status below).
                 backends.push(Backend::Ceiling);
+                // And the peer a user would pick instead, on its own core as mvdp-busy is.
+                backends.push(Backend::OvsAfxdp);
             }
             backends.push(reference.backend);
+            // Only backends whose own throughput cell here was measured: one whose lab did not
+            // start (OVS not installed) or that has no path for the scenario is left out.
+            let measured = |b: &Backend| {
+                self.throughput.iter().any(|t| {
+                    t.backend == *b
+                        && t.scenario == reference.scenario
+                        && t.payload == reference.payload
+                        && t.status.is_ok()
+                })
+            };
             let cells = backends
                 .into_iter()
-                .filter(|b| cfg.backends.contains(b))
+                .filter(|b| cfg.backends.contains(b) && measured(b))
                 .map(|b| {
                     let mut c = Cell::new(
                         b,
@@ -414,7 +426,7 @@ fn measure_throughput_slice(
     lab.set_measuring(true);
     let drops0 = drops_now(lab, &sv.ns);
     let sw0 = lab.switch_cpu();
-    let si0 = cpu::softirq_total()?;
+    let m0 = cpu::MachineCpu::now()?;
     let t = measure_throughput(
         &cl.ns,
         cl.ip,
@@ -427,7 +439,7 @@ fn measure_throughput_slice(
             pace: Pace::from_rate(c.pace),
         },
     );
-    let si1 = cpu::softirq_total()?;
+    let m1 = cpu::MachineCpu::now()?;
     let sw1 = lab.switch_cpu();
     let drops1 = drops_now(lab, &sv.ns);
     lab.set_measuring(false);
@@ -435,8 +447,8 @@ fn measure_throughput_slice(
     match t {
         Ok(t) => {
             c.acc.merge(&t);
-            let softirq = si1.saturating_sub(si0);
-            c.softirq += softirq;
+            let machine = m1.since(m0);
+            c.machine += machine;
             let switch = match (sw0, sw1) {
                 (Some(a), Some(b)) => Some(b.saturating_sub(a)),
                 _ => None,
@@ -445,7 +457,7 @@ fn measure_throughput_slice(
                 *c.switch_cpu.get_or_insert(Duration::ZERO) += d;
             }
             c.rounds.push(ThroughputRound::of(&ThroughputFigures::new(
-                &t, softirq, switch,
+                &t, machine, switch,
             )));
             c.drops.add(&drops1.since(&drops0));
         }
@@ -516,7 +528,7 @@ fn throughput_cell(c: &Cell<Throughput, ThroughputRound>) -> ThroughputCell {
         payload: c.payload,
         flows: c.flows,
         status: c.status.to_string(),
-        figures: ok.then(|| ThroughputFigures::new(&c.acc, c.softirq, c.switch_cpu)),
+        figures: ok.then(|| ThroughputFigures::new(&c.acc, c.machine, c.switch_cpu)),
         rounds: c.rounds.clone(),
         drops: ok.then_some(c.drops),
     }

@@ -21,13 +21,15 @@ const CRATES: [&str; 8] = [
 pub const CPU_METHOD: &str = "Latency: one UDP request/response at a time from container 1, timed with a monotonic clock around send/recv; \
 answers that miss the timeout count as lost and are never timed. Throughput: blocking UDP senders in container 1 (one thread per flow) \
 send as fast as the socket takes datagrams for a fixed time; receivers count datagrams and UDP payload bytes. CPU per packet = \
-(sender threads' + receiver threads' user+system time from getrusage(RUSAGE_THREAD) + the system-wide softirq time delta from /proc/stat \
-+ the switching threads' time: the ceiling forwarder's own getrusage, mvdp's `mvdp-worker-N` threads from /proc/<pid>/task/*/stat, \
-every thread of ovs-vswitchd from /proc/<pid>/stat) / \
-datagrams received. The load threads (echo servers, client, senders, receivers) are pinned alike for every backend (config.cpus); \
+the time every CPU of the machine was busy over the cell (/proc/stat: user, nice, system, irq and softirq; not idle, iowait or steal) / \
+datagrams received. Beside it, as a breakdown that overlaps and is never summed: the sender and receiver threads' user+system time \
+(getrusage(RUSAGE_THREAD)), the system-wide softirq time (/proc/stat) and the switching threads' time (the ceiling forwarder's own \
+getrusage, mvdp's `mvdp-worker-N` threads from /proc/<pid>/task/*/stat, every thread of ovs-vswitchd from /proc/<pid>/stat). Without \
+IRQ time accounting (tick-based, as on this VM's kernel) softirq work run inline in a thread's context (the end of a send, a TX kick) is \
+charged to that thread and to the softirq column alike; the sum of the four counted up to 2.8 CPUs on a 2-CPU machine. The load threads (echo servers, client, senders, receivers) are pinned alike for every backend (config.cpus); \
 while other backends are measured, OVS's vswitchd threads run under SCHED_IDLE with the PMD resting, mvdp-busy's worker polls \
-adaptively (asleep: no traffic reaches it) and the ceiling forwarder looks at its rings every 50 ms, so no idle switch spins. softirq is machine-wide, so it includes whatever else ran meanwhile (an upper bound on a shared VM); softirq work run \
-inline at the end of a send may be charged to the sender thread instead, depending on the kernel's IRQ time accounting.";
+adaptively (asleep: no traffic reaches it) and the ceiling forwarder looks at its rings every 50 ms, so no idle switch spins. The busy \
+time is machine-wide, so it includes whatever else ran meanwhile (an upper bound on a shared VM).";
 
 pub fn crate_versions() -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();

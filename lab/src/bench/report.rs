@@ -327,6 +327,8 @@ pub struct CpuFigures {
     pub softirq_ms: f64,
     /// Switching threads: the ceiling's forwarder, mvdp's workers; null where there are none.
     pub switch_ms: Option<f64>,
+    /// Every CPU's busy time over the cell (/proc/stat): the cost. The four times above are a
+    /// breakdown that overlaps (softirq run in a thread's context is in both), never summed.
     pub total_ms: f64,
     /// total CPU / packets received.
     pub ns_per_packet: f64,
@@ -335,11 +337,11 @@ pub struct CpuFigures {
 impl ThroughputFigures {
     pub fn new(
         t: &Throughput,
-        softirq: std::time::Duration,
+        machine: super::cpu::MachineCpu,
         switch: Option<std::time::Duration>,
     ) -> Self {
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
-        let total = t.sender_cpu + t.receiver_cpu + softirq + switch.unwrap_or_default();
+        let (total, softirq) = (machine.busy, machine.softirq);
         ThroughputFigures {
             duration_s: t.duration.as_secs_f64(),
             sent_pkts: t.sent_pkts,
@@ -706,7 +708,11 @@ mod tests {
                     receiver_cpu: Duration::from_millis(100),
                     ..Default::default()
                 };
-                ThroughputFigures::new(&t, Duration::ZERO, None)
+                let machine = crate::bench::cpu::MachineCpu {
+                    busy: Duration::from_millis(200),
+                    softirq: Duration::ZERO,
+                };
+                ThroughputFigures::new(&t, machine, None)
             }),
         };
         Results {

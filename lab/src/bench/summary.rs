@@ -85,7 +85,7 @@ impl Results {
     fn write_throughput(&self, s: &mut String) {
         let _ = writeln!(
             s,
-            "\n## Throughput (UDP blast, counted at the receiver)\n\n| scenario | payload | flows | backend | pps | Gbit/s | CPU ns/pkt | CPU ms (send/recv/softirq/switch) | loss |\n|---|---:|---:|---|---:|---:|---:|---|---:|"
+            "\n## Throughput (UDP blast, counted at the receiver)\n\n| scenario | payload | flows | backend | pps | Gbit/s | CPU ns/pkt | CPU ms busy (send/recv/softirq/switch, overlapping) | loss |\n|---|---:|---:|---|---:|---:|---:|---|---:|"
         );
         for c in &self.throughput {
             let _ = writeln!(s, "{}", throughput_row(c));
@@ -191,7 +191,9 @@ fn write_paced(p: &PacedSection, rounds: u32, s: &mut String) {
          interleaved. `of pace`: sent in % of what the pace asks over the cell's time (below 100 %: the sender, \
          which shares its CPU with the receiver, fell behind). Drop sites as in the table above (only sites that \
          counted something are listed). The ceiling, where measured (container↔container), is the bare AF_XDP \
-         forwarder at the same rate: what copy mode on these veths loses with no switch in it."
+         forwarder at the same rate: what copy mode on these veths loses with no switch in it. \
+         ovs-afxdp, where measured, is Open vSwitch's PMD at the same rate (its losses are counted at the \
+         receiver; its fill ring is not exposed)."
     );
     if !p.notes.is_empty() {
         let _ = writeln!(s);
@@ -302,7 +304,7 @@ fn latency_row(c: &LatencyCell) -> String {
 fn throughput_row(c: &ThroughputCell) -> String {
     match &c.figures {
         Some(f) => format!(
-            "| {} | {} B | {} | {} | {:.0} | {:.3} | {:.0} | {:.0}/{:.0}/{:.0}/{} | {:.1}% |",
+            "| {} | {} B | {} | {} | {:.0} | {:.3} | {:.0} | {:.0} ({:.0}/{:.0}/{:.0}/{}) | {:.1}% |",
             c.scenario.name(),
             c.payload,
             c.flows,
@@ -310,6 +312,7 @@ fn throughput_row(c: &ThroughputCell) -> String {
             f.pps,
             f.gbps,
             f.cpu.ns_per_packet,
+            f.cpu.total_ms,
             f.cpu.sender_ms,
             f.cpu.receiver_ms,
             f.cpu.softirq_ms,

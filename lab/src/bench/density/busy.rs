@@ -9,6 +9,7 @@ use anyhow::Result;
 use super::dense::DenseLab;
 use super::measure::{busy_latency, busy_throughput, DaemonCpu, DensityError};
 use super::report::DensityRow;
+use crate::bench::cpu::MachineCpu;
 use crate::bench::report::{LatencyFigures, ThroughputFigures};
 use crate::bench::udp::{RttStats, Throughput};
 use crate::bench::BenchConfig;
@@ -17,7 +18,7 @@ use crate::bench::BenchConfig;
 pub struct Busy {
     rtt: RttStats,
     flow: Throughput,
-    softirq: Duration,
+    machine: MachineCpu,
     switch: Option<Duration>,
     cpu: Option<DaemonCpu>,
     failed: Option<anyhow::Error>,
@@ -28,7 +29,7 @@ impl Busy {
         Busy {
             rtt: RttStats::new(),
             flow: Throughput::default(),
-            softirq: Duration::ZERO,
+            machine: MachineCpu::default(),
             switch: None,
             cpu: None,
             failed: None,
@@ -51,7 +52,7 @@ impl Busy {
         self.rtt.merge(&rtt);
         let f = busy_throughput(lab, cfg.duration.div_f64(f64::from(rounds)))?;
         self.flow.merge(&f.counted);
-        self.softirq += f.softirq;
+        self.machine += f.machine;
         if let Some(s) = f.switch {
             *self.switch.get_or_insert(Duration::ZERO) += s;
         }
@@ -74,7 +75,7 @@ impl Busy {
         if self.flow.duration > Duration::ZERO {
             row.throughput = Some(ThroughputFigures::new(
                 &self.flow,
-                self.softirq,
+                self.machine,
                 self.switch,
             ));
         }

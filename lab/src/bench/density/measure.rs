@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::dense::DenseLab;
 use crate::bench::cells::measure_rtt_bounded;
-use crate::bench::cpu::softirq_total;
+use crate::bench::cpu::MachineCpu;
 use crate::bench::pinning::LoadPinned;
 use crate::bench::udp::{
     measure_throughput, wait_reachable, EchoServer, Load, Pace, RttClient, RttStats, Throughput,
@@ -46,8 +46,8 @@ pub fn busy_latency(lab: &DenseLab, cfg: &BenchConfig, round_trips: u64) -> Resu
 /// What one throughput slice counted, with the CPU time around it.
 pub struct FlowSlice {
     pub counted: Throughput,
-    /// The machine's softirq time over the slice.
-    pub softirq: Duration,
+    /// The machine's CPU time over the slice.
+    pub machine: MachineCpu,
     /// The daemon's workers' CPU time over the slice (mvdp only).
     pub switch: Option<Duration>,
 }
@@ -56,7 +56,7 @@ pub struct FlowSlice {
 pub fn busy_throughput(lab: &DenseLab, duration: Duration) -> Result<FlowSlice> {
     let _pinned = LoadPinned::new()?;
     let (a, b) = (lab.endpoint(1), lab.endpoint(2));
-    let (sw0, si0) = (lab.switch_cpu()?, softirq_total()?);
+    let (sw0, m0) = (lab.switch_cpu()?, MachineCpu::now()?);
     let counted = measure_throughput(
         &a.ns,
         a.ip,
@@ -69,10 +69,10 @@ pub fn busy_throughput(lab: &DenseLab, duration: Duration) -> Result<FlowSlice> 
             pace: Pace::Flat,
         },
     )?;
-    let (sw1, si1) = (lab.switch_cpu()?, softirq_total()?);
+    let (sw1, m1) = (lab.switch_cpu()?, MachineCpu::now()?);
     Ok(FlowSlice {
         counted,
-        softirq: si1.saturating_sub(si0),
+        machine: m1.since(m0),
         switch: sw0.zip(sw1).map(|(a, b)| b.saturating_sub(a)),
     })
 }

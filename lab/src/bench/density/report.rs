@@ -390,7 +390,7 @@ mod tests {
             recv_bytes: pps * 64,
             ..Default::default()
         };
-        r.throughput = Some(ThroughputFigures::new(&t, Duration::ZERO, None));
+        r.throughput = Some(ThroughputFigures::new(&t, Default::default(), None));
         r.daemon_memory = (backend == "m").then_some(Memory {
             rss_kib: 64 * 1024,
             hwm_kib: 70 * 1024,
