@@ -267,6 +267,19 @@ fn bench_with_ovs_reports_every_figure_and_leaves_nothing() {
     let idle = |b: &str| num(backend_row(&r, b), "idle_switch_cpu_pct");
     assert!(idle("mvdp-busy") > idle("mvdp-bridge"), "{}", r["backends"]);
     assert!(idle("mvdp-bridge") < 50.0, "{}", r["backends"]);
+    // Where the switching threads ran, as the kernel had their affinity: the dedicated-core
+    // switches on the switch CPU alone, OVS-nonpmd's main thread and adaptive mvdp unpinned.
+    let on = |b: &str| backend_row(&r, b)["switch_cpus"].clone();
+    for b in ["mvdp-busy", "ovs-afxdp"] {
+        assert_eq!(on(b), serde_json::json!([1]), "{}", r["backends"]);
+    }
+    for b in ["mvdp-bridge", "ovs-afxdp-nonpmd"] {
+        assert!(
+            on(b).as_array().is_some_and(|c| c.len() >= 2),
+            "{}",
+            r["backends"]
+        );
+    }
     check_latency_cells(&r);
     check_throughput_cells(&r);
     check_ratios_and_targets(&r);

@@ -118,7 +118,7 @@ fn bench_quick_reports_every_figure_and_leaves_nothing() {
     let o = mvdp()
         .args(["bench", "--quick", "--json", "--lab-name", &name, "--out"])
         .arg(out.path())
-        .args(["--backends", "mvdp,macvlan,bridge"])
+        .args(["--backends", "mvdp,macvlan,bridge,mvdp-colocated"])
         .output()
         .unwrap();
     assert!(
@@ -168,9 +168,37 @@ fn bench_quick_reports_every_figure_and_leaves_nothing() {
             .unwrap()
             .to_string()
     };
-    for b in ["mvdp-bridge", "macvlan-bridge", "bridge", "ceiling"] {
+    for b in [
+        "mvdp-bridge",
+        "macvlan-bridge",
+        "bridge",
+        "ceiling",
+        "mvdp-colocated",
+    ] {
         assert_eq!(status(b), "ok", "{b}");
     }
+    // mvdp-colocated's worker is on the load's CPU (the kernel's own affinity of the thread),
+    // adaptive mvdp's is not pinned, and the kernel's backends have no switching thread.
+    let switch_cpus = |b: &str| -> Value {
+        r["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["backend"] == b)
+            .unwrap()["switch_cpus"]
+            .clone()
+    };
+    let load = r["config"]["cpus"]["load_cpus"].clone();
+    assert_eq!(load, serde_json::json!([0]), "{}", r["config"]);
+    assert_eq!(switch_cpus("mvdp-colocated"), load, "{}", r["backends"]);
+    assert!(
+        switch_cpus("mvdp-bridge")
+            .as_array()
+            .is_some_and(|c| c.len() >= 2),
+        "{}",
+        r["backends"]
+    );
+    assert!(switch_cpus("macvlan-bridge").is_null(), "{}", r["backends"]);
     // mvdp's own books at the end of the run: every UMEM frame accounted for.
     let st = &r["mvdp_stats"]["mvdp-bridge"];
     assert!(st["umem"]["balanced"].as_bool().unwrap_or(false), "{st}");
@@ -193,8 +221,8 @@ fn bench_quick_reports_every_figure_and_leaves_nothing() {
             assert!(expected_gap, "unexpected unmeasured cell: {cell}");
         }
     }
-    // mvdp, macvlan and bridge: 2 scenarios x 2 payloads; ceiling: 1 x 2.
-    assert!(measured >= 14, "only {measured} latency cells measured");
+    // mvdp, mvdp-colocated, macvlan and bridge: 2 scenarios x 2 payloads; ceiling: 1 x 2.
+    assert!(measured >= 18, "only {measured} latency cells measured");
     let mut measured = 0;
     for cell in r["throughput"].as_array().unwrap() {
         let b = cell["backend"].as_str().unwrap();
@@ -205,7 +233,7 @@ fn bench_quick_reports_every_figure_and_leaves_nothing() {
             assert!(cell["figures"].is_null(), "{cell}");
         }
     }
-    assert!(measured >= 28, "only {measured} throughput cells measured");
+    assert!(measured >= 36, "only {measured} throughput cells measured");
 
     // Ratios are the figures divided, not made up.
     let p50 = |b: &str, sc: &str, p: u64| -> f64 {
@@ -241,6 +269,16 @@ fn bench_quick_reports_every_figure_and_leaves_nothing() {
     assert!(
         mvdp_vs > 0,
         "no mvdp ratios reported (with values or reasons)"
+    );
+    // mvdp-colocated is compared with kernel macvlan like adaptive mvdp.
+    assert!(
+        r["ratios"].as_array().unwrap().iter().any(|x| {
+            x["numerator"] == "mvdp-colocated"
+                && x["denominator"] == "macvlan-bridge"
+                && x["metric"] == "p50"
+                && x["value"].is_number()
+        }),
+        "no mvdp-colocated / macvlan-bridge p50 ratio"
     );
 
     // Loss at kernel macvlan's rate: mvdp, macvlan itself and the ceiling (container to

@@ -42,6 +42,10 @@ pub enum Backend {
     MvdpBusyTraced,
     /// `mvdp bench`: the ceiling with the same hop tracing (latency cells only).
     CeilingTraced,
+    /// `mvdp bench`: mvdp in bridge mode with its worker on the load's CPU and no spin
+    /// (`mvdp daemon --cpu <load CPU> --spin-us 0`): a crossing wakes no other CPU, but the worker
+    /// shares that CPU with the senders and receivers.
+    MvdpColocated,
 }
 
 impl Backend {
@@ -56,13 +60,14 @@ impl Backend {
             | Backend::MvdpTraced
             | Backend::MvdpBusyTraced
             | Backend::CeilingTraced
+            | Backend::MvdpColocated
             | Backend::OvsAfxdp
             | Backend::OvsAfxdpNonPmd => None,
         }
     }
 
     /// The backend's kind without its mode: "none", "macvlan", "bridge", "mvdp", "ceiling",
-    /// "mvdp-busy", "ovs-afxdp" or "ovs-afxdp-nonpmd".
+    /// "mvdp-busy", "mvdp-colocated", "ovs-afxdp" or "ovs-afxdp-nonpmd" (and the traced ones).
     pub fn kind(self) -> &'static str {
         match self {
             Backend::None => "none",
@@ -74,6 +79,7 @@ impl Backend {
             Backend::MvdpTraced => "mvdp-traced",
             Backend::MvdpBusyTraced => "mvdp-busy-traced",
             Backend::CeilingTraced => "ceiling-traced",
+            Backend::MvdpColocated => "mvdp-colocated",
             Backend::OvsAfxdp => "ovs-afxdp",
             Backend::OvsAfxdpNonPmd => "ovs-afxdp-nonpmd",
         }
@@ -107,6 +113,7 @@ impl Backend {
             "mvdp-traced" => modeless(Backend::MvdpTraced),
             "ceiling-traced" => modeless(Backend::CeilingTraced),
             "mvdp-busy-traced" => modeless(Backend::MvdpBusyTraced),
+            "mvdp-colocated" => modeless(Backend::MvdpColocated),
             "ovs-afxdp" => modeless(Backend::OvsAfxdp),
             "ovs-afxdp-nonpmd" => modeless(Backend::OvsAfxdpNonPmd),
             "macvlan" => Ok(Backend::Macvlan(mode.unwrap_or(Mode::Bridge))),
@@ -114,7 +121,7 @@ impl Backend {
             other => Err(Error::invalid(
                 "backend",
                 other,
-                "expected none, macvlan, bridge, mvdp, ceiling, mvdp-busy, mvdp-traced, mvdp-busy-traced, ceiling-traced, ovs-afxdp or ovs-afxdp-nonpmd",
+                "expected none, macvlan, bridge, mvdp, ceiling, mvdp-busy, mvdp-traced, mvdp-busy-traced, ceiling-traced, mvdp-colocated, ovs-afxdp or ovs-afxdp-nonpmd",
             )),
         }
     }
@@ -182,6 +189,7 @@ mod tests {
             Backend::MvdpTraced,
             Backend::CeilingTraced,
             Backend::MvdpBusyTraced,
+            Backend::MvdpColocated,
             Backend::OvsAfxdp,
             Backend::OvsAfxdpNonPmd,
         ] {

@@ -27,10 +27,12 @@ pub struct BenchArgs {
     /// Backends to compare (the AF_XDP ceiling is measured too unless --no-ceiling): mvdp (adaptive
     /// poll), macvlan, bridge, mvdp-busy (busy poll, worker on its own CPU), mvdp-traced (mvdp with
     /// --trace-hops, latency cells only: where its round trip goes), ceiling-traced (the ceiling
-    /// with the same split; mvdp-busy-traced: mvdp-busy with it), ovs-afxdp (Open vSwitch
-    /// userspace datapath, AF_XDP ports, PMD on its own CPU), ovs-afxdp-nonpmd. All by default; the
-    /// OVS backends are reported unavailable, with the reason, where OVS is not installed.
-    #[arg(long, value_delimiter = ',', default_value = "mvdp,macvlan,bridge,mvdp-busy,mvdp-traced,mvdp-busy-traced,ceiling-traced,ovs-afxdp,ovs-afxdp-nonpmd", value_parser = bench_backend_kind())]
+    /// with the same split; mvdp-busy-traced: mvdp-busy with it), mvdp-colocated (adaptive poll
+    /// without spin, the worker on the load's CPU: no crossing wakes another CPU), ovs-afxdp (Open
+    /// vSwitch userspace datapath, AF_XDP ports, PMD on its own CPU), ovs-afxdp-nonpmd. All by
+    /// default; the OVS backends are reported unavailable, with the reason, where OVS is not
+    /// installed.
+    #[arg(long, value_delimiter = ',', default_value = "mvdp,macvlan,bridge,mvdp-busy,mvdp-colocated,mvdp-traced,mvdp-busy-traced,ceiling-traced,ovs-afxdp,ovs-afxdp-nonpmd", value_parser = bench_backend_kind())]
     backends: Vec<Backend>,
     /// macvlan modes for the mvdp and kernel macvlan backends (bridge, vepa, private, passthru).
     #[arg(long, value_delimiter = ',', default_value = "bridge")]
@@ -51,8 +53,8 @@ pub struct BenchArgs {
     #[arg(long)]
     no_ceiling: bool,
     /// CPUs the load generators (echo servers, clients, senders, receivers) are pinned to, for
-    /// every backend alike, or `none`; OVS's PMD and mvdp-busy's worker get the first CPU not in it
-    /// [default: 0 on a machine with 2 or more CPUs].
+    /// every backend alike, or `none`; OVS's PMD and mvdp-busy's worker get the first CPU not in it,
+    /// mvdp-colocated's worker the first CPU in it [default: 0 on a machine with 2 or more CPUs].
     #[arg(long)]
     load_cpus: Option<String>,
     /// How mvdp's worker waits: adaptive (spin 50 µs, then sleep in poll) or busy (always spin).
@@ -93,6 +95,7 @@ fn bench_backend_kind() -> impl TypedValueParser<Value = Backend> {
         "mvdp-traced",
         "ceiling-traced",
         "mvdp-busy-traced",
+        "mvdp-colocated",
         "ovs-afxdp",
         "ovs-afxdp-nonpmd",
     ])

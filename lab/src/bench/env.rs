@@ -28,7 +28,7 @@ getrusage, mvdp's `mvdp-worker-N` threads from /proc/<pid>/task/*/stat, every th
 IRQ time accounting (tick-based, as on this VM's kernel) softirq work run inline in a thread's context (the end of a send, a TX kick) is \
 charged to that thread and to the softirq column alike; the sum of the four counted up to 2.8 CPUs on a 2-CPU machine. The load threads (echo servers, client, senders, receivers) are pinned alike for every backend (config.cpus); \
 while other backends are measured, OVS's vswitchd threads run under SCHED_IDLE with the PMD resting, mvdp-busy's worker polls \
-adaptively (asleep: no traffic reaches it) and the ceiling forwarder looks at its rings every 50 ms, so no idle switch spins. The busy \
+adaptively (asleep: no traffic reaches it), mvdp-colocated's worker (pinned to the first load CPU, no spin) sleeps until a frame comes, and the ceiling forwarder looks at its rings every 50 ms, so no idle switch spins. The busy \
 time is machine-wide, so it includes whatever else ran meanwhile (an upper bound on a shared VM).";
 
 pub fn crate_versions() -> BTreeMap<String, String> {

@@ -201,6 +201,7 @@ fn scenario_results(cfg: &BenchConfig, backends: &[Backend]) -> Results {
                 backend: b.name(),
                 status: "ok".into(),
                 idle_switch_cpu_pct: None,
+                switch_cpus: None,
             })
             .collect(),
         latency: Vec::new(),
@@ -266,6 +267,7 @@ fn build_labs(cfg: &BenchConfig, pb: &ProgressBar) -> Result<BuiltLabs> {
             backend: b.name(),
             status,
             idle_switch_cpu_pct: None,
+            switch_cpus: None,
         });
     }
     Ok((labs, statuses, failed))
@@ -300,6 +302,7 @@ fn measure_idle(
             .find(|s| s.backend == lab.backend.name())
         {
             st.idle_switch_cpu_pct = pct;
+            st.switch_cpus = lab.switch_affinity();
         }
     }
 }
@@ -355,7 +358,8 @@ fn config_report(cfg: &BenchConfig) -> ConfigReport {
 /// (numerator, denominator) backend names.
 type Pair = (String, String);
 
-/// (numerator, denominator) pairs: every mvdp mode (and mvdp-busy, in bridge mode) against
+/// (numerator, denominator) pairs: every mvdp mode (and mvdp-busy and mvdp-colocated, in bridge
+/// mode) against
 /// OVS (PMD and not), kernel macvlan in that mode and the bridge, kernel macvlan against the
 /// bridge; and pps of mvdp and OVS against the ceiling.
 fn ratio_pairs(backends: &[Backend]) -> (Vec<Pair>, Vec<Pair>) {
@@ -366,7 +370,7 @@ fn ratio_pairs(backends: &[Backend]) -> (Vec<Pair>, Vec<Pair>) {
     for b in backends {
         let mvdp_mode = match b {
             Backend::Mvdp(m) => Some(*m),
-            Backend::MvdpBusy => Some(mvdp_switch::Mode::Bridge),
+            Backend::MvdpBusy | Backend::MvdpColocated => Some(mvdp_switch::Mode::Bridge),
             _ => None,
         };
         if let Some(m) = mvdp_mode {
@@ -423,6 +427,7 @@ mod tests {
         let backends = [
             Backend::Mvdp(Mode::Bridge),
             Backend::MvdpBusy,
+            Backend::MvdpColocated,
             Backend::OvsAfxdp,
             Backend::OvsAfxdpNonPmd,
             Backend::Macvlan(Mode::Bridge),
@@ -435,6 +440,7 @@ mod tests {
             ("mvdp-busy", "ovs-afxdp-nonpmd"),
             ("mvdp-bridge", "ovs-afxdp-nonpmd"),
             ("mvdp-busy", "macvlan-bridge"),
+            ("mvdp-colocated", "macvlan-bridge"),
         ] {
             assert!(has(&pairs, n, d), "{n}/{d} missing from {pairs:?}");
         }

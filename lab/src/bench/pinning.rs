@@ -53,6 +53,14 @@ impl CpuPlan {
         })
     }
 
+    /// Where mvdp-colocated's worker goes, for the report ("" when the load is not pinned).
+    fn colocated(&self) -> String {
+        self.load_cpus
+            .first()
+            .map(|c| format!(", mvdp-colocated's on CPU {c}"))
+            .unwrap_or_default()
+    }
+
     /// One line for the report.
     pub fn describe(&self) -> String {
         let load = if self.load_cpus.is_empty() {
@@ -61,8 +69,14 @@ impl CpuPlan {
             format!("load generators pinned to CPU {:?}", self.load_cpus)
         };
         match self.switch_cpu {
-            Some(c) => format!("{load}; OVS's PMD thread and mvdp-busy's worker on CPU {c}"),
-            None => format!("{load}; no CPU for a dedicated-core switch"),
+            Some(c) => format!(
+                "{load}; OVS's PMD thread and mvdp-busy's worker on CPU {c}{}",
+                self.colocated()
+            ),
+            None => format!(
+                "{load}; no CPU for a dedicated-core switch{}",
+                self.colocated()
+            ),
         }
     }
 }
@@ -131,6 +145,36 @@ impl Drop for LoadPinned {
     }
 }
 
+/// The CPUs threads `tids` may run on, as the kernel has them (the union; sorted). None when
+/// there are no threads or one cannot be read (gone).
+pub fn affinity(tids: &[u32]) -> Option<Vec<usize>> {
+    let mut cpus = std::collections::BTreeSet::new();
+    for tid in tids {
+        let set = sched_getaffinity(Pid::from_raw(*tid as i32)).ok()?;
+        cpus.extend((0..CpuSet::count()).filter(|c| set.is_set(*c).unwrap_or(false)));
+    }
+    (!cpus.is_empty()).then(|| cpus.into_iter().collect())
+}
+
+/// `[0, 2, 3]` as taskset prints it: "0,2-3".
+pub fn cpu_list(cpus: &[usize]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < cpus.len() {
+        let mut j = i;
+        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j {
+            cpus[i].to_string()
+        } else {
+            format!("{}-{}", cpus[i], cpus[j])
+        });
+        i = j + 1;
+    }
+    out.join(",")
+}
+
 /// Puts threads `tids` under SCHED_IDLE (`idle`) or back under SCHED_OTHER: a switch's threads
 /// waiting for their turn run only when their core has nothing else to do.
 pub fn set_idle_priority(tids: &[u32], idle: bool) -> Result<()> {
@@ -174,5 +218,20 @@ mod tests {
         assert_eq!(CpuPlan::with_load(vec![], 2).unwrap().switch_cpu, Some(1));
         assert!(CpuPlan::with_load(vec![5], 2).is_err());
         assert!(p.describe().contains("CPU 2"), "{}", p.describe());
+        assert_eq!(cpu_list(&[0, 2, 3, 5]), "0,2-3,5");
+        assert_eq!(cpu_list(&[1]), "1");
+        assert_eq!(cpu_list(&[]), "");
+        // mvdp-colocated's worker joins the load, and the report says where.
+        assert!(
+            p.describe().contains("mvdp-colocated's on CPU 0"),
+            "{}",
+            p.describe()
+        );
+        let unpinned = CpuPlan::with_load(vec![], 2).unwrap();
+        assert!(
+            !unpinned.describe().contains("mvdp-colocated"),
+            "{}",
+            unpinned.describe()
+        );
     }
 }

@@ -210,6 +210,9 @@ pub struct BackendStatus {
     /// CPU the switching threads used with no traffic, in % of one CPU (null for the kernel
     /// backends, which have none, and backends not built).
     pub idle_switch_cpu_pct: Option<f64>,
+    /// The CPUs its switching threads may run on, as the kernel reports them (mvdp's workers,
+    /// OVS's PMD threads or, without them, vswitchd's main thread); null where there are none.
+    pub switch_cpus: Option<Vec<usize>>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -62,13 +62,17 @@ impl Results {
     fn write_backends(&self, s: &mut String) {
         let _ = writeln!(
             s,
-            "## Backends\n\n| backend | status | idle switch CPU |\n|---|---|---:|"
+            "## Backends\n\n| backend | status | idle switch CPU | switch runs on CPUs |\n|---|---|---:|---|"
         );
         for b in &self.backends {
             let idle = b
                 .idle_switch_cpu_pct
                 .map_or("-".to_string(), |p| format!("{p:.0} %"));
-            let _ = writeln!(s, "| {} | {} | {idle} |", b.backend, b.status);
+            let on = b
+                .switch_cpus
+                .as_deref()
+                .map_or("-".to_string(), super::pinning::cpu_list);
+            let _ = writeln!(s, "| {} | {} | {idle} | {on} |", b.backend, b.status);
         }
     }
 

@@ -40,6 +40,7 @@ impl Backend {
             | Backend::MvdpTraced
             | Backend::CeilingTraced
             | Backend::MvdpBusyTraced
+            | Backend::MvdpColocated
             | Backend::OvsAfxdp
             | Backend::OvsAfxdpNonPmd => self.kind().into(),
         }
@@ -64,13 +65,15 @@ impl Backend {
             Backend::MvdpTraced => "dh".into(),
             Backend::CeilingTraced => "xh".into(),
             Backend::MvdpBusyTraced => "dyh".into(),
+            Backend::MvdpColocated => "dc".into(),
             Backend::OvsAfxdp => "o".into(),
             Backend::OvsAfxdpNonPmd => "on".into(),
         }
     }
 
     /// Every backend the bench can measure: mvdp and kernel macvlan in bridge, vepa, private and
-    /// passthru mode, the Linux bridge, the ceiling, mvdp-busy and OVS with AF_XDP ports.
+    /// passthru mode, the Linux bridge, the ceiling, mvdp-busy, mvdp-colocated and OVS with AF_XDP
+    /// ports.
     pub fn bench_all() -> Vec<Backend> {
         let modes = [Mode::Bridge, Mode::Vepa, Mode::Private, Mode::Passthru];
         let mut v: Vec<Backend> = modes.iter().map(|m| Backend::Mvdp(*m)).collect();
@@ -82,6 +85,7 @@ impl Backend {
             Backend::MvdpTraced,
             Backend::CeilingTraced,
             Backend::MvdpBusyTraced,
+            Backend::MvdpColocated,
             Backend::OvsAfxdp,
             Backend::OvsAfxdpNonPmd,
         ]);
@@ -120,6 +124,10 @@ impl Backend {
             Backend::OvsAfxdp | Backend::OvsAfxdpNonPmd if ovs_programs().is_err() => {
                 ovs_programs().err()
             }
+            Backend::MvdpColocated if pinning::plan().load_cpus.is_empty() => Some(
+                "its worker goes on the load generators' CPU, and the load is not pinned (--load-cpus none, or one CPU)"
+                    .into(),
+            ),
             b if b.dedicated_core() && pinning::plan().switch_cpu.is_none() => Some(
                 "needs a CPU of its own apart from the load generators' (one CPU, or --load-cpus took them all)"
                     .into(),
@@ -226,6 +234,7 @@ impl BenchLab {
             | Backend::MvdpTraced
             | Backend::CeilingTraced
             | Backend::MvdpBusyTraced
+            | Backend::MvdpColocated
             | Backend::OvsAfxdp
             | Backend::OvsAfxdpNonPmd => Backend::None,
         };
@@ -288,6 +297,23 @@ impl BenchLab {
                 poll: PollMode::BusyPoll,
                 cpus: pinning::plan().switch_cpu.into_iter().collect(),
                 trace_hops: u32::from(self.backend == Backend::MvdpBusyTraced),
+                ..RuntimeOptions::default()
+            };
+            self.daemon = Some(start_mvdp(&self.lab, Mode::Bridge, opts)?);
+        }
+        if self.backend == Backend::MvdpColocated {
+            // On the first load CPU, where the containers' senders and receivers run: the frame a
+            // container sends wakes the worker there and the worker's TX kick wakes the receiver
+            // there, so no crossing waits for another (halted) CPU to wake. No spin: spinning on a
+            // CPU the receiver needs only delays the receiver.
+            let cpu = *pinning::plan()
+                .load_cpus
+                .first()
+                .ok_or_else(|| anyhow!("mvdp-colocated: the load is not pinned to a CPU"))?;
+            let opts = RuntimeOptions {
+                poll: PollMode::Adaptive,
+                spin: Duration::ZERO,
+                cpus: vec![cpu],
                 ..RuntimeOptions::default()
             };
             self.daemon = Some(start_mvdp(&self.lab, Mode::Bridge, opts)?);
@@ -410,6 +436,22 @@ impl BenchLab {
             if let Err(e) = o.set_pmd_resting(!on) {
                 tracing::warn!("{}: {e:#}", self.backend.name());
             }
+        }
+    }
+
+    /// The CPUs this lab's switching threads may run on (see [`pinning::affinity`]): mvdp's
+    /// workers; OVS's PMD threads, or vswitchd's main thread where it has none; None for the
+    /// kernel's backends and the ceiling.
+    pub fn switch_affinity(&self) -> Option<Vec<usize>> {
+        if let Some(d) = &self.daemon {
+            return pinning::affinity(d.worker_tids());
+        }
+        let o = self.ovs.as_ref()?;
+        let pmds = o.pmd_threads();
+        if pmds.is_empty() {
+            pinning::affinity(&[o.vswitchd_pid()?])
+        } else {
+            pinning::affinity(&pmds)
         }
     }
 

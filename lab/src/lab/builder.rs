@@ -162,6 +162,7 @@ impl LabBuilder {
                 | Backend::MvdpTraced
                 | Backend::CeilingTraced
                 | Backend::MvdpBusyTraced
+                | Backend::MvdpColocated
                 | Backend::OvsAfxdp
                 | Backend::OvsAfxdpNonPmd
         ) {
@@ -300,6 +301,7 @@ impl LabBuilder {
             | Backend::MvdpTraced
             | Backend::CeilingTraced
             | Backend::MvdpBusyTraced
+            | Backend::MvdpColocated
             | Backend::OvsAfxdp
             | Backend::OvsAfxdpNonPmd => {
                 unreachable!("validate refuses the mvdp and bench-only backends")

@@ -325,6 +325,21 @@ impl OvsSwitch {
             .unwrap_or_default()
     }
 
+    /// The thread ids of vswitchd's PMD threads (named `pmd-c<core>/id:<n>`); empty with
+    /// `afxdp-nonpmd` ports, which vswitchd's main thread polls.
+    pub fn pmd_threads(&self) -> Vec<u32> {
+        let Some(pid) = self.vswitchd_pid() else {
+            return Vec::new();
+        };
+        self.vswitchd_threads()
+            .into_iter()
+            .filter(|tid| {
+                std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+                    .is_ok_and(|c| c.starts_with("pmd"))
+            })
+            .collect()
+    }
+
     /// `total` of each of OVS's coverage counters `names` (0 for those never hit, which OVS omits).
     pub fn coverage(&self, names: &[&str]) -> Result<Vec<u64>> {
         let out = self.appctl(&["coverage/show"])?;
