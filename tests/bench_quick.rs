@@ -157,17 +157,15 @@ fn bench_quick_reports_every_figure_and_leaves_nothing() {
     assert!(env["crate_versions"]["xsk-rs"].is_string());
     assert!(env["command_line"].as_str().unwrap().contains("--quick"));
 
-    let status = |b: &str| -> String {
+    let backend = |b: &str| -> &Value {
         r["backends"]
             .as_array()
             .unwrap()
             .iter()
             .find(|s| s["backend"] == b)
-            .unwrap_or_else(|| panic!("backend {b} not reported"))["status"]
-            .as_str()
-            .unwrap()
-            .to_string()
+            .unwrap_or_else(|| panic!("backend {b} not reported"))
     };
+    let status = |b: &str| backend(b)["status"].as_str().unwrap().to_string();
     for b in [
         "mvdp-bridge",
         "macvlan-bridge",
@@ -179,15 +177,7 @@ fn bench_quick_reports_every_figure_and_leaves_nothing() {
     }
     // mvdp-colocated's worker is on the load's CPU (the kernel's own affinity of the thread),
     // adaptive mvdp's is not pinned, and the kernel's backends have no switching thread.
-    let switch_cpus = |b: &str| -> Value {
-        r["backends"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["backend"] == b)
-            .unwrap()["switch_cpus"]
-            .clone()
-    };
+    let switch_cpus = |b: &str| backend(b)["switch_cpus"].clone();
     let load = r["config"]["cpus"]["load_cpus"].clone();
     assert_eq!(load, serde_json::json!([0]), "{}", r["config"]);
     assert_eq!(switch_cpus("mvdp-colocated"), load, "{}", r["backends"]);
