@@ -86,6 +86,8 @@ pub struct DaemonArgs {
     spin_us: u64,
     /// CPUs to pin the workers to, like taskset's list (`2`, `1,3`, `2-3`): worker i runs on the
     /// i-th. With `--poll busy`, give a worker a core of its own, away from the containers' load.
+    /// With `--spin-us 0`, a worker on the CPU its containers run on shortens their round trips
+    /// when cores are few, at the cost of throughput under load (it shares that CPU with them).
     #[arg(long, env = "MVDP_CPU", value_name = "LIST", value_parser = parse_cpu_list)]
     cpu: Option<CpuList>,
     /// Each port's cap on the broadcasts and multicasts it sends, per second, in bursts of up to
