@@ -274,7 +274,8 @@ fn build_labs(cfg: &BenchConfig, pb: &ProgressBar) -> Result<BuiltLabs> {
 }
 
 /// Each lab's switching threads' CPU over `cfg.idle_window` with no traffic, as it is while
-/// measured (a PMD resumed, mvdp-busy's worker busy-polling), in % of one CPU.
+/// measured (a PMD resumed, mvdp-busy's worker busy-polling), in % of one CPU; and the CPUs those
+/// threads may run on, read here because by now every worker has pinned itself.
 fn measure_idle(
     cfg: &BenchConfig,
     labs: &[BenchLab],
