@@ -85,8 +85,8 @@ fn check_throughput(cell: &Value, switched: bool) {
     assert!(num(cpu, "ns_per_packet") > 0.0, "{cell}");
     // The cost is the machine's busy time over the cell: never more than every CPU for the
     // whole cell (plus the 100 ms drain of each slice, thread start-up and a tick per CPU at
-    // each end), and never less than
-    // any one measured thread's own time (less a tick). The parts overlap and are not summed.
+    // each end), and never less than any one measured thread's own time (less a tick). The
+    // parts overlap and are not summed.
     let cpus = std::thread::available_parallelism().unwrap().get() as f64;
     let total = num(cpu, "total_ms");
     let window_ms = num(f, "duration_s") * 1000.0 + 300.0;
